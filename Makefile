@@ -1,0 +1,40 @@
+# The project's DAG. `make test` and `make report` create what they need (.venv, data) on first use.
+# Conda users: make test VENV=$CONDA_PREFIX (after `conda env create -f environment.yml`).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KERNEL := invadv-centers
+export INVADV_DATA ?= $(CURDIR)/data
+RAW := $(INVADV_DATA)/MNIST/raw
+
+.PHONY: help env data test lab clean-venv
+help:
+	@echo "make test    - create .venv and data if missing, run the whole test suite"
+	@echo "make lab     - JupyterLab on localhost with the project kernel"
+	@echo "make data    - fetch and verify MNIST into $(INVADV_DATA)"
+	@echo "make env     - create/refresh the virtual environment only"
+
+env: $(VENV)/.installed
+
+# Pins live in pyproject.toml; tools/pins.py reads them so nothing is listed twice.
+$(VENV)/.installed: pyproject.toml tools/pins.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $$($(PY) tools/pins.py crosscheck)
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
+	touch $@
+
+data: $(RAW)/.verified
+$(RAW)/.verified: | $(VENV)/.installed
+	$(PY) -m lib.data --root $(INVADV_DATA)
+	touch $@
+
+test: $(VENV)/.installed $(RAW)/.verified
+	$(PY) -m pytest
+
+lab: $(VENV)/.installed $(RAW)/.verified
+	$(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,48 @@
+"""Where a product came from: code commit, package versions, device (recorded in every product)."""
+from __future__ import annotations
+
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib.metadata import version
+
+import torch
+
+from lib.config import ROOT
+
+PACKAGES = ("torch", "torchvision", "numpy")
+
+
+def git_commit() -> str:
+    """HEAD's hash, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
+    try:
+        run = lambda *args: subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=True)
+        commit = run("rev-parse", "HEAD").stdout.strip()
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device: torch.device | str) -> str:
+    """A human-readable name of the device that computed a product."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def provenance(device: torch.device | str) -> dict:
+    """The record stored beside every product."""
+    return {
+        "commit": git_commit(),
+        "packages": {name: version(name) for name in PACKAGES},
+        "python": platform.python_version(),
+        "device": device_name(device),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,133 @@
+"""Train model A (cross-entropy) or B (cross-entropy + λ·center loss) with the protocol of STUDY.md §2."""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lib.config import NUM_CLASSES, TrainConfig
+from lib.data import Split, batches
+from lib.losses import CenterLoss
+from lib.models import SmallCNN
+from lib.provenance import provenance
+
+
+@torch.no_grad()
+def accuracy(model: SmallCNN, split: Split, batch_size: int = 1000) -> float:
+    """Top-1 accuracy in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.long, device=split.labels.device)
+    for x, y in batches(split, batch_size):
+        correct += (model(x).argmax(1) == y).sum()
+    model.train(was_training)
+    return correct.item() / len(split)
+
+
+def build(config: TrainConfig, device: torch.device | str = "cpu") -> tuple[SmallCNN, CenterLoss]:
+    """A fresh model and center tracker for `config`, initialised from its seed."""
+    torch.manual_seed(config.seed)
+    model = SmallCNN(config.feature_dim, config.dropout, NUM_CLASSES).to(device)
+    centers = CenterLoss(NUM_CLASSES, config.feature_dim, config.center_alpha).to(device)
+    return model, centers
+
+
+def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Optimizer, split: Split,
+                config: TrainConfig, generator: torch.Generator, desc: str = "") -> dict[str, float]:
+    """One pass over `split`; returns the epoch's mean loss terms and running train accuracy."""
+    model.train()
+    device = split.labels.device
+    sums = torch.zeros(3, device=device)  # CE, center loss, correct — summed on device, one sync per epoch
+    n_batches = -(-len(split) // config.batch_size)
+    for x, y in tqdm(batches(split, config.batch_size, shuffle=True, generator=generator),
+                     total=n_batches, desc=desc, leave=False, mininterval=2):
+        features = model.features(x)
+        logits = model.classify(features)
+        ce = F.cross_entropy(logits, y)
+        center = centers(features, y)
+        # Model A only tracks centers: its loss never sees them.
+        loss = ce + config.loss_weight * center if config.loss_weight > 0 else ce
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        centers.update(features, y)
+        with torch.no_grad():
+            correct = logits.argmax(1).eq(y).sum()
+            sums += torch.stack([ce.detach() * len(y), center.detach() * len(y), correct.float()])
+    ce_sum, center_sum, correct = (sums / len(split)).tolist()
+    return {"ce": ce_sum, "center_loss": center_sum, "loss": ce_sum + config.loss_weight * center_sum,
+            "train_acc_running": correct}
+
+
+def train(config: TrainConfig, train_split: Split, test_split: Split,
+          device: torch.device | str = "cpu", progress: bool = True) -> dict:
+    """Train from scratch; return a checkpoint: weights, centers, config, per-epoch history, provenance.
+
+    train_acc_running is measured on the fly with dropout active (free); test_acc is a clean
+    eval-mode pass over the test split after every epoch.
+    """
+    model, centers = build(config, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    train_split, test_split = train_split.to(device), test_split.to(device)
+    history = []
+    epochs = tqdm(range(1, config.epochs + 1), desc=f"train {config.model}/{config.feature_dim}d",
+                  disable=not progress)
+    for epoch in epochs:
+        start = time.perf_counter()
+        metrics = train_epoch(model, centers, optimizer, train_split, config, generator, desc=f"epoch {epoch}")
+        metrics["test_acc"] = accuracy(model, test_split)
+        metrics["seconds"] = time.perf_counter() - start
+        history.append({"epoch": epoch, **metrics})
+        epochs.set_postfix(ce=f"{metrics['ce']:.4f}", test_acc=f"{metrics['test_acc']:.4f}")
+    return {
+        "model": {k: v.cpu() for k, v in model.state_dict().items()},
+        "centers": centers.centers.cpu(),
+        "config": config.to_dict(),
+        "history": history,
+        "provenance": provenance(device),
+    }
+
+
+def save_checkpoint(checkpoint: dict, path: Path | str) -> None:
+    """torch.save to a temporary sibling, then rename (never a half-written checkpoint)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path | str, expected: TrainConfig | None = None) -> dict:
+    """Load a checkpoint safely (weights_only) and check it was made with the expected config."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt?): {exc}") from exc
+    if expected is not None and checkpoint.get("config") != expected.to_dict():
+        diff = {k: (checkpoint.get("config", {}).get(k), v) for k, v in expected.to_dict().items()
+                if checkpoint.get("config", {}).get(k) != v}
+        raise ValueError(f"checkpoint {path} was made with another config (stored, requested): {diff}")
+    return checkpoint
+
+
+def restore(checkpoint: dict, device: torch.device | str = "cpu") -> tuple[SmallCNN, CenterLoss]:
+    """Model (eval mode) and centers from a checkpoint."""
+    config = TrainConfig.from_dict(checkpoint["config"])
+    model, centers = build(config, device)
+    model.load_state_dict(checkpoint["model"])
+    centers.centers.copy_(checkpoint["centers"])
+    return model.eval(), centers

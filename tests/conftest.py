@@ -1,0 +1,36 @@
+"""Shared fixtures: the verified MNIST splits and a small model trained once per session."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lib.config import TrainConfig
+from lib.data import load_split
+from lib.train import restore, train
+
+torch.set_num_threads(max(1, torch.get_num_threads()))
+
+
+@pytest.fixture(scope="session")
+def mnist():
+    """(train, test) splits, verified against the official MD5s (fetched from the mirror if absent)."""
+    return load_split(True), load_split(False)
+
+
+@pytest.fixture(scope="session")
+def small_model(mnist):
+    """A SmallCNN trained for one epoch on 6k images (~97 % test accuracy), in eval mode."""
+    train_split, test_split = mnist
+    config = TrainConfig(model="A", epochs=1, seed=0)
+    checkpoint = train(config, train_split.subset(6000), test_split.subset(1000), progress=False)
+    model, _ = restore(checkpoint)
+    return model
+
+
+@pytest.fixture(scope="session")
+def test_batch(mnist):
+    """256 test images as float inputs, with labels."""
+    from lib.data import to_input
+
+    _, test_split = mnist
+    return to_input(test_split.images[:256]), test_split.labels[:256]

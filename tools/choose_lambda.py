@@ -1,0 +1,50 @@
+"""Evidence for the default λ: train A and B at several λ, compare accuracy and class compactness.
+
+Usage: python tools/choose_lambda.py --epochs 3 --lambdas 0.003 0.01 0.03 0.1 --out reports/lambda_sweep.csv
+Compactness is within-class over between-class scatter of test features (scale-free), and
+`scatter_ratio_vs_A` is B's compactness divided by A's (lower = more compact).
+"""
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from lib.centers import compactness, extract_features, within_class_scatter
+from lib.config import TrainConfig
+from lib.data import load_split, to_input
+from lib.provenance import default_device, device_name
+from lib.train import restore, train
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--lambdas", type=float, nargs="+", default=[0.003, 0.01, 0.03, 0.1])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("reports/lambda_sweep.csv"))
+    args = parser.parse_args()
+    device = default_device()
+    train_split, test_split = load_split(True), load_split(False)
+    test_x, test_y = to_input(test_split.images).to(device), test_split.labels.to(device)
+    rows = []
+    for model_name, lam in [("A", 0.0)] + [("B", lam) for lam in args.lambdas]:
+        config = TrainConfig(model=model_name, center_weight=lam, epochs=args.epochs, seed=args.seed)
+        start = time.perf_counter()
+        model, _ = restore(train(config, train_split, test_split, device), device)
+        features = extract_features(model, test_x)
+        rows.append({"model": model_name, "lambda": lam, "epochs": args.epochs, "seed": args.seed,
+                     "test_acc": (model.classify(features).argmax(1) == test_y).float().mean().item(),
+                     "within_scatter": within_class_scatter(features, test_y).item(),
+                     "compactness": compactness(features, test_y).item(),
+                     "seconds": round(time.perf_counter() - start, 1), "device": device_name(device)})
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    table["scatter_ratio_vs_A"] = table["compactness"] / table.loc[table.model == "A", "compactness"].iloc[0]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    print(table.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Print dependency pins from pyproject.toml, the one place they are declared.
+
+Usage: python tools/pins.py [GROUP]   (GROUP: "main" (default), "test", "crosscheck", "all")
+"""
+import sys
+import tomllib
+from pathlib import Path
+
+PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+
+
+def pins(group: str = "main") -> list[str]:
+    """Return the pinned requirement strings of one dependency group."""
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+    extras = project["optional-dependencies"]
+    groups = {"main": project["dependencies"], **extras}
+    if group == "all":
+        return [p for g in groups.values() for p in g]
+    if group not in groups:
+        raise SystemExit(f"unknown pin group {group!r}; choose from {sorted(groups) + ['all']}")
+    return list(groups[group])
+
+
+if __name__ == "__main__":
+    print(" ".join(pins(sys.argv[1] if len(sys.argv) > 1 else "main")))
