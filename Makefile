@@ -6,10 +6,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KERNEL := invadv-centers
 export INVADV_DATA ?= $(CURDIR)/data
+export INVADV_RUNS ?= $(CURDIR)/runs
 RAW := $(INVADV_DATA)/MNIST/raw
+PROFILE ?= paper
+SET ?=
 
-.PHONY: help env data test lab clean-venv
+.PHONY: help env data report test nbval-refresh lab clean-venv
 help:
+	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\")"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
 	@echo "make data    - fetch and verify MNIST into $(INVADV_DATA)"
@@ -30,8 +34,20 @@ $(RAW)/.verified: | $(VENV)/.installed
 	$(PY) -m lib.data --root $(INVADV_DATA)
 	touch $@
 
+# The DAG of notebooks lives in a generated Makefile whose targets are content-keyed products
+# (lib/pipeline.py); `make -j4 report` runs independent trainings and ε runs in parallel.
+report: $(VENV)/.installed $(RAW)/.verified
+	@mkdir -p $(INVADV_RUNS)/$(PROFILE) && touch $(INVADV_RUNS)/$(PROFILE)/.started
+	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(SET)" makefile >/dev/null
+	@$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report
+
+# The suite includes nbval: tests/nbval/ holds smoke-profile notebooks with their outputs, re-executed
+# and compared (rounded numbers; images, timings and paths excluded).
 test: $(VENV)/.installed $(RAW)/.verified
 	$(PY) -m pytest
+
+nbval-refresh: $(VENV)/.installed $(RAW)/.verified
+	$(PY) tools/refresh_nbval.py
 
 lab: $(VENV)/.installed $(RAW)/.verified
 	$(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks

@@ -77,3 +77,28 @@ def compactness(features: torch.Tensor, labels: torch.Tensor, num_classes: int =
     """Within-class over between-class scatter: scale-free, so shrinking all features does not count."""
     return within_class_scatter(features, labels, num_classes) / between_class_scatter(
         class_means(features, labels, num_classes))
+
+
+def references(model: nn.Module, center_buffer: torch.Tensor, splits: dict[str, "Split"],
+               batch_size: int = 1000) -> dict[str, torch.Tensor]:
+    """What adversarial centers are compared with: feature means per split, weight rows W, centers."""
+    from lib.data import to_input
+
+    device = next(model.parameters()).device
+    result = {}
+    for name, split in splits.items():
+        features = torch.cat([extract_features(model, to_input(split.images[i:i + batch_size]).to(device))
+                              for i in range(0, len(split), batch_size)])
+        result[f"feature_mean_{name}"] = class_means(features, split.labels.to(device)).cpu()
+    result["weight"] = model.class_weights.detach().cpu().clone()
+    result["center"] = center_buffer.detach().cpu().clone()
+    return result
+
+
+def snapshot(model: nn.Module, split: "Split") -> dict[str, torch.Tensor]:
+    """Features of a split with their class means and the weight rows (Figure 1's ingredients)."""
+    from lib.data import to_input
+
+    features = extract_features(model, to_input(split.images).to(next(model.parameters()).device)).cpu()
+    return {"features": features, "labels": split.labels, "means": class_means(features, split.labels),
+            "weights": model.class_weights.detach().cpu()}

@@ -34,6 +34,8 @@ class TrainConfig:
     batch_size: int = 128
     epochs: int = 25
     dropout: float = 0.5
+    train_samples: int | None = None  # first N training images (None: all 60k)
+    test_samples: int | None = None  # first N test images for evaluation (None: all 10k)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -51,6 +53,8 @@ class TrainConfig:
             (isinstance(self.epochs, int) and self.epochs >= 1,
              f"epochs must be an integer >= 1, got {self.epochs!r}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}"),
+            *[(n is None or (isinstance(n, int) and n >= 10), f"{name} must be None (all) or an integer >= 10, got {n!r}")
+              for name, n in (("train_samples", self.train_samples), ("test_samples", self.test_samples))],
             (isinstance(self.seed, int) and not isinstance(self.seed, bool),
              f"seed must be an integer, got {self.seed!r}"),
         ]
@@ -75,10 +79,113 @@ class TrainConfig:
         return cls(**values)
 
 
-@dataclass(frozen=True)
-class AttackConfig:
-    """Inverse adversaries (STUDY.md §3): PGD that descends cross-entropy, no random start."""
+REFERENCES = ("feature_mean", "weight", "center")  # what adversarial centers are compared with
+SPLITS = ("train", "test")
 
-    step_size: float = 0.01
+# The three profiles. `paper` is the protocol of STUDY.md §2; `quick` previews the same pipeline in
+# about 10 minutes on a 2-core CPU; `smoke` exercises every step in about a minute (tests).
+PROFILES: dict[str, dict] = {
+    "paper": {},
+    "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300},
+    "smoke": {"epochs": 2, "train_samples": 4000, "test_samples": 500, "attack_samples": 100,
+              "eps": (0.0, 0.1, 0.3), "steps": 10, "step_size": 0.03},
+}
+
+
+@dataclass(frozen=True)
+class Study:
+    """All parameters of one run of the study: a profile's values plus any overrides."""
+
+    profile: str = "paper"
+    # training (STUDY.md §2)
+    epochs: int = 25
+    train_samples: int | None = None  # first N training images (None: all 60k)
+    test_samples: int | None = None  # first N test images, everywhere the test split is used (None: all)
+    center_weight: float = DEFAULT_CENTER_WEIGHT  # λ of model B at feature_dim 200
+    center_weight_2d: float = 0.01  # λ of model B at feature_dim 2 (Wen et al.'s MNIST toy)
+    seed: int = 0
+    # inverse adversaries (STUDY.md §3): T·α' = 0.4 >= the largest ε
+    eps: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
     steps: int = 40
-    eps_grid: tuple[float, ...] = field(default=(0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3))
+    step_size: float = 0.01
+    attack_samples: int | None = None  # first N images of attack_split (None: all)
+    attack_split: str = "test"
+    mean_split: str = "train"  # split the feature means are computed on
+
+    def __post_init__(self) -> None:
+        eps = tuple(float(e) for e in self.eps)
+        object.__setattr__(self, "eps", eps)
+        checks = [
+            (self.profile in PROFILES, f"profile must be one of {sorted(PROFILES)}, got {self.profile!r}"),
+            (len(eps) >= 1, "eps must list at least one value"),
+            (all(0 <= e <= 1 for e in eps), f"every eps must lie in [0, 1], got {eps}"),
+            (len(set(eps)) == len(eps), f"eps has duplicates: {eps}"),
+            (isinstance(self.steps, int) and self.steps >= 1, f"steps must be an integer >= 1, got {self.steps!r}"),
+            (self.step_size > 0, f"step_size must be > 0, got {self.step_size!r}"),
+            (self.attack_samples is None or (isinstance(self.attack_samples, int) and self.attack_samples >= 10),
+             f"attack_samples must be None (all) or an integer >= 10, got {self.attack_samples!r}"),
+            (self.attack_split in SPLITS, f"attack_split must be one of {SPLITS}, got {self.attack_split!r}"),
+            (self.mean_split in SPLITS, f"mean_split must be one of {SPLITS}, got {self.mean_split!r}"),
+            (self.center_weight_2d >= 0, f"center_weight_2d must be >= 0, got {self.center_weight_2d!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"Study: {message}")
+        self.train_config("B", 200)  # validates the training parameters too
+
+    def train_config(self, model: str, feature_dim: int) -> TrainConfig:
+        """The TrainConfig of one model of the study."""
+        # Model A's loss never sees λ; storing 0 keeps a λ change from retraining it.
+        weight = 0.0 if model == "A" else self.center_weight_2d if feature_dim == 2 else self.center_weight
+        return TrainConfig(model=model, feature_dim=feature_dim, center_weight=weight, epochs=self.epochs,
+                           train_samples=self.train_samples, test_samples=self.test_samples, seed=self.seed)
+
+    def split(self, name: str) -> "Split":
+        """A data split as this study uses it (the first train_samples / test_samples images)."""
+        from lib.data import load_split
+
+        if name not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+        n = self.train_samples if name == "train" else self.test_samples
+        return load_split(name == "train").subset(n)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The models the study trains: 200-d for figures 2–3 (and the ε runs), 2-d for figure 1.
+STUDY_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
+EPS_MODELS = (("A", 200), ("B", 200))
+
+
+def parse_value(name: str, text: str):
+    """Turn an override's text into the type of the Study field it sets."""
+    kind = {f.name: f.type for f in dataclasses.fields(Study)}[name]
+    if text.lower() in ("none", "all") and "None" in str(kind):
+        return None
+    if "tuple" in str(kind):
+        return tuple(float(v) for v in text.replace(",", " ").split())
+    if "int" in str(kind):
+        if not text.lstrip("-").isdigit():
+            raise ValueError(f"{name} must be an integer, got {text!r}")
+        return int(text)
+    if "float" in str(kind):
+        return float(text)
+    return text
+
+
+def study(profile: str = "paper", overrides: str | dict = "") -> Study:
+    """The Study of a profile with overrides: a dict, or text like "epochs=3 eps=0,0.1,0.2"."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if isinstance(overrides, str):
+        pairs = [item.split("=", 1) for item in overrides.split()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError(f"overrides must look like 'name=value name=value', got {overrides!r}")
+        overrides = dict(pairs)
+    known = {f.name for f in dataclasses.fields(Study)} - {"profile"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    values = {k: parse_value(k, v) if isinstance(v, str) else v for k, v in overrides.items()}
+    return Study(profile=profile, **{**PROFILES[profile], **values})

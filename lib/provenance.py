@@ -1,6 +1,7 @@
 """Where a product came from: code commit, package versions, device (recorded in every product)."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -44,5 +45,14 @@ def provenance(device: torch.device | str) -> dict:
 
 
 def default_device() -> torch.device:
-    """CUDA when available, else CPU."""
+    """CUDA when available, else CPU; applies INVADV_THREADS to torch's CPU thread pool if set.
+
+    CPU results are bit-identical only for the same number of threads (reductions are split
+    differently), so tests pin INVADV_THREADS=1 and `make -jN` shares the cores out through it.
+    """
+    threads = os.environ.get("INVADV_THREADS")
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"INVADV_THREADS must be a positive integer, got {threads!r}")
+        torch.set_num_threads(int(threads))
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

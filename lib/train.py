@@ -1,8 +1,6 @@
 """Train model A (cross-entropy) or B (cross-entropy + λ·center loss) with the protocol of STUDY.md §2."""
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -10,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from lib import products
+from lib.centers import references
 from lib.config import NUM_CLASSES, TrainConfig
 from lib.data import Split, batches
 from lib.losses import CenterLoss
@@ -75,7 +75,8 @@ def train(config: TrainConfig, train_split: Split, test_split: Split,
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
-    train_split, test_split = train_split.to(device), test_split.to(device)
+    train_split = train_split.subset(config.train_samples).to(device)
+    test_split = test_split.subset(config.test_samples).to(device)
     history = []
     epochs = tqdm(range(1, config.epochs + 1), desc=f"train {config.model}/{config.feature_dim}d",
                   disable=not progress)
@@ -95,31 +96,12 @@ def train(config: TrainConfig, train_split: Split, test_split: Split,
     }
 
 
-def save_checkpoint(checkpoint: dict, path: Path | str) -> None:
-    """torch.save to a temporary sibling, then rename (never a half-written checkpoint)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(checkpoint, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_checkpoint(path: Path | str, expected: TrainConfig | None = None) -> dict:
     """Load a checkpoint safely (weights_only) and check it was made with the expected config."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        raise ValueError(f"checkpoint {path} is unreadable (truncated or corrupt?): {exc}") from exc
-    if expected is not None and checkpoint.get("config") != expected.to_dict():
-        diff = {k: (checkpoint.get("config", {}).get(k), v) for k, v in expected.to_dict().items()
-                if checkpoint.get("config", {}).get(k) != v}
+    checkpoint = products.load(path)
+    stored = checkpoint.get("config", {})
+    if expected is not None and stored != expected.to_dict():
+        diff = {k: (stored.get(k), v) for k, v in expected.to_dict().items() if stored.get(k) != v}
         raise ValueError(f"checkpoint {path} was made with another config (stored, requested): {diff}")
     return checkpoint
 
@@ -131,3 +113,22 @@ def restore(checkpoint: dict, device: torch.device | str = "cpu") -> tuple[Small
     model.load_state_dict(checkpoint["model"])
     centers.centers.copy_(checkpoint["centers"])
     return model.eval(), centers
+
+
+def train_or_load(config: TrainConfig, path: Path | str, train_split: Split, test_split: Split,
+                  device: torch.device | str = "cpu") -> dict:
+    """The checkpoint at `path` if it was made with `config`; otherwise train and save it there.
+
+    The checkpoint also carries the model's references (feature means on both splits, W, centers).
+    """
+    path = Path(path)
+    if path.exists():
+        return load_checkpoint(path, expected=config)
+    start = time.perf_counter()
+    checkpoint = train(config, train_split, test_split, device)
+    model, centers = restore(checkpoint, device)
+    splits = {"train": train_split.subset(config.train_samples), "test": test_split.subset(config.test_samples)}
+    checkpoint["references"] = references(model, centers.centers, splits)
+    checkpoint["compute_seconds"] = time.perf_counter() - start
+    products.save(checkpoint, path)
+    return checkpoint

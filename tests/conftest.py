@@ -34,3 +34,15 @@ def test_batch(mnist):
 
     _, test_split = mnist
     return to_input(test_split.images[:256]), test_split.labels[:256]
+
+
+# Products and reports of the tests go to a scratch folder, never into the user's runs/ or reports/.
+import os as _os
+import tempfile as _tempfile
+
+_scratch = _tempfile.mkdtemp(prefix="invadv-tests-")
+_os.environ["INVADV_RUNS"] = _os.path.join(_scratch, "runs")
+_os.environ["INVADV_REPORTS"] = _os.path.join(_scratch, "reports")
+# Notebooks (nbval, the smoke pipeline) run single-threaded: CPU results are bit-identical only for a
+# fixed thread count, and the stored nbval outputs must match on any machine.
+_os.environ["INVADV_THREADS"] = "1"

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 
 from lib.config import TrainConfig
 from lib.data import Split, to_input
-from lib.train import build, load_checkpoint, restore, save_checkpoint, train
+from lib.products import save as save_checkpoint
+from lib.train import build, load_checkpoint, restore, train
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,75 @@
+"""One ε run: inverse adversaries of a split for each model, and what they do (STUDY.md §3)."""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from lib.attacks import inverse_adversary
+from lib.centers import class_means, cosine
+from lib.data import Split, to_input
+from lib.models import SmallCNN
+
+N_EXAMPLES = 8  # digits kept for the example grid
+
+
+@torch.no_grad()
+def describe(model: SmallCNN, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-sample features, loss, confidence in the true class and prediction, in eval mode."""
+    features = model.features(x)
+    logits = model.classify(features)
+    return {"features": features, "loss": F.cross_entropy(logits, y, reduction="none"),
+            "confidence": logits.softmax(1).gather(1, y[:, None]).squeeze(1), "prediction": logits.argmax(1)}
+
+
+def run_model(model: SmallCNN, split: Split, eps: float, step_size: float, steps: int,
+              batch_size: int = 1000, desc: str = "") -> dict[str, torch.Tensor]:
+    """Inverse adversaries of every sample of `split` (batched), with per-sample statistics."""
+    model.eval()
+    device = next(model.parameters()).device
+    parts = []
+    for start in tqdm(range(0, len(split), batch_size), desc=desc, leave=False, mininterval=2):
+        x = to_input(split.images[start:start + batch_size]).to(device)
+        y = split.labels[start:start + batch_size].to(device)
+        x_adv = inverse_adversary(model, x, y, eps, step_size, steps)
+        clean, adv = describe(model, x, y), describe(model, x_adv, y)
+        parts.append({
+            "clean_features": clean["features"], "adv_features": adv["features"],
+            "loss_before": clean["loss"], "loss_after": adv["loss"],
+            "confidence_before": clean["confidence"], "confidence_after": adv["confidence"],
+            "changed": clean["prediction"] != adv["prediction"],
+            "correct_after": adv["prediction"] == y,
+            "linf": (x_adv - x).abs().flatten(1).amax(1),
+        })
+        if start == 0:
+            examples = {"clean": x[:N_EXAMPLES].cpu(), "adversarial": x_adv[:N_EXAMPLES].cpu(),
+                        "labels": y[:N_EXAMPLES].cpu()}
+    merged = {k: torch.cat([p[k] for p in parts]).cpu() for k in parts[0]}
+    return {**merged, "examples": examples}
+
+
+def summarise(per_sample: dict, labels: torch.Tensor, references: dict) -> dict:
+    """What the ε run keeps: adversarial and clean class centers, sample-level cosines (against every
+    reference, feature means of both splits included), per-sample statistics."""
+    adv = per_sample["adv_features"]
+    return {
+        "adv_centers": class_means(adv, labels),
+        "clean_centers": class_means(per_sample["clean_features"], labels),
+        "sample_cosine": {name: cosine(adv, reference[labels]) for name, reference in references.items()},
+        **{k: v for k, v in per_sample.items() if k not in ("adv_features", "clean_features")},
+    }
+
+
+def run(models: dict[str, tuple[SmallCNN, dict]], split: Split, eps: float, step_size: float,
+        steps: int) -> dict:
+    """The ε run for every model: {model name: summary} plus the labels and the timing."""
+    result = {"eps": eps, "labels": split.labels.clone(), "models": {}}
+    for name, (model, refs) in models.items():
+        start = time.perf_counter()
+        per_sample = run_model(model, split, eps, step_size, steps, desc=f"ε={eps:g} {name}")
+        summary = summarise(per_sample, split.labels, refs)
+        summary["seconds"] = time.perf_counter() - start
+        result["models"][name] = summary
+    return result

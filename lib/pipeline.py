@@ -1,0 +1,261 @@
+"""The report's DAG: which notebook runs make which product, where, keyed by what.
+
+Every product lives in a folder named by a content key: a hash of the step's parameters, the
+source of the notebook and `lib` modules that make it, and the keys of its inputs. A changed
+parameter or code therefore lands in a new folder and recomputes exactly what depends on it;
+switching back finds the old products again. `makefile` writes these tasks as a Makefile so
+`make -j` runs independent ones in parallel; `execute` runs one notebook with papermill.
+
+    python -m lib.pipeline --profile quick --set "epochs=3" makefile   # writes runs/quick/pipeline.mk
+    python -m lib.pipeline --profile quick execute train-A-200d         # one step
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lib.config import EPS_MODELS, ROOT, STUDY_MODELS, Study, study
+
+NOTEBOOKS = ROOT / "notebooks"
+KERNEL = "invadv-centers"
+# The lib modules whose code each step runs (its inputs' code is covered by their keys).
+CODE = {
+    "01_train": ("data", "models", "losses", "train", "centers"),
+    "02_inverse_adversaries": ("data", "models", "attacks", "centers", "inverse"),
+    "03_centers": ("centers", "tables"),
+    "04_figures": ("plots", "claims", "report", "tables"),
+}
+
+
+def runs_dir() -> Path:
+    """Root of all products (INVADV_RUNS, default runs/)."""
+    return Path(os.environ.get("INVADV_RUNS", ROOT / "runs"))
+
+
+def reports_dir() -> Path:
+    """Where the rendered HTML report goes (INVADV_REPORTS, default reports/)."""
+    return Path(os.environ.get("INVADV_REPORTS", ROOT / "reports"))
+
+
+def source_hash(notebook: str) -> str:
+    """Hash of a notebook and the lib modules it runs."""
+    digest = hashlib.sha256((NOTEBOOKS / f"{notebook}.ipynb").read_bytes())
+    for module in CODE[notebook]:
+        digest.update((ROOT / "lib" / f"{module}.py").read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass
+class Task:
+    """One papermill run: a notebook with parameters, writing `product` into `folder`."""
+
+    name: str
+    notebook: str
+    params: dict  # injected into the notebook's parameters cell, besides profile and overrides
+    key_params: dict  # what the products depend on (beyond code and inputs)
+    product: str  # file name inside the folder that marks the step done
+    deps: list["Task"] = field(default_factory=list)
+    profile: str = "paper"
+
+    @property
+    def key(self) -> str:
+        payload = json.dumps({"code": source_hash(self.notebook), "params": self.key_params,
+                              "deps": [d.key for d in self.deps]}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    @property
+    def folder(self) -> Path:
+        return runs_dir() / self.profile / f"{self.name}-{self.key}"
+
+    @property
+    def output(self) -> Path:
+        return self.folder / self.product
+
+    @property
+    def executed(self) -> Path:
+        return self.folder / f"{self.notebook}.ipynb"
+
+
+def eps_label(eps: float) -> str:
+    """ε as a stable folder-name fragment, e.g. 0.05 -> '0.05'."""
+    return f"{eps:g}"
+
+
+def plan(s: Study) -> dict[str, Task]:
+    """All tasks of the study, by name, in an order that respects dependencies."""
+    tasks: dict[str, Task] = {}
+    for model, dim in STUDY_MODELS:
+        config = s.train_config(model, dim)
+        tasks[f"train-{model_name(model, dim)}"] = Task(
+            f"train-{model_name(model, dim)}", "01_train", {"model": model, "feature_dim": dim},
+            config.to_dict(), "checkpoint.pt", profile=s.profile)
+    trained = [tasks[f"train-{model_name(m, d)}"] for m, d in EPS_MODELS]
+    attack = {k: getattr(s, k) for k in ("steps", "step_size", "attack_samples", "attack_split")}
+    for eps in s.eps:
+        name = f"eps-{eps_label(eps)}"
+        tasks[name] = Task(name, "02_inverse_adversaries", {"eps": eps}, {"eps": eps, **attack},
+                           "inverse.pt", deps=trained, profile=s.profile)
+    eps_tasks = [tasks[f"eps-{eps_label(e)}"] for e in s.eps]
+    tasks["centers"] = Task("centers", "03_centers", {}, {"mean_split": s.mean_split},
+                            "centers.csv", deps=trained + eps_tasks, profile=s.profile)
+    train_tasks = [t for t in tasks.values() if t.notebook == "01_train"]
+    tasks["figures"] = Task("figures", "04_figures", {}, {"study": s.to_dict()}, "04_figures.ipynb",
+                            deps=[tasks["centers"], *train_tasks, *eps_tasks], profile=s.profile)
+    return tasks
+
+
+def task(s: Study, name: str) -> Task:
+    """One task of the study's plan, by name."""
+    tasks = plan(s)
+    if name not in tasks:
+        raise ValueError(f"unknown task {name!r}; tasks of this study: {', '.join(tasks)}")
+    return tasks[name]
+
+
+def require(t: Task) -> Path:
+    """The task's product, or an error naming the step and the command that makes it."""
+    if not t.output.exists():
+        raise FileNotFoundError(
+            f"missing input {t.output}: it is made by step {t.name} (notebook {t.notebook}); "
+            f"run `make report PROFILE={t.profile}` (add SET=\"...\" with the same overrides) to make it")
+    return t.output
+
+
+def model_name(model: str, feature_dim: int) -> str:
+    """'A-200d' style name, shared by tasks, tables and figures."""
+    return f"{model}-{feature_dim}d"
+
+
+def load_checkpoints(s: Study, eps_models: bool = False) -> dict:
+    """{'A-200d': checkpoint, ...} of the study's models (only those of the ε runs if eps_models)."""
+    from lib.train import load_checkpoint
+
+    return {model_name(m, d): load_checkpoint(require(task(s, f"train-{model_name(m, d)}")), s.train_config(m, d))
+            for m, d in (EPS_MODELS if eps_models else STUDY_MODELS)}
+
+
+def load_models(s: Study, device) -> dict:
+    """{'A-200d': (model in eval mode, references), ...} for the models of the ε runs."""
+    from lib.train import restore
+
+    return {name: (restore(ck, device)[0], ck["references"]) for name, ck in load_checkpoints(s, True).items()}
+
+
+def load_eps_runs(s: Study) -> list[dict]:
+    """The products of every ε run, in the order of the ε grid."""
+    from lib.products import load
+
+    return [load(require(task(s, f"eps-{eps_label(e)}"))) for e in s.eps]
+
+
+def report_path(s: Study) -> Path:
+    """reports/report.html for the paper profile, reports/report-<profile>.html otherwise."""
+    return reports_dir() / ("report.html" if s.profile == "paper" else f"report-{s.profile}.html")
+
+
+def notebooks_folder_name(s: Study) -> str:
+    """Folder beside the report holding the executed notebooks (linked from the report)."""
+    return f"{report_path(s).stem}_notebooks"
+
+
+def overrides_text(overrides: str) -> str:
+    """Normalise override text (one space between items)."""
+    return " ".join(overrides.split())
+
+
+def makefile(s: Study, overrides: str) -> str:
+    """A Makefile with one rule per task; `make -f it report` builds the whole report."""
+    pipe = f"$(PY) -m lib.pipeline --profile {s.profile} --set {shlex.quote(overrides_text(overrides))}"
+    lines = ["# Generated by lib.pipeline: do not edit.", f"PY ?= {shlex.quote(sys.executable)}",
+             f"PIPE := {pipe}", ".PHONY: report", ""]
+    tasks = plan(s)
+    # Targets are the executed notebooks: papermill's output appears (atomically) only after the
+    # notebook ran to the end and wrote its product.
+    for task in tasks.values():
+        deps = " ".join(str(d.executed) for d in task.deps)
+        lines += [f"{task.executed}: {deps}", f"\t$(PIPE) execute {task.name}", ""]
+    lines += [f"report: {tasks['figures'].executed}", "\t$(PIPE) render", ""]
+    return "\n".join(lines)
+
+
+def jobs_threads() -> int | None:
+    """Torch threads per notebook under `make -jN`: the cores shared out, so N runs don't thrash."""
+    match = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
+    if not match or int(match.group(1)) <= 1:
+        return None
+    return max(1, (os.cpu_count() or 1) // int(match.group(1)))
+
+
+def execute(task: Task, overrides: str) -> None:
+    """Run the task's notebook with papermill; the executed notebook appears only on success."""
+    import papermill
+
+    missing = [d for d in task.deps if not d.output.exists()]
+    if missing:
+        raise SystemExit(f"error: {task.name} needs {', '.join(d.name for d in missing)} first: "
+                         f"run `make report PROFILE={task.profile}`")
+    task.folder.mkdir(parents=True, exist_ok=True)
+    partial = task.folder / f".{task.notebook}.partial.ipynb"
+    env_threads = jobs_threads()
+    if env_threads and "INVADV_THREADS" not in os.environ:
+        os.environ["INVADV_THREADS"] = str(env_threads)  # read by lib.provenance.default_device
+    params = {"profile": task.profile, "overrides": overrides_text(overrides), **task.params}
+    started = runs_dir() / task.profile / ".started"
+    if task.name == "figures" and started.exists():
+        params["wall_seconds"] = time.time() - started.stat().st_mtime
+    print(f"[{task.name}] {task.notebook} -> {task.folder}", flush=True)
+    try:
+        papermill.execute_notebook(
+            NOTEBOOKS / f"{task.notebook}.ipynb", partial, cwd=str(NOTEBOOKS), kernel_name=KERNEL,
+            parameters=params,
+            log_output=True, progress_bar=False)
+    except papermill.PapermillExecutionError as exc:
+        # The notebook's own error first, not papermill's traceback.
+        raise SystemExit(f"error in {task.name} ({task.notebook}): {exc.ename}: {exc.evalue}\n"
+                         f"  executed notebook kept for inspection: {partial}") from None
+    os.replace(partial, task.executed)
+    if not task.output.exists():
+        raise SystemExit(f"error: {task.notebook} ran but did not write {task.output}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="paper")
+    parser.add_argument("--set", default="", dest="overrides", help='overrides, e.g. "epochs=3 eps=0,0.1"')
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("makefile", help="write runs/<profile>/pipeline.mk and print its path")
+    run = sub.add_parser("execute", help="run one task's notebook")
+    run.add_argument("task")
+    sub.add_parser("render", help="render the HTML report from the executed notebooks")
+    args = parser.parse_args(argv)
+    try:
+        s = study(args.profile, args.overrides)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    if args.command == "makefile":
+        path = runs_dir() / s.profile / "pipeline.mk"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(makefile(s, args.overrides))
+        print(path)
+    elif args.command == "execute":
+        tasks = plan(s)
+        if args.task not in tasks:
+            raise SystemExit(f"error: unknown task {args.task!r}; tasks: {', '.join(tasks)}")
+        execute(tasks[args.task], args.overrides)
+    elif args.command == "render":
+        from lib.render import render
+
+        render(s, plan(s))
+
+
+if __name__ == "__main__":
+    main()

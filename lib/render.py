@@ -1,0 +1,55 @@
+"""Render the executed report notebook as one self-contained HTML file, executed notebooks beside it."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from lib.pipeline import Task, notebooks_folder_name, report_path
+from lib.products import write_text
+
+# Code cells are hidden until the reader asks for them; everything is inline (no remote scripts).
+TOGGLE = """
+<style>body:not(.show-code) .jp-CodeCell .jp-InputArea { display: none; }
+#code-toggle { position: fixed; top: 8px; right: 12px; z-index: 100; }</style>
+<button id="code-toggle" onclick="document.body.classList.toggle('show-code')">show / hide code</button>
+"""
+
+
+def to_html(notebook: Path) -> str:
+    """nbconvert HTML, images embedded, injected-parameters cells removed, code collapsed."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.remove_cell_tags = ("injected-parameters",)
+    config.TagRemovePreprocessor.remove_input_tags = ("parameters",)
+    config.TagRemovePreprocessor.enabled = True
+    config.HTMLExporter.embed_images = True
+    exporter = HTMLExporter(config=config, template_name="lab")
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    # The lab template pulls require.js and MathJax from a CDN; the report needs neither (no widgets,
+    # no LaTeX), and it must read offline.
+    body = re.sub(r'<script[^>]*src="https?://[^"]*"[^>]*>\s*</script>', "", body)
+    return body.replace("</body>", TOGGLE + "</body>", 1)
+
+
+def render(study, tasks: dict[str, Task]) -> Path:
+    """Write the HTML report and copy every executed notebook beside it; no work when up to date."""
+    report = report_path(study)
+    stamp = report.with_suffix(".key")
+    key = tasks["figures"].key
+    if report.exists() and stamp.exists() and stamp.read_text() == key:
+        print(f"{report} is up to date")
+        return report
+    folder = report.with_name(notebooks_folder_name(study))
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    for task in tasks.values():
+        shutil.copyfile(task.executed, folder / f"{task.name}.ipynb")
+    write_text(to_html(tasks["figures"].executed), report)
+    write_text(key, stamp)
+    print(f"report: {report}")
+    return report

@@ -1,0 +1,92 @@
+"""Tidy tables (one row per observation) built from the pipeline's products."""
+from __future__ import annotations
+
+import pandas as pd
+import torch
+
+from lib.centers import compare
+from lib.config import REFERENCES
+
+
+def reference(refs: dict[str, torch.Tensor], name: str, mean_split: str) -> torch.Tensor:
+    """The [C, D] reference `name` (feature_mean / weight / center) of one model."""
+    if name not in REFERENCES:
+        raise ValueError(f"reference must be one of {REFERENCES}, got {name!r}")
+    return refs[f"feature_mean_{mean_split}"] if name == "feature_mean" else refs[name]
+
+
+def centers_table(eps_runs: list[dict], refs: dict[str, dict], mean_split: str) -> pd.DataFrame:
+    """Cosine and MSE of adversarial centers vs each reference: model × ε × reference × class."""
+    rows = []
+    for run in eps_runs:
+        for model, summary in run["models"].items():
+            for name in REFERENCES:
+                ref = reference(refs[model], name, mean_split)
+                metrics = compare(summary["adv_centers"], ref)
+                scale = ref.pow(2).mean(dim=1)  # so an MSE can be read relative to the reference's size
+                for c, (cos, err, sq) in enumerate(zip(metrics["cosine"].tolist(), metrics["mse"].tolist(),
+                                                       scale.tolist())):
+                    rows.append({"model": model, "eps": run["eps"], "reference": name, "class": c,
+                                 "cosine": cos, "mse": err, "relative_mse": err / sq if sq > 0 else float("nan")})
+    return pd.DataFrame(rows).sort_values(["model", "reference", "eps", "class"], ignore_index=True)
+
+
+def class_average(centers: pd.DataFrame) -> pd.DataFrame:
+    """Mean (and std over classes) of cosine and (relative) MSE per model × reference × ε."""
+    grouped = centers.groupby(["model", "reference", "eps"])[["cosine", "mse", "relative_mse"]]
+    out = grouped.mean().join(grouped.std().add_suffix("_std"))
+    return out.reset_index()
+
+
+def sample_table(eps_runs: list[dict], mean_split: str) -> pd.DataFrame:
+    """Sample-level variant: mean over samples of cos(f(x̌_i), reference_{y_i})."""
+    rows = []
+    for run in eps_runs:
+        for model, summary in run["models"].items():
+            for name in REFERENCES:
+                key = f"feature_mean_{mean_split}" if name == "feature_mean" else name
+                rows.append({"model": model, "eps": run["eps"], "reference": name,
+                             "sample_cosine": summary["sample_cosine"][key].mean().item()})
+    return pd.DataFrame(rows).sort_values(["model", "reference", "eps"], ignore_index=True)
+
+
+def attack_table(eps_runs: list[dict]) -> pd.DataFrame:
+    """What the inverse adversaries did, per model × ε (means over samples)."""
+    rows = []
+    for run in eps_runs:
+        for model, s in run["models"].items():
+            rows.append({
+                "model": model, "eps": run["eps"], "samples": len(s["loss_before"]),
+                "loss_before": s["loss_before"].mean().item(), "loss_after": s["loss_after"].mean().item(),
+                "confidence_before": s["confidence_before"].mean().item(),
+                "confidence_after": s["confidence_after"].mean().item(),
+                "prediction_changed": s["changed"].float().mean().item(),
+                "accuracy_after": s["correct_after"].float().mean().item(),
+                "linf_mean": s["linf"].mean().item(), "linf_max": s["linf"].max().item(),
+                "seconds": s["seconds"],
+            })
+    return pd.DataFrame(rows).sort_values(["model", "eps"], ignore_index=True)
+
+
+def model_name(config: dict) -> str:
+    """'A-200d' style label of a trained model."""
+    return f"{config['model']}-{config['feature_dim']}d"
+
+
+def accuracy_table(checkpoints: list[dict]) -> pd.DataFrame:
+    """Final test accuracy and training cost per model."""
+    rows = []
+    for ck in checkpoints:
+        c, last = ck["config"], ck["history"][-1]
+        rows.append({"model": model_name(c), "loss": "CE" if c["model"] == "A" else f"CE + {c['center_weight']:g}·L_C",
+                     "epochs": c["epochs"], "test_acc": last["test_acc"],
+                     "train_acc_running": last["train_acc_running"],
+                     "train_seconds": sum(e["seconds"] for e in ck["history"]),
+                     "device": ck["provenance"]["device"]})
+    return pd.DataFrame(rows)
+
+
+def history_table(checkpoints: list[dict]) -> pd.DataFrame:
+    """Per-epoch metrics of every model, long format."""
+    return pd.DataFrame([{"model": model_name(ck["config"]), **epoch}
+                         for ck in checkpoints for epoch in ck["history"]])

@@ -1,0 +1,88 @@
+"""Report text follows this run's numbers; figures are labelled and show what they claim."""
+import matplotlib
+
+matplotlib.use("Agg")
+import numpy as np
+import pandas as pd
+import torch
+
+from lib import plots, report
+from tests.synthetic import averages, eps_run
+
+
+def rising(m, r, e):
+    return 0.5 + e
+
+
+def falling(m, r, e):
+    return 0.9 - e
+
+
+def test_interpretation_changes_with_the_numbers():
+    up, down = report.interpret_figure2(averages(rising)), report.interpret_figure2(averages(falling))
+    assert up != down
+    assert "rises from 0.500 at ε=0 to 0.800 at ε=0.3" in up
+    assert "falls from 0.900 at ε=0 to 0.600 at ε=0.3" in down
+    assert "0.800" in report.interpret_figure3(averages(rising))
+
+
+def test_header_states_provenance():
+    product = {"provenance": {"commit": "abc", "device": "cpu (x86_64, 2 threads)", "packages": {"torch": "2.14.1"}},
+               "compute_seconds": 120.0}
+    text = report.header({"profile": "smoke", "epochs": 1}, [product, product], wall_seconds=60)
+    for expected in ("`smoke`", "epochs=1", "`abc`", "torch 2.14.1", "cpu (x86_64, 2 threads)", "4.0 min", "1.0 min"):
+        assert expected in text
+
+
+def test_pick_eps_and_examples():
+    assert report.pick_eps([0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]) == [0.0, 0.15, 0.3]
+    assert report.pick_eps([0.0, 0.1]) == [0.0, 0.1]
+    runs = [eps_run(e) for e in (0.0, 0.1, 0.2, 0.3)]
+    assert sorted(report.examples(runs, "A-200d")) == [0.0, 0.2, 0.3]
+
+
+def test_figure_table_has_one_column_per_eps():
+    table = report.figure_table(averages(rising), ["feature_mean", "weight"])
+    assert list(table.columns) == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
+    assert table.loc[("A-200d", "weight", "cosine"), 0.3] == 0.8
+    small = averages(rising).assign(mse=0.000123456)
+    assert report.figure_table(small, ["weight"]).loc[("A-200d", "weight", "mse"), 0.0] == 0.000123
+
+
+def test_claims_html_colours_verdicts():
+    table = pd.DataFrame([{"claim": 1, "statement": "s", "evidence": "e", "verdict": "holds"}])
+    assert "#d8f0d8" in report.claims_html(table).data and "<table class='claims'>" in report.claims_html(table).data
+
+
+def test_figure2_and_3_panels():
+    fig = plots.figure2(averages(rising))
+    left, right = fig.axes
+    assert "feature means" in left.get_title() and "weight vectors" in right.get_title()
+    assert left.get_xlabel().startswith("ε") and "cosine" in left.get_ylabel()
+    assert [l.get_label() for l in left.get_lines()] == ["A-200d", "B-200d"]
+    np.testing.assert_allclose(left.get_lines()[0].get_ydata(), 0.5 + np.array([0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]))
+    fig3 = plots.figure3(averages(rising))
+    assert [l.get_label() for l in fig3.axes[0].get_lines()] == ["B-200d"] and "MSE" in fig3.axes[1].get_ylabel()
+
+
+def test_figure1_shows_origin_and_weight_arrows():
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(200) % 10
+    features = torch.randn(200, 2, generator=g) + 5
+    panel = {"features": features, "labels": labels, "means": torch.randn(10, 2, generator=g),
+             "weights": torch.randn(10, 2, generator=g), "title": "t"}
+    ax = plots.figure1([panel, panel]).axes[0]
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    assert x0 <= 0 <= x1 and y0 <= 0 <= y1  # arrows start at the origin, which must be visible
+    assert ax.get_xlabel() == "feature 1" and "weight vector" in ax.get_legend().get_texts()[1].get_text()
+
+
+def test_other_figures_render():
+    runs = [eps_run(e) for e in (0.0, 0.1, 0.3)]
+    from lib import tables
+
+    assert len(plots.attack_effect(tables.attack_table(runs)).axes) == 4
+    assert len(plots.example_grid(report.examples(runs, "B-200d")).axes) == 9 * 6
+    history = pd.DataFrame([{"model": "A-200d", "epoch": i, "ce": 1 / i, "test_acc": 0.9} for i in (1, 2)])
+    assert plots.training_curves(history).axes[1].get_ylabel() == "test accuracy"

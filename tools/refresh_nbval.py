@@ -1,0 +1,48 @@
+"""Regenerate the nbval references in tests/nbval/ from a fresh smoke run of the pipeline.
+
+Run it (`make nbval-refresh`) after a deliberate change in the science, and review the diff of the
+stored outputs: that diff *is* the change in the numbers. Images are stripped (nbval does not
+compare them) to keep the repository small.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEST = ROOT / "tests" / "nbval"
+
+
+def strip_images(path: Path) -> None:
+    notebook = json.loads(path.read_text())
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            for mime in [m for m in output.get("data", {}) if m.startswith("image/")]:
+                del output["data"][mime]
+    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def main() -> None:
+    sys.path.insert(0, str(ROOT))
+    with tempfile.TemporaryDirectory(prefix="nbval-refresh-") as scratch:
+        env = {**os.environ, "INVADV_RUNS": f"{scratch}/runs", "INVADV_REPORTS": f"{scratch}/reports",
+               "INVADV_THREADS": "1"}  # as in tests/conftest.py
+        subprocess.run(["make", "-s", "report", "PROFILE=smoke", f"VENV={sys.prefix}"], cwd=ROOT, env=env, check=True)
+        os.environ.update(env)
+        from lib.config import study
+        from lib.pipeline import plan
+
+        DEST.mkdir(exist_ok=True)
+        for old in DEST.glob("*.ipynb"):
+            old.unlink()
+        for task in plan(study("smoke")).values():
+            target = DEST / f"{task.notebook[:2]}-{task.name}.ipynb"
+            target.write_bytes(task.executed.read_bytes())
+            strip_images(target)
+            print(target.relative_to(ROOT))
+
+
+if __name__ == "__main__":
+    main()
