@@ -41,6 +41,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.T
     if direction not in (DESCEND, ASCEND):
         raise ValueError(f"direction must be DESCEND (-1) or ASCEND (+1), got {direction!r}")
     eps = as_radius(eps, x)
+    if not random_start and (eps == 0).all():  # the ball is a point: skip the steps, the answer is x
+        return x.detach().clone()
     lower, upper = (x - eps).clamp(min=0), (x + eps).clamp(max=1)
     x_adv = x.detach().clone()
     if random_start:

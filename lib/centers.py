@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from lib.config import NUM_CLASSES
+from lib.data import Split, to_input
 
 
 @torch.no_grad()
@@ -79,26 +80,25 @@ def compactness(features: torch.Tensor, labels: torch.Tensor, num_classes: int =
         class_means(features, labels, num_classes))
 
 
-def references(model: nn.Module, center_buffer: torch.Tensor, splits: dict[str, "Split"],
-               batch_size: int = 1000) -> dict[str, torch.Tensor]:
-    """What adversarial centers are compared with: feature means per split, weight rows W, centers."""
-    from lib.data import to_input
-
+@torch.no_grad()
+def split_features(model: nn.Module, split: Split, batch_size: int = 1000) -> torch.Tensor:
+    """f(x) for every image of a split, converted to float batch by batch (memory stays flat)."""
     device = next(model.parameters()).device
-    result = {}
-    for name, split in splits.items():
-        features = torch.cat([extract_features(model, to_input(split.images[i:i + batch_size]).to(device))
-                              for i in range(0, len(split), batch_size)])
-        result[f"feature_mean_{name}"] = class_means(features, split.labels.to(device)).cpu()
+    return torch.cat([extract_features(model, to_input(split.images[i:i + batch_size]).to(device))
+                      for i in range(0, len(split), batch_size)])
+
+
+def references(model: nn.Module, center_buffer: torch.Tensor, splits: dict[str, Split]) -> dict[str, torch.Tensor]:
+    """What adversarial centers are compared with: feature means per split, weight rows W, centers."""
+    result = {f"feature_mean_{name}": class_means(split_features(model, split).cpu(), split.labels)
+              for name, split in splits.items()}
     result["weight"] = model.class_weights.detach().cpu().clone()
     result["center"] = center_buffer.detach().cpu().clone()
     return result
 
 
-def snapshot(model: nn.Module, split: "Split") -> dict[str, torch.Tensor]:
+def snapshot(model: nn.Module, split: Split) -> dict[str, torch.Tensor]:
     """Features of a split with their class means and the weight rows (Figure 1's ingredients)."""
-    from lib.data import to_input
-
-    features = extract_features(model, to_input(split.images).to(next(model.parameters()).device)).cpu()
+    features = split_features(model, split).cpu()
     return {"features": features, "labels": split.labels, "means": class_means(features, split.labels),
             "weights": model.class_weights.detach().cpu()}

@@ -27,7 +27,7 @@ def trend(series: pd.DataFrame, alpha: float) -> tuple[str, str]:
     if len(series) < 3 or series.cosine.nunique() == 1:
         return INCONCLUSIVE, text + " (too few distinct points for a trend)"
     rho, p = spearmanr(series.eps, series.cosine)
-    text += f"; Spearman ρ={rho:+.2f}, p={p:.2g}"
+    text += f"; Spearman ρ={rho:+.2f}, " + ("p<0.001" if p < 1e-3 else f"p={p:.2g}")
     if p < alpha:
         return (HOLDS if rho > 0 else FAILS), text
     return INCONCLUSIVE, text

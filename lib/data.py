@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import os
 import pickle
 import struct
 import subprocess
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from lib.config import DATA_DIR
+from lib.products import write_bytes
 
 # Official MD5s of the uncompressed IDX files.
 MNIST_MD5 = {
@@ -66,20 +66,6 @@ def bad_files(root: Path | str = DATA_DIR) -> dict[str, str]:
         elif (actual := file_digest(path)) != md5:
             problems[name] = f"MD5 {actual} != official {md5} (truncated or corrupt)"
     return problems
-
-
-def write_atomic(path: Path, payload: bytes) -> None:
-    """Write bytes to a temporary sibling, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
@@ -132,7 +118,7 @@ def install_idx(arrays: dict[str, np.ndarray], root: Path) -> None:
         payload = idx_bytes(array)
         if (actual := hashlib.md5(payload).hexdigest()) != MNIST_MD5[name]:
             raise DataError(f"rebuilt {name} has MD5 {actual}, expected {MNIST_MD5[name]}; nothing written")
-        write_atomic(raw_dir(root) / name, payload)
+        write_bytes(payload, raw_dir(root) / name)
 
 
 def from_mirror(root: Path) -> None:
@@ -156,7 +142,7 @@ def from_torchvision(root: Path) -> None:
             if not path.is_file() or file_digest(path) != md5:
                 raise DataError(f"torchvision downloaded {name}, but it does not match the official MD5")
         for name in MNIST_MD5:
-            write_atomic(raw_dir(root) / name, (raw_dir(tmp) / name).read_bytes())
+            write_bytes((raw_dir(tmp) / name).read_bytes(), raw_dir(root) / name)
 
 
 def ensure_mnist(root: Path | str = DATA_DIR, allow_download: bool = False) -> Path:

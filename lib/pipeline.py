@@ -182,7 +182,7 @@ def makefile(s: Study, overrides: str) -> str:
     # notebook ran to the end and wrote its product.
     for task in tasks.values():
         deps = " ".join(str(d.executed) for d in task.deps)
-        lines += [f"{task.executed}: {deps}", f"\t$(PIPE) execute {task.name}", ""]
+        lines += [f"{task.executed}: {deps}", f"\t$(PIPE) execute {task.name} --key {task.key}", ""]
     lines += [f"report: {tasks['figures'].executed}", "\t$(PIPE) render", ""]
     return "\n".join(lines)
 
@@ -195,10 +195,13 @@ def jobs_threads() -> int | None:
     return max(1, (os.cpu_count() or 1) // int(match.group(1)))
 
 
-def execute(task: Task, overrides: str) -> None:
+def execute(task: Task, overrides: str, expected_key: str | None = None) -> None:
     """Run the task's notebook with papermill; the executed notebook appears only on success."""
     import papermill
 
+    if expected_key and expected_key != task.key:
+        raise SystemExit(f"error: the code or parameters of {task.name} changed while the pipeline ran "
+                         f"(key {expected_key} -> {task.key}); run `make report` again")
     missing = [d for d in task.deps if not d.output.exists()]
     if missing:
         raise SystemExit(f"error: {task.name} needs {', '.join(d.name for d in missing)} first: "
@@ -235,6 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("makefile", help="write runs/<profile>/pipeline.mk and print its path")
     run = sub.add_parser("execute", help="run one task's notebook")
     run.add_argument("task")
+    run.add_argument("--key", help="the key the generated Makefile expects (guards against mid-run edits)")
     sub.add_parser("render", help="render the HTML report from the executed notebooks")
     args = parser.parse_args(argv)
     try:
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         tasks = plan(s)
         if args.task not in tasks:
             raise SystemExit(f"error: unknown task {args.task!r}; tasks: {', '.join(tasks)}")
-        execute(tasks[args.task], args.overrides)
+        execute(tasks[args.task], args.overrides, args.key)
     elif args.command == "render":
         from lib.render import render
 

@@ -79,32 +79,30 @@ def figure3(averages: pd.DataFrame, model: str = "B-200d") -> plt.Figure:
     return fig
 
 
-def training_curves(history: pd.DataFrame) -> plt.Figure:
-    """Cross-entropy and test accuracy per epoch, one line per model."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
-    sns.lineplot(history, x="epoch", y="ce", hue="model", marker="o", ax=axes[0])
-    axes[0].set(ylabel="training cross-entropy (epoch mean)", yscale="log")
-    sns.lineplot(history, x="epoch", y="test_acc", hue="model", marker="o", ax=axes[1])
-    axes[1].set(ylabel="test accuracy")
+def line_panels(data: pd.DataFrame, x: str, panels: list[tuple[str, str, str]], width: float = 6.5) -> plt.Figure:
+    """One seaborn line panel per (column, y label, y scale), one line per model."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2))
+    for ax, (y, ylabel, yscale) in zip(np.atleast_1d(axes), panels):
+        sns.lineplot(data, x=x, y=y, hue="model", marker="o", ax=ax)
+        ax.set(ylabel=ylabel, yscale=yscale, xlabel="ε" if x == "eps" else x)
     fig.tight_layout()
     return fig
 
 
+def training_curves(history: pd.DataFrame) -> plt.Figure:
+    """Cross-entropy and test accuracy per epoch, one line per model."""
+    return line_panels(history, "epoch", [("ce", "training cross-entropy (epoch mean)", "log"),
+                                          ("test_acc", "test accuracy", "linear")])
+
+
 def attack_effect(attacks: pd.DataFrame) -> plt.Figure:
     """What the inverse adversaries did vs ε: loss, confidence, changed predictions, L∞ used."""
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    sns.lineplot(attacks, x="eps", y="loss_after", hue="model", marker="o", ax=axes[0])
-    axes[0].set(ylabel="mean cross-entropy after", yscale="log")
-    sns.lineplot(attacks, x="eps", y="confidence_after", hue="model", marker="o", ax=axes[1])
-    axes[1].set(ylabel="mean confidence in true class after")
-    sns.lineplot(attacks, x="eps", y="prediction_changed", hue="model", marker="o", ax=axes[2])
-    axes[2].set(ylabel="fraction of predictions changed")
-    sns.lineplot(attacks, x="eps", y="linf_mean", hue="model", marker="o", ax=axes[3])
-    axes[3].plot([0, attacks.eps.max()], [0, attacks.eps.max()], ls=":", color="gray", label="ε")
-    axes[3].set(ylabel="mean L∞ distance used")
-    for ax in axes:
-        ax.set(xlabel="ε")
-    fig.tight_layout()
+    fig = line_panels(attacks, "eps", [("loss_after", "mean cross-entropy after", "log"),
+                                       ("confidence_after", "mean confidence in true class after", "linear"),
+                                       ("prediction_changed", "fraction of predictions changed", "linear"),
+                                       ("linf_mean", "mean L∞ distance used", "linear")], width=4.5)
+    top = attacks.eps.max()
+    fig.axes[3].plot([0, top], [0, top], ls=":", color="gray", label="ε")
     return fig
 
 

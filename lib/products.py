@@ -3,39 +3,45 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
 
-def save(obj: dict, path: Path | str) -> None:
-    """torch.save to a temporary sibling, then rename: a product is whole or absent."""
+@contextmanager
+def atomic_path(path: Path | str) -> Iterator[Path]:
+    """Yield a temporary sibling of `path` to write; rename it over `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; products are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save(obj: dict, path: Path | str) -> None:
+    """torch.save atomically: a product is whole or absent."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def write_bytes(payload: bytes, path: Path | str) -> None:
+    """Write bytes atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(payload)
 
 
 def write_text(text: str, path: Path | str) -> None:
     """Write a text product (CSV, HTML) atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def load(path: Path | str) -> dict:

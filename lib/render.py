@@ -11,6 +11,7 @@ from lib.products import write_text
 # Code cells are hidden until the reader asks for them; everything is inline (no remote scripts).
 TOGGLE = """
 <style>body:not(.show-code) .jp-CodeCell .jp-InputArea { display: none; }
+body:not(.show-code) .jp-OutputPrompt { visibility: hidden; }
 #code-toggle { position: fixed; top: 8px; right: 12px; z-index: 100; }</style>
 <button id="code-toggle" onclick="document.body.classList.toggle('show-code')">show / hide code</button>
 """

@@ -48,6 +48,12 @@ def describe_series(averages: pd.DataFrame, model: str, reference: str, label: s
 def interpret_figure2(averages: pd.DataFrame, models: tuple[str, ...] = ("A-200d", "B-200d")) -> str:
     """Interpretation of Figure 2 from its numbers."""
     sentences = [describe_series(averages, m, "feature_mean", "the feature means") for m in models]
+    at_zero = averages[(averages.eps == 0) & (averages.reference == "feature_mean")]
+    if len(at_zero):
+        sentences.append("At ε=0 nothing is perturbed: the adversarial centers are the clean class means of the "
+                         "attacked split, so their similarity to the feature means ("
+                         + ", ".join(f"{r.model}: {r.cosine:.3f}" for r in at_zero.itertuples())
+                         + ") is the starting point any trend in ε moves away from.")
     sentences += [describe_series(averages, m, "weight", "the weight vectors") for m in models]
     gap = {m: (series(averages, m, "feature_mean").cosine.mean() - series(averages, m, "weight").cosine.mean())
            for m in models}
@@ -81,16 +87,15 @@ def notebook_links(names: list[str], folder: str) -> str:
     return "\n".join(f"- [{name}]({folder}/{name}.ipynb)" for name in names)
 
 
-def figure_table(averages: pd.DataFrame, references: list[str]) -> pd.DataFrame:
-    """The numbers behind a figure: class-averaged cosine and MSE, one column per ε."""
+def figure_table(averages: pd.DataFrame, references: list[str], metric: str = "cosine") -> pd.DataFrame:
+    """The numbers behind a figure: one class-averaged metric, one row per model × reference, one column per ε.
+
+    Cosines are rounded to 3 decimals; MSEs (tiny for some models) to 3 significant digits.
+    """
     data = averages[averages.reference.isin(references)]
-    table = data.melt(id_vars=["model", "reference", "eps"], value_vars=["cosine", "mse"], var_name="metric")
-    table = table.pivot_table(index=["model", "reference", "metric"], columns="eps", values="value")
-    # Cosines to 3 decimals, MSEs (tiny for ReLU features) to 3 significant digits.
-    is_mse = table.index.get_level_values("metric") == "mse"
-    table[~is_mse] = table[~is_mse].round(3)
-    table[is_mse] = table[is_mse].map(lambda v: float(f"{v:.3g}"))
-    return table
+    table = data.pivot_table(index=["model", "reference"], columns="eps", values=metric)
+    table.columns.name = f"{metric} at ε ="
+    return table.round(3) if metric == "cosine" else table.map(lambda v: float(f"{v:.3g}"))
 
 
 def angle_summary(panel: dict) -> dict[str, float]:

@@ -86,3 +86,18 @@ def test_extract_features_in_eval_mode_and_batched(small_model, test_batch):
         small_model.eval()
     with torch.no_grad():
         assert torch.allclose(f, small_model.features(x), atol=1e-5)
+
+
+def test_references_and_snapshot(small_model, mnist):
+    _, test_split = mnist
+    split = test_split.subset(300)
+    buffer = torch.rand(10, 200)
+    refs = C.references(small_model, buffer, {"test": split})
+    from lib.data import to_input
+
+    with torch.no_grad():
+        expected = C.class_means(small_model.features(to_input(split.images)), split.labels)
+    assert torch.allclose(refs["feature_mean_test"], expected, atol=1e-5)
+    assert torch.equal(refs["weight"], small_model.class_weights.detach()) and torch.equal(refs["center"], buffer)
+    snap = C.snapshot(small_model, split)
+    assert snap["features"].shape == (300, 200) and torch.allclose(snap["means"], expected, atol=1e-5)

@@ -115,3 +115,13 @@ def test_smoke_report_end_to_end():
 
     log = make_report("SET=eps=0,0.1,0.2")
     assert executed_steps(log) == {"eps-0.2", "centers", "figures"}
+
+
+def test_mid_run_edit_is_caught():
+    with pytest.raises(SystemExit, match="changed while the pipeline ran"):
+        pipeline.main(["--profile", "smoke", "execute", "centers", "--key", "0123456789ab"])
+
+
+def test_bad_override_on_the_command_line_is_one_line():
+    with pytest.raises(SystemExit, match=r"^error: Study: eps has duplicates"):
+        pipeline.main(["--profile", "smoke", "--set", "eps=0.1,0.1", "makefile"])

@@ -44,9 +44,9 @@ def test_pick_eps_and_examples():
 def test_figure_table_has_one_column_per_eps():
     table = report.figure_table(averages(rising), ["feature_mean", "weight"])
     assert list(table.columns) == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
-    assert table.loc[("A-200d", "weight", "cosine"), 0.3] == 0.8
+    assert table.loc[("A-200d", "weight"), 0.3] == 0.8
     small = averages(rising).assign(mse=0.000123456)
-    assert report.figure_table(small, ["weight"]).loc[("A-200d", "weight", "mse"), 0.0] == 0.000123
+    assert report.figure_table(small, ["weight"], "mse").loc[("A-200d", "weight"), 0.0] == 0.000123
 
 
 def test_claims_html_colours_verdicts():
