@@ -47,10 +47,12 @@ def between(values: pd.Series, low: float, high: float) -> str:
 
 
 def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[str, str] = ("A-200d", "B-200d"),
-          extension: tuple[str, str] | None = None) -> pd.DataFrame:
+          extension: tuple[str, str] | None = None, samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """The claims table from class-averaged metrics (columns model, reference, eps, cosine, relative_mse).
 
     `extension`, when given, is (verdict, evidence) on claim 4 from a model trained with adversarial centers.
+    `samples` (model, reference, eps, sample_cosine), when given, adds the sample-level trend to claim 1's
+    evidence as context; the verdict is about centers, as the claim is.
     """
     a, b = models
     series = lambda model, ref: averages[(averages.model == model) & (averages.reference == ref)]
@@ -58,9 +60,15 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
 
     parts = [(f"{m}: vs feature means", *trend(series(m, "feature_mean"), t.alpha)) for m in (a, b)]
     parts.append((f"{b}: vs center-loss centers", *trend(series(b, "center"), t.alpha)))
+    evidence = "; ".join(f"{name}: {text}" for name, _, text in parts)
+    if samples is not None:
+        per_sample = samples.rename(columns={"sample_cosine": "cosine"})
+        evidence += ". Context, sample level (mean over samples of cos to the own class's feature mean): " + "; ".join(
+            f"{m}: {trend(per_sample[(per_sample.model == m) & (per_sample.reference == 'feature_mean')], t.alpha)[1]}"
+            for m in (a, b))
     rows.append({"claim": 1, "statement": "Increasing ε increases the cosine similarity of adversarial centers "
                  "to feature means (A and B) and to center-loss centers (B).",
-                 "evidence": "; ".join(f"{name}: {text}" for name, _, text in parts),
+                 "evidence": evidence,
                  "verdict": combine([v for _, v, _ in parts])})
 
     weight = averages[averages.reference == "weight"]

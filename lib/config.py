@@ -154,6 +154,11 @@ class Study:
         return dataclasses.asdict(self)
 
 
+def model_name(model: str, feature_dim: int) -> str:
+    """'A-200d' style name, shared by tasks, tables and figures."""
+    return f"{model}-{feature_dim}d"
+
+
 # The models the study trains: 200-d for figures 2–3 (and the ε runs), 2-d for figure 1.
 STUDY_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
 EPS_MODELS = (("A", 200), ("B", 200))

@@ -21,9 +21,10 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
-from lib.config import EPS_MODELS, ROOT, STUDY_MODELS, Study, study
+from lib.config import EPS_MODELS, ROOT, STUDY_MODELS, Study, model_name, study
 
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "invadv-centers"
@@ -66,7 +67,7 @@ class Task:
     deps: list["Task"] = field(default_factory=list)
     profile: str = "paper"
 
-    @property
+    @cached_property  # plan() builds fresh Tasks, so an edit is seen by the next plan
     def key(self) -> str:
         payload = json.dumps({"code": source_hash(self.notebook), "params": self.key_params,
                               "deps": [d.key for d in self.deps]}, sort_keys=True)
@@ -128,11 +129,6 @@ def require(t: Task) -> Path:
             f"missing input {t.output}: it is made by step {t.name} (notebook {t.notebook}); "
             f"run `make report PROFILE={t.profile}` (add SET=\"...\" with the same overrides) to make it")
     return t.output
-
-
-def model_name(model: str, feature_dim: int) -> str:
-    """'A-200d' style name, shared by tasks, tables and figures."""
-    return f"{model}-{feature_dim}d"
 
 
 def load_checkpoints(s: Study, eps_models: bool = False) -> dict:

@@ -1,7 +1,6 @@
 """Text of the report computed from this run's numbers: header, interpretations, links."""
 from __future__ import annotations
 
-import platform
 import pandas as pd
 
 from IPython.display import HTML
@@ -15,14 +14,14 @@ def header(study: dict, products: list[dict], wall_seconds: float | None = None)
     prov = [p["provenance"] for p in products]
     commits = sorted({p["commit"] for p in prov})
     devices = sorted({p["device"] for p in prov})
-    packages = prov[0]["packages"] if prov else {}
+    packages = {**prov[0]["packages"], "python": prov[0]["python"]} if prov else {}
     compute = sum(p.get("compute_seconds", 0.0) for p in products)
     params = ", ".join(f"{k}={v}" for k, v in study.items() if k != "profile")
     lines = [
         f"**Profile:** `{study['profile']}`  ",
         f"**Parameters:** {params}  ",
         f"**Code commit:** {', '.join(f'`{c}`' for c in commits)}  ",
-        f"**Packages:** {', '.join(f'{k} {v}' for k, v in packages.items())}, python {platform.python_version()}  ",
+        f"**Packages:** {', '.join(f'{k} {v}' for k, v in packages.items())}  ",
         f"**Device:** {'; '.join(devices)}  ",
         f"**Compute time of the products:** {compute / 60:.1f} min",
     ]

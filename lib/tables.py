@@ -5,7 +5,7 @@ import pandas as pd
 import torch
 
 from lib.centers import compare
-from lib.config import REFERENCES
+from lib.config import REFERENCES, model_name
 
 
 def reference(refs: dict[str, torch.Tensor], name: str, mean_split: str) -> torch.Tensor:
@@ -68,17 +68,13 @@ def attack_table(eps_runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["model", "eps"], ignore_index=True)
 
 
-def model_name(config: dict) -> str:
-    """'A-200d' style label of a trained model."""
-    return f"{config['model']}-{config['feature_dim']}d"
-
-
 def accuracy_table(checkpoints: list[dict]) -> pd.DataFrame:
     """Final test accuracy and training cost per model."""
     rows = []
     for ck in checkpoints:
         c, last = ck["config"], ck["history"][-1]
-        rows.append({"model": model_name(c), "loss": "CE" if c["model"] == "A" else f"CE + {c['center_weight']:g}·L_C",
+        loss = "CE" if c["model"] == "A" else f"CE + {c['center_weight']:g}·L_C"
+        rows.append({"model": model_name(c["model"], c["feature_dim"]), "loss": loss,
                      "epochs": c["epochs"], "test_acc": last["test_acc"],
                      "train_acc_running": last["train_acc_running"],
                      "train_seconds": sum(e["seconds"] for e in ck["history"]),
@@ -88,5 +84,5 @@ def accuracy_table(checkpoints: list[dict]) -> pd.DataFrame:
 
 def history_table(checkpoints: list[dict]) -> pd.DataFrame:
     """Per-epoch metrics of every model, long format."""
-    return pd.DataFrame([{"model": model_name(ck["config"]), **epoch}
+    return pd.DataFrame([{"model": model_name(ck["config"]["model"], ck["config"]["feature_dim"]), **epoch}
                          for ck in checkpoints for epoch in ck["history"]])

@@ -56,3 +56,10 @@ def test_extension_decides_claim_4():
 ])
 def test_combine(parts, expected):
     assert claims.combine(parts) == expected
+
+
+def test_sample_level_trend_is_context_not_verdict():
+    samples = averages(rising).rename(columns={"cosine": "sample_cosine"})
+    table = claims.check(averages(falling), samples=samples)
+    assert verdicts(table)[1] == claims.FAILS  # the claim is about centers
+    assert "sample level" in table.evidence[0] and "ρ=+1.00" in table.evidence[0]

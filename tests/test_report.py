@@ -27,10 +27,11 @@ def test_interpretation_changes_with_the_numbers():
 
 
 def test_header_states_provenance():
-    product = {"provenance": {"commit": "abc", "device": "cpu (x86_64, 2 threads)", "packages": {"torch": "2.14.1"}},
+    product = {"provenance": {"commit": "abc", "device": "cpu (x86_64, 2 threads)", "packages": {"torch": "2.14.1"},
+                              "python": "3.11.7"},
                "compute_seconds": 120.0}
     text = report.header({"profile": "smoke", "epochs": 1}, [product, product], wall_seconds=60)
-    for expected in ("`smoke`", "epochs=1", "`abc`", "torch 2.14.1", "cpu (x86_64, 2 threads)", "4.0 min", "1.0 min"):
+    for expected in ("`smoke`", "epochs=1", "`abc`", "torch 2.14.1", "python 3.11.7", "cpu (x86_64, 2 threads)", "4.0 min", "1.0 min"):
         assert expected in text
 
 

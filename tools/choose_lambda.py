@@ -23,12 +23,22 @@ def main() -> None:
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.003, 0.01, 0.03, 0.1])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("reports/lambda_sweep.csv"))
+    parser.add_argument("--baseline", type=Path, help="reuse model A's row from this CSV (same epochs and seed) "
+                                                       "instead of training A again; its rows are kept in --out")
     args = parser.parse_args()
     device = default_device()
     train_split, test_split = load_split(True), load_split(False)
     test_x, test_y = to_input(test_split.images).to(device), test_split.labels.to(device)
-    rows = []
-    for model_name, lam in [("A", 0.0)] + [("B", lam) for lam in args.lambdas]:
+    rows, runs = [], [("B", lam) for lam in args.lambdas]
+    if args.baseline:
+        previous = pd.read_csv(args.baseline)
+        previous = previous[(previous.epochs == args.epochs) & (previous.seed == args.seed)]
+        if "A" not in set(previous.model):
+            raise SystemExit(f"error: {args.baseline} has no model A row for epochs={args.epochs}, seed={args.seed}")
+        rows = previous.drop(columns="scatter_ratio_vs_A").to_dict("records")
+    else:
+        runs.insert(0, ("A", 0.0))
+    for model_name, lam in runs:
         config = TrainConfig(model=model_name, center_weight=lam, epochs=args.epochs, seed=args.seed)
         start = time.perf_counter()
         model, _ = restore(train(config, train_split, test_split, device), device)
