@@ -21,6 +21,12 @@ MODELS = ("A", "B")  # A: cross-entropy; B: cross-entropy + λ·center loss
 DEFAULT_CENTER_WEIGHT = 0.01
 
 
+def optional_count(name: str, n) -> tuple[bool, str]:
+    """Check of a 'first N samples' parameter: None (all) or an integer >= 10."""
+    ok = n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 10)
+    return ok, f"{name} must be None (all) or an integer >= 10, got {n!r}"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a trained model; a checkpoint stores it whole."""
@@ -54,8 +60,8 @@ class TrainConfig:
             (isinstance(self.epochs, int) and self.epochs >= 1,
              f"epochs must be an integer >= 1, got {self.epochs!r}"),
             (0 <= self.dropout < 1, f"dropout must be in [0, 1), got {self.dropout!r}"),
-            *[(n is None or (isinstance(n, int) and n >= 10), f"{name} must be None (all) or an integer >= 10, got {n!r}")
-              for name, n in (("train_samples", self.train_samples), ("test_samples", self.test_samples))],
+            optional_count("train_samples", self.train_samples),
+            optional_count("test_samples", self.test_samples),
             (isinstance(self.seed, int) and not isinstance(self.seed, bool),
              f"seed must be an integer, got {self.seed!r}"),
         ]
@@ -123,8 +129,7 @@ class Study:
             (len(set(eps)) == len(eps), f"eps has duplicates: {eps}"),
             (isinstance(self.steps, int) and self.steps >= 1, f"steps must be an integer >= 1, got {self.steps!r}"),
             (self.step_size > 0, f"step_size must be > 0, got {self.step_size!r}"),
-            (self.attack_samples is None or (isinstance(self.attack_samples, int) and self.attack_samples >= 10),
-             f"attack_samples must be None (all) or an integer >= 10, got {self.attack_samples!r}"),
+            optional_count("attack_samples", self.attack_samples),
             (self.attack_split in SPLITS, f"attack_split must be one of {SPLITS}, got {self.attack_split!r}"),
             (self.mean_split in SPLITS, f"mean_split must be one of {SPLITS}, got {self.mean_split!r}"),
             (self.center_weight_2d >= 0, f"center_weight_2d must be >= 0, got {self.center_weight_2d!r}"),

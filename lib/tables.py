@@ -8,11 +8,16 @@ from lib.centers import compare
 from lib.config import REFERENCES, model_name
 
 
-def reference(refs: dict[str, torch.Tensor], name: str, mean_split: str) -> torch.Tensor:
-    """The [C, D] reference `name` (feature_mean / weight / center) of one model."""
+def reference_key(name: str, mean_split: str) -> str:
+    """Where reference `name` (feature_mean / weight / center) is stored: feature means per split."""
     if name not in REFERENCES:
         raise ValueError(f"reference must be one of {REFERENCES}, got {name!r}")
-    return refs[f"feature_mean_{mean_split}"] if name == "feature_mean" else refs[name]
+    return f"feature_mean_{mean_split}" if name == "feature_mean" else name
+
+
+def reference(refs: dict[str, torch.Tensor], name: str, mean_split: str) -> torch.Tensor:
+    """The [C, D] reference `name` of one model."""
+    return refs[reference_key(name, mean_split)]
 
 
 def centers_table(eps_runs: list[dict], refs: dict[str, dict], mean_split: str) -> pd.DataFrame:
@@ -44,9 +49,8 @@ def sample_table(eps_runs: list[dict], mean_split: str) -> pd.DataFrame:
     for run in eps_runs:
         for model, summary in run["models"].items():
             for name in REFERENCES:
-                key = f"feature_mean_{mean_split}" if name == "feature_mean" else name
                 rows.append({"model": model, "eps": run["eps"], "reference": name,
-                             "sample_cosine": summary["sample_cosine"][key].mean().item()})
+                             "sample_cosine": summary["sample_cosine"][reference_key(name, mean_split)].mean().item()})
     return pd.DataFrame(rows).sort_values(["model", "reference", "eps"], ignore_index=True)
 
 
