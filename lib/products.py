@@ -9,13 +9,19 @@ from typing import Iterator
 
 import torch
 
+from lib.errors import NotWritable, ProductError
+
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary sibling of `path` to write; rename it over `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise NotWritable(f"cannot write {path.name} into {path.parent}: {exc.strerror}. Fix the folder's "
+                          "permissions, or point INVADV_RUNS / INVADV_REPORTS / INVADV_DATA elsewhere") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -24,6 +30,13 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(folder: Path | str) -> None:
+    """Create `folder` if needed and prove a file can be written into it (NotWritable if not)."""
+    with atomic_path(Path(folder) / ".write-check"):
+        pass
+    (Path(folder) / ".write-check").unlink()
 
 
 def save(obj: dict, path: Path | str) -> None:
@@ -51,4 +64,5 @@ def load(path: Path | str) -> dict:
     except FileNotFoundError:
         raise
     except Exception as exc:
-        raise ValueError(f"product {path} is unreadable (truncated or corrupt?): {exc}") from exc
+        raise ProductError(f"product {path} is unreadable (truncated or corrupt?): {exc}. "
+                           "Delete it (or run `make report` again, which moves it aside) to recompute it") from None

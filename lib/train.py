@@ -12,6 +12,7 @@ from lib import products
 from lib.centers import references
 from lib.config import NUM_CLASSES, TrainConfig
 from lib.data import Split, batches
+from lib.errors import ProductError
 from lib.losses import CenterLoss
 from lib.models import SmallCNN
 from lib.provenance import provenance
@@ -64,22 +65,46 @@ def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Opt
             "train_acc_running": correct}
 
 
-def train(config: TrainConfig, train_split: Split, test_split: Split,
-          device: torch.device | str = "cpu", progress: bool = True) -> dict:
-    """Train from scratch; return a checkpoint: weights, centers, config, per-epoch history, provenance.
+def rng_state(device: torch.device | str) -> dict:
+    """The global RNG streams training draws from (dropout), to resume bit-identically."""
+    device = torch.device(device)
+    return {"cpu": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
-    train_acc_running is measured on the fly with dropout active (free); test_acc is a clean
-    eval-mode pass over the test split after every epoch.
+
+def set_rng_state(state: dict, device: torch.device | str) -> None:
+    """Restore what rng_state saved."""
+    torch.set_rng_state(state["cpu"])
+    if state["cuda"] is not None and torch.device(device).type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], torch.device(device))
+
+
+def train(config: TrainConfig, train_split: Split, test_split: Split, device: torch.device | str = "cpu",
+          progress: bool = True, state_path: Path | str | None = None) -> dict:
+    """Train; return a checkpoint: weights, centers, config, per-epoch history, provenance.
+
+    With `state_path`, the full training state (weights, optimizer, centers, RNG streams, history)
+    is saved there atomically after every epoch and a run resumes from it, ending with the same
+    weights as an uninterrupted run. train_acc_running is measured on the fly with dropout active
+    (free); test_acc is a clean eval-mode pass over the test split after every epoch.
     """
     model, centers = build(config, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
+    history = []
+    if state_path is not None and Path(state_path).exists():
+        state = load_checkpoint(state_path, expected=config)
+        model.load_state_dict(state["model"])
+        centers.load_state_dict(state["center_loss"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        set_rng_state(state["rng"], device)
+        history = state["history"]
     train_split = train_split.subset(config.train_samples).to(device)
     test_split = test_split.subset(config.test_samples).to(device)
-    history = []
-    epochs = tqdm(range(1, config.epochs + 1), desc=f"train {config.model}/{config.feature_dim}d",
-                  disable=not progress)
+    epochs = tqdm(range(len(history) + 1, config.epochs + 1), desc=f"train {config.model}/{config.feature_dim}d",
+                  disable=not progress, initial=len(history), total=config.epochs)
     for epoch in epochs:
         start = time.perf_counter()
         metrics = train_epoch(model, centers, optimizer, train_split, config, generator, desc=f"epoch {epoch}")
@@ -87,6 +112,11 @@ def train(config: TrainConfig, train_split: Split, test_split: Split,
         metrics["seconds"] = time.perf_counter() - start
         history.append({"epoch": epoch, **metrics})
         epochs.set_postfix(ce=f"{metrics['ce']:.4f}", test_acc=f"{metrics['test_acc']:.4f}")
+        if state_path is not None and epoch < config.epochs:
+            products.save({"config": config.to_dict(), "model": model.state_dict(),
+                           "center_loss": centers.state_dict(), "optimizer": optimizer.state_dict(),
+                           "generator": generator.get_state(), "rng": rng_state(device), "history": history},
+                          state_path)
     return {
         "model": {k: v.cpu() for k, v in model.state_dict().items()},
         "centers": centers.centers.cpu(),
@@ -102,7 +132,8 @@ def load_checkpoint(path: Path | str, expected: TrainConfig | None = None) -> di
     stored = checkpoint.get("config", {})
     if expected is not None and stored != expected.to_dict():
         diff = {k: (stored.get(k), v) for k, v in expected.to_dict().items() if stored.get(k) != v}
-        raise ValueError(f"checkpoint {path} was made with another config (stored, requested): {diff}")
+        raise ProductError(f"checkpoint {path} was made with another config (stored, requested): {diff}. "
+                           "Delete it or give the requested model another path")
     return checkpoint
 
 
@@ -124,11 +155,13 @@ def train_or_load(config: TrainConfig, path: Path | str, train_split: Split, tes
     path = Path(path)
     if path.exists():
         return load_checkpoint(path, expected=config)
+    state_path = path.with_name(f".{path.stem}.resume.pt")  # per-epoch state, removed once the checkpoint is saved
+    checkpoint = train(config, train_split, test_split, device, state_path=state_path)
     start = time.perf_counter()
-    checkpoint = train(config, train_split, test_split, device)
     model, centers = restore(checkpoint, device)
     splits = {"train": train_split.subset(config.train_samples), "test": test_split.subset(config.test_samples)}
     checkpoint["references"] = references(model, centers.centers, splits)
-    checkpoint["compute_seconds"] = time.perf_counter() - start
+    checkpoint["compute_seconds"] = sum(h["seconds"] for h in checkpoint["history"]) + time.perf_counter() - start
     products.save(checkpoint, path)
+    state_path.unlink(missing_ok=True)
     return checkpoint

@@ -1,15 +1,18 @@
 """The pipeline's DAG: content keys, what a change recomputes, and the smoke report end to end."""
+import io
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import torch
 
-from lib import pipeline
+from lib import pipeline, products
 from lib.config import ROOT, study
+from lib.errors import MissingInput
+from tests.smoke import executed_steps, make_report, offline_env, run_make_report
 
 
 def keys(s):
@@ -84,19 +87,8 @@ def test_unknown_profile_is_named():
 
 def test_missing_input_names_the_step_and_command():
     s = study("smoke", "seed=12345")
-    with pytest.raises(FileNotFoundError, match=r"step train-A-200d.*make report PROFILE=smoke"):
+    with pytest.raises(MissingInput, match=r"step train-A-200d.*make report PROFILE=smoke"):
         pipeline.load_checkpoints(s)
-
-
-def make_report(*args: str) -> str:
-    result = subprocess.run(["make", "-s", "report", "PROFILE=smoke", f"VENV={sys.prefix}", *args], cwd=ROOT,
-                            capture_output=True, text=True, env=os.environ)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return result.stdout + result.stderr
-
-
-def executed_steps(log: str) -> set[str]:
-    return set(re.findall(r"^\[([\w.-]+)\] \d\d_", log, flags=re.M))
 
 
 @pytest.mark.slow
@@ -125,3 +117,69 @@ def test_mid_run_edit_is_caught():
 def test_bad_override_on_the_command_line_is_one_line():
     with pytest.raises(SystemExit, match=r"^error: Study: eps has duplicates"):
         pipeline.main(["--profile", "smoke", "--set", "eps=0.1,0.1", "makefile"])
+
+
+def tables_of(runs: Path) -> dict[str, bytes]:
+    """Every CSV table of the smoke run under `runs`, by file name."""
+    folder = pipeline.task(study("smoke"), "centers").folder
+    folder = runs / folder.relative_to(pipeline.runs_dir())
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))}
+
+
+@pytest.mark.slow
+def test_same_profile_and_seed_give_bit_identical_tables(tmp_path):
+    make_report()  # the suite's smoke run (no work when test_smoke_report_end_to_end made it)
+    env = offline_env(INVADV_RUNS=str(tmp_path / "runs"), INVADV_REPORTS=str(tmp_path / "reports"))
+    assert executed_steps(make_report(env=env)) == set(pipeline.plan(study("smoke")))  # all of it, again
+    first, second = tables_of(pipeline.runs_dir()), tables_of(tmp_path / "runs")
+    assert set(first) == {"centers.csv", "samples.csv", "attacks.csv"}
+    for name in first:
+        a, b = (pd.read_csv(io.BytesIO(x)).drop(columns="seconds", errors="ignore") for x in (first[name], second[name]))
+        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
+    for name, t in pipeline.plan(study("smoke")).items():
+        if t.output.suffix == ".pt":
+            a, b = products.load(t.output), products.load(tmp_path / "runs" / t.output.relative_to(pipeline.runs_dir()))
+            key = "model" if "model" in a else "models"
+            assert_tensors_equal(a[key], b[key], name)
+
+
+def assert_tensors_equal(a, b, where: str) -> None:
+    """Every tensor in two nested dicts is bitwise equal (floats such as timings are ignored)."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_tensors_equal(a[k], b[k], f"{where}.{k}")
+
+
+def test_bad_parameter_is_the_first_line_of_make_report():
+    result = run_make_report("SET=eps=-0.1,0.2")
+    assert result.returncode != 0
+    assert (result.stdout + result.stderr).startswith("error: Study: every eps must lie in [0, 1]")
+
+
+def test_broken_product_is_set_aside_and_named(tmp_path, monkeypatch):
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
+    s = study("smoke", "seed=7")
+    t = pipeline.task(s, "train-A-200d")
+    t.folder.mkdir(parents=True)
+    t.executed.write_text("{}")
+    products.save({"model": {"w": torch.ones(1000)}}, t.output)
+    t.output.write_bytes(t.output.read_bytes()[:200])  # truncated, e.g. a full disk
+    [note] = pipeline.set_aside_broken(s)
+    assert "step train-A-200d" in note and "unreadable" in note and "will be recomputed" in note
+    assert not t.executed.exists() and not t.output.exists()
+    assert len(list(t.folder.glob("*.broken-*"))) == 2  # kept for inspection, not deleted
+    assert pipeline.set_aside_broken(s) == []
+
+
+def test_checkpoint_of_another_config_is_set_aside(tmp_path, monkeypatch):
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
+    s = study("smoke", "seed=7")
+    a, b = pipeline.task(s, "train-A-200d"), pipeline.task(s, "train-B-200d")
+    a.folder.mkdir(parents=True)
+    a.executed.write_text("{}")
+    products.save({"config": b.key_params, "model": {}}, a.output)  # B's checkpoint copied into A's place
+    [note] = pipeline.set_aside_broken(s)
+    assert "another config" in note and "'model': ('B', 'A')" in note
