@@ -11,10 +11,11 @@ RAW := $(INVADV_DATA)/MNIST/raw
 PROFILE ?= paper
 SET ?=
 
-.PHONY: help env data report test nbval-refresh lab clean-venv
+.PHONY: help env data report test bench bench-quick nbval-refresh lab clean-venv
 help:
 	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\")"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
+	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
 	@echo "make data    - fetch and verify MNIST into $(INVADV_DATA)"
 	@echo "make env     - create/refresh the virtual environment only"
@@ -46,11 +47,20 @@ report: $(VENV)/.installed $(RAW)/.verified
 test: $(VENV)/.installed $(RAW)/.verified
 	$(PY) -m pytest
 
+# Same run, same device: ours vs reference-style paths, with a check that both give the same results.
+bench: $(VENV)/.installed $(RAW)/.verified
+	$(PY) -m lib.bench $(if $(QUICK),--quick)
+
+bench-quick:
+	@$(MAKE) --no-print-directory bench QUICK=1
+
 nbval-refresh: $(VENV)/.installed $(RAW)/.verified
 	$(PY) tools/refresh_nbval.py
 
+# Open the URL it prints (http://127.0.0.1:8888/lab?token=...); LAB_ARGS="--port=9999" etc. pass through.
 lab: $(VENV)/.installed $(RAW)/.verified
-	$(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --notebook-dir=notebooks
+	$(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

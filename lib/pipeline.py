@@ -31,10 +31,10 @@ NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "invadv-centers"
 # The lib modules whose code each step runs (its inputs' code is covered by their keys).
 CODE = {
-    "01_train": ("data", "models", "losses", "train", "centers"),
-    "02_inverse_adversaries": ("data", "models", "attacks", "centers", "inverse"),
-    "03_centers": ("centers", "tables"),
-    "04_figures": ("plots", "claims", "report", "tables"),
+    "01_train": ("data", "models", "losses", "train", "centers", "steps"),
+    "02_inverse_adversaries": ("data", "models", "attacks", "centers", "inverse", "steps"),
+    "03_centers": ("centers", "tables", "steps"),
+    "04_figures": ("plots", "claims", "report", "tables", "steps"),
 }
 
 
@@ -142,37 +142,6 @@ def eps_task(s: Study, eps: float) -> Task:
     return task(s, f"eps-{eps_label(eps)}")
 
 
-def require(t: Task) -> Path:
-    """The task's product, or an error naming the step and the command that makes it."""
-    if not t.output.exists():
-        raise MissingInput(
-            f"missing input {t.output}: it is made by step {t.name} (notebook {t.notebook}); "
-            f"run `make report PROFILE={t.profile}` (add SET=\"...\" with the same overrides) to make it")
-    return t.output
-
-
-def load_checkpoints(s: Study, eps_models: bool = False) -> dict:
-    """{'A-200d': checkpoint, ...} of the study's models (only those of the ε runs if eps_models)."""
-    from lib.train import load_checkpoint
-
-    return {model_name(m, d): load_checkpoint(require(task(s, f"train-{model_name(m, d)}")), s.train_config(m, d))
-            for m, d in (EPS_MODELS if eps_models else STUDY_MODELS)}
-
-
-def load_models(s: Study, device) -> dict:
-    """{'A-200d': (model in eval mode, references), ...} for the models of the ε runs."""
-    from lib.train import restore
-
-    return {name: (restore(ck, device)[0], ck["references"]) for name, ck in load_checkpoints(s, True).items()}
-
-
-def load_eps_runs(s: Study) -> list[dict]:
-    """The products of every ε run, in the order of the ε grid."""
-    from lib.products import load
-
-    return [load(require(task(s, f"eps-{eps_label(e)}"))) for e in s.eps]
-
-
 def product_problem(t: Task) -> str | None:
     """Why a finished task's product cannot be used (missing, unreadable, other config), or None."""
     from lib import products
@@ -251,8 +220,8 @@ def execute(task: Task, overrides: str, expected_key: str | None = None) -> None
                          f"(key {expected_key} -> {task.key}); run `make report` again")
     missing = [d for d in task.deps if not d.output.exists()]
     if missing:
-        raise SystemExit(f"error: {task.name} needs {', '.join(d.name for d in missing)} first: "
-                         f"run `make report PROFILE={task.profile}`")
+        raise MissingInput(f"{task.name} needs {', '.join(d.name for d in missing)} first: "
+                           f"run `make report PROFILE={task.profile}` (with the same SET=...)")
     task.folder.mkdir(parents=True, exist_ok=True)
     partial = task.folder / f".{task.notebook}.partial.ipynb"
     env_threads = jobs_threads()

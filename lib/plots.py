@@ -1,6 +1,7 @@
 """The report's figures (seaborn), each a function of tidy tables or tensors that returns a Figure."""
 from __future__ import annotations
 
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,6 +13,15 @@ sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
 PALETTE = dict(zip(range(10), sns.color_palette("tab10", 10)))
 REFERENCE_LABELS = {"feature_mean": "feature means μ_c", "weight": "weight vectors W_c",
                     "center": "center-loss centers c_c"}
+
+
+def save(fig: plt.Figure, folder: Path | str, name: str) -> None:
+    """The figure as <name>.png (150 dpi) and <name>.svg (dense scatters rasterized), written atomically."""
+    from lib.products import atomic_path
+
+    for suffix, options in ((".png", {"dpi": 150}), (".svg", {})):
+        with atomic_path(Path(folder) / f"{name}{suffix}") as tmp:
+            fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **options)
 
 
 def feature_panel(ax: plt.Axes, features: torch.Tensor, labels: torch.Tensor, means: torch.Tensor,
@@ -122,5 +132,42 @@ def example_grid(examples: dict[float, dict], n: int = 6) -> plt.Figure:
                 ax.set_xticks([]), ax.set_yticks([])
                 if i == 0:
                     ax.set_ylabel(f"ε={eps:g}\n{name}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def explorer_view(state: dict) -> plt.Figure:
+    """The explorer: clean digit, inverse adversary, perturbation, softmax before/after, and the
+    digit's feature among its class's (PCA plane of the class) with the class's reference points."""
+    fig = plt.figure(figsize=(17, 4.2))
+    grid = fig.add_gridspec(1, 5, width_ratios=[1, 1, 1, 1.5, 2.2])
+    limit = max(float(state["perturbation"].abs().max()), 1e-6)
+    for i, (key, title, cmap, vmin, vmax) in enumerate((
+            ("clean", f"test digit #{state['position']} (class {state['digit_class']})", "gray", 0, 1),
+            ("adversarial", f"inverse adversary, ε = {state['eps']:g}", "gray", 0, 1),
+            ("perturbation", f"perturbation (max |δ| = {limit:.3f})", "RdBu_r", -limit, limit))):
+        ax = fig.add_subplot(grid[i])
+        ax.imshow(state[key], cmap=cmap, vmin=vmin, vmax=vmax)
+        ax.set(title=title, xticks=[], yticks=[])
+    ax = fig.add_subplot(grid[3])
+    classes = np.arange(10)
+    ax.bar(classes - 0.2, state["probs_before"], 0.4, label="clean", color="gray")
+    ax.bar(classes + 0.2, state["probs_after"], 0.4, label="inverse adversary", color=sns.color_palette("deep")[0])
+    ax.set(xticks=classes, xlabel="class", ylabel="softmax probability", ylim=(0, 1.05), title="prediction")
+    ax.legend(fontsize=9)
+    ax = fig.add_subplot(grid[4])
+    cloud = state["cloud"].numpy()
+    ax.scatter(*cloud.T, s=6, alpha=0.25, color=PALETTE[state["digit_class"]], label="features of the class",
+               rasterized=True)
+    markers = {"this digit": "o", "its inverse adversary": "D", "feature mean μ": "*", "center-loss center c": "P",
+               "adversarial center (ε)": "X", "weight vector W (direction)": "^"}
+    for (name, point), color in zip(state["points"].items(), sns.color_palette("dark", len(markers))):
+        ax.scatter(*point.numpy(), s=140 if name != "this digit" else 90, marker=markers.get(name, "o"),
+                   color=color, edgecolors="white", linewidths=0.8, zorder=3, label=name)
+    start, end = state["points"]["this digit"].numpy(), state["points"]["its inverse adversary"].numpy()
+    ax.annotate("", xy=tuple(end), xytext=tuple(start), arrowprops={"arrowstyle": "->", "color": "black"})
+    ax.set(title=f"{state['model']}: feature space (PCA plane of class {state['digit_class']})",
+           xlabel="principal direction 1", ylabel="principal direction 2")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     return fig

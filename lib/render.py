@@ -6,8 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
-from lib.pipeline import Task, notebooks_folder_name, report_path
-from lib.products import write_text
+from lib.pipeline import Task, notebooks_folder_name, report_path, reports_dir
+from lib.products import write_bytes, write_text
 
 # Code cells are hidden until the reader asks for them; everything is inline (no remote scripts).
 TOGGLE = """
@@ -52,7 +52,24 @@ def render(study, tasks: dict[str, Task]) -> Path:
     folder.mkdir(parents=True)
     for task in tasks.values():
         shutil.copyfile(task.executed, folder / f"{task.name}.ipynb")
+    export(study.profile, tasks)
     write_text(to_html(tasks["figures"].executed), report)
     write_text(key, stamp)
     print(f"report: {report}")
     return report
+
+
+def export(profile: str, tasks: dict[str, Task]) -> None:
+    """Tables (CSV, + Parquet with pyarrow) to reports/results/<profile>/, figures (PNG, SVG) to
+    reports/figures/<profile>/: the results in forms other tools read."""
+    from lib.steps import TABLES
+    from lib.tables import export as export_tables
+
+    results, figures = (reports_dir() / kind / profile for kind in ("results", "figures"))
+    for folder in (results, figures):
+        shutil.rmtree(folder, ignore_errors=True)  # nothing stale from an earlier run survives
+    made = tasks["figures"].folder
+    export_tables([*(tasks["centers"].folder / f"{n}.csv" for n in TABLES), made / "models.csv",
+                   made / "history.csv"], results)
+    for image in sorted((made / "figures").glob("*.*")):
+        write_bytes(image.read_bytes(), figures / image.name)

@@ -90,3 +90,31 @@ def history_table(checkpoints: list[dict]) -> pd.DataFrame:
     """Per-epoch metrics of every model, long format."""
     return pd.DataFrame([{"model": model_name(ck["config"]["model"], ck["config"]["feature_dim"]), **epoch}
                          for ck in checkpoints for epoch in ck["history"]])
+
+
+def save_csv(table: pd.DataFrame, path) -> None:
+    """A table as CSV, written atomically."""
+    from lib.products import write_text
+
+    write_text(table.to_csv(index=False), path)
+
+
+def export(csv_files: list, folder) -> list:
+    """Copy tidy CSV tables into `folder`, each also as Parquet when pyarrow is installed."""
+    from pathlib import Path
+
+    from lib.products import atomic_path, write_bytes
+
+    try:
+        import pyarrow  # noqa: F401  (optional: Parquet is a convenience, CSV is the reference)
+    except ImportError:
+        pyarrow = None
+    written = []
+    for csv in map(Path, csv_files):
+        write_bytes(csv.read_bytes(), Path(folder) / csv.name)
+        written.append(Path(folder) / csv.name)
+        if pyarrow is not None:
+            with atomic_path(Path(folder) / f"{csv.stem}.parquet") as tmp:
+                pd.read_csv(csv).to_parquet(tmp, index=False)
+            written.append(Path(folder) / f"{csv.stem}.parquet")
+    return written

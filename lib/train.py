@@ -33,7 +33,8 @@ def accuracy(model: SmallCNN, split: Split, batch_size: int = 1000) -> float:
 def build(config: TrainConfig, device: torch.device | str = "cpu") -> tuple[SmallCNN, CenterLoss]:
     """A fresh model and center tracker for `config`, initialised from its seed."""
     torch.manual_seed(config.seed)
-    model = SmallCNN(config.feature_dim, config.dropout, NUM_CLASSES).to(device)
+    # channels_last: oneDNN's and cuDNN's fast convolution layout (1.3-1.7x per epoch on CPU, `make bench`).
+    model = SmallCNN(config.feature_dim, config.dropout, NUM_CLASSES).to(device, memory_format=torch.channels_last)
     centers = CenterLoss(NUM_CLASSES, config.feature_dim, config.center_alpha).to(device)
     return model, centers
 

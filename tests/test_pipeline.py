@@ -11,7 +11,6 @@ import torch
 
 from lib import pipeline, products
 from lib.config import ROOT, study
-from lib.errors import MissingInput
 from tests.smoke import executed_steps, make_report, offline_env, run_make_report
 
 
@@ -85,10 +84,16 @@ def test_unknown_profile_is_named():
         study("fast")
 
 
-def test_missing_input_names_the_step_and_command():
-    s = study("smoke", "seed=12345")
-    with pytest.raises(MissingInput, match=r"step train-A-200d.*make report PROFILE=smoke"):
-        pipeline.load_checkpoints(s)
+def test_a_notebook_run_by_hand_makes_its_missing_inputs(tmp_path, monkeypatch):
+    from lib import steps
+
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
+    s = study("smoke", "seed=11 epochs=1 train_samples=300 test_samples=100 attack_samples=100 eps=0,0.1")
+    run = steps.eps_run(s, 0.1)  # as 02_inverse_adversaries does, with nothing trained yet
+    assert set(run["models"]) == {"A-200d", "B-200d"} and pipeline.task(s, "eps-0.1").output.exists()
+    made = {t.name for t in pipeline.plan(s).values() if t.output.exists()}
+    assert made == {"train-A-200d", "train-B-200d", "eps-0.1"}  # exactly its inputs, nothing more
+    assert steps.eps_run(s, 0.1)["provenance"] == run["provenance"]  # the second call only loads
 
 
 @pytest.mark.slow
@@ -102,6 +107,13 @@ def test_smoke_report_end_to_end():
     notebooks = pipeline.reports_dir() / "report-smoke_notebooks"
     assert {p.stem for p in notebooks.glob("*.ipynb")} == set(pipeline.plan(study("smoke")))
     assert executed_steps(log) <= set(pipeline.plan(study("smoke")))
+
+    results, figures = (pipeline.reports_dir() / kind / "smoke" for kind in ("results", "figures"))
+    assert {"centers.csv", "samples.csv", "attacks.csv", "models.csv", "history.csv"} <= {p.name for p in results.iterdir()}
+    assert list(pd.read_csv(results / "centers.csv").columns) == [
+        "model", "eps", "reference", "class", "cosine", "mse", "relative_mse"]  # the schema in the README
+    for name in ("figure1", "figure2", "figure3", "training_curves", "attack_effect", "examples"):
+        assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.svg").exists(), name
 
     assert executed_steps(make_report()) == set()  # nothing changed: no work
 

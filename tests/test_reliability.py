@@ -167,7 +167,7 @@ def test_notebook_error_is_one_line_at_the_top_of_its_output(tmp_path):
 
 def test_failing_step_prints_its_error_first(monkeypatch, tmp_path):
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
-    with pytest.raises(SystemExit, match=r"^error: eps-0.1 needs train-A-200d, train-B-200d first"):
+    with pytest.raises(SystemExit, match=r"^error: eps-0.1 needs train-A-200d, train-B-200d first: run `make report PROFILE=smoke`"):
         pipeline.main(["--profile", "smoke", "execute", "eps-0.1"])
 
 

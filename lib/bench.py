@@ -1,0 +1,309 @@
+"""`make bench`: our fast paths against reference-style loops, timed in the same run on the same device.
+
+    python -m lib.bench            # full sizes: one 60k-image epoch, PGD on the 10k test set × 40 steps
+    python -m lib.bench --quick    # CPU-sized subsets (about 3 minutes on 2 cores), paper compute extrapolated
+
+Prints a table of seconds and ratios (reference / ours) and writes it, with the device, package
+versions and peak memory, to reports/bench/bench-<device>.csv and .json. Each comparison also
+checks that both paths give the same results (accuracy, centers, adversarial examples).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from lib.config import ROOT, Study, TrainConfig
+from lib.data import DATA_DIR, Split, batches, load_split, to_input
+from lib.provenance import default_device, provenance
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each comparison times."""
+
+    train_samples: int  # images in the timed training epoch
+    attack_samples: int  # test images attacked at every ε
+    steps: int  # PGD steps
+    test_samples: int = 2000  # images the accuracy check uses
+
+
+FULL = Sizes(train_samples=60000, attack_samples=10000, steps=40)
+QUICK = Sizes(train_samples=6400, attack_samples=200, steps=10)
+PAPER = Study()  # the protocol the extrapolation is for
+
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device):
+    """(seconds, result) of fn()."""
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+# --- reference-style paths: what a textbook PyTorch script does -------------------------------
+
+def reference_loader(samples: int, batch_size: int, seed: int, workers: int) -> torch.utils.data.DataLoader:
+    """torchvision MNIST, PIL -> ToTensor per item, DataLoader; same shuffling order as ours (same seed)."""
+    from torchvision.datasets import MNIST
+    from torchvision.transforms import ToTensor
+
+    dataset = torch.utils.data.Subset(MNIST(str(DATA_DIR), train=True, transform=ToTensor()), range(samples))
+    sampler = torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+    # DataLoader draws its worker base seed from `generator`; a separate one keeps the global RNG
+    # (dropout) and the sampler's stream exactly as in our loop.
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                                       generator=torch.Generator().manual_seed(seed),
+                                       persistent_workers=workers > 0)
+
+
+def reference_epoch(model, centers, optimizer, loader, config: TrainConfig, device: torch.device) -> None:
+    """One training epoch, eager, batch by batch from the DataLoader."""
+    model.train()
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        features = model.features(x)
+        loss = F.cross_entropy(model.classify(features), y) + config.loss_weight * centers(features, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        centers.update(features, y)
+
+
+def plain_inverse_pgd(model, images: torch.Tensor, labels: torch.Tensor, eps: float, step_size: float,
+                      steps: int, batch_size: int = 128) -> torch.Tensor:
+    """Inverse PGD the textbook way: batch of 128, every ε (0 included) stepped in full."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        x, y = images[start:start + batch_size], labels[start:start + batch_size]
+        x_adv = x.clone()
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            loss = F.cross_entropy(model(x_adv), y, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x_adv)
+            x_adv = torch.min(torch.max(x_adv.detach() - step_size * grad.sign(), x - eps), x + eps).clamp(0, 1)
+        out.append(x_adv)
+    return torch.cat(out)
+
+
+# --- the comparisons -----------------------------------------------------------------------------
+
+def contiguous(model):
+    """The model in the default (NCHW) layout: the reference paths do not use channels_last."""
+    return model.to(memory_format=torch.contiguous_format)
+
+
+def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...]) -> tuple[list[dict], dict]:
+    """Our epoch (device-resident data, channels_last) vs the DataLoader loop, from the same seed."""
+    from lib.train import accuracy, build, train_epoch
+
+    config = TrainConfig(model="B", epochs=1, train_samples=sizes.train_samples)
+    train_split = load_split(True).subset(sizes.train_samples).to(device)
+    test_split = load_split(False).subset(sizes.test_samples).to(device)
+
+    def ours():
+        model, centers = build(config, device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        train_epoch(model, centers, optimizer, train_split, config, torch.Generator().manual_seed(config.seed))
+        return model, centers
+
+    def reference(loader):
+        model, centers = build(config, device)
+        model = contiguous(model)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        reference_epoch(model, centers, optimizer, loader, config, device)
+        return model, centers
+
+    seconds, (model, centers) = timed(ours, device)
+    rows = [{"work": f"training epoch ({sizes.train_samples} images)", "path": "ours", "seconds": seconds}]
+    check = {"ours_test_acc": accuracy(model, test_split)}
+    for n in workers:  # the data set is opened outside the timer, as ours is loaded outside it
+        loader = reference_loader(sizes.train_samples, config.batch_size, config.seed, n)
+        ref_seconds, (ref_model, ref_centers) = timed(lambda: reference(loader), device)
+        rows.append({"work": rows[0]["work"], "path": f"reference, DataLoader {n} workers",
+                     "seconds": ref_seconds, "ratio": ref_seconds / seconds})
+    check.update(reference_test_acc=accuracy(ref_model, test_split),
+                 max_center_diff=(centers.centers - ref_centers.centers).abs().max().item())
+    check["same_results"] = (abs(check["ours_test_acc"] - check["reference_test_acc"]) <= 0.002
+                             and check["max_center_diff"] < 1e-2)
+    return rows, check
+
+
+def bench_pgd(sizes: Sizes, device: torch.device) -> tuple[list[dict], dict]:
+    """Our ε run (lib.inverse, per ε) vs the plain per-ε loop, on one trained-for-an-epoch model."""
+    from lib import inverse
+    from lib.centers import class_means, cosine
+    from lib.train import build, train_epoch
+
+    config = TrainConfig(model="B", epochs=1, train_samples=sizes.train_samples)
+    model, centers = build(config, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    train_epoch(model, centers, optimizer, load_split(True).subset(sizes.train_samples).to(device), config,
+                torch.Generator().manual_seed(0))
+    split = load_split(False).subset(sizes.attack_samples)
+    work = f"inverse PGD ({sizes.attack_samples} images × {sizes.steps} steps × {len(PAPER.eps)} ε)"
+
+    def ours():
+        return [inverse.run_model(model, split, e, PAPER.step_size, sizes.steps) for e in PAPER.eps]
+
+    def reference():
+        plain = contiguous(build(config, device)[0])
+        plain.load_state_dict(model.state_dict())
+        x, y = to_input(split.images).to(device), split.labels.to(device)
+        return [plain_inverse_pgd(plain, x, y, e, PAPER.step_size, sizes.steps) for e in PAPER.eps]
+
+    seconds, runs = timed(ours, device)
+    ref_seconds, ref_adv = timed(reference, device)
+    with torch.no_grad():
+        ref_centers = [class_means(model.features(x).cpu(), split.labels) for x in ref_adv]
+    agreement = [cosine(class_means(r["adv_features"], split.labels), c).min().item()
+                 for r, c in zip(runs, ref_centers)]
+    check = {"min_center_cosine_ours_vs_plain": min(agreement), "same_results": min(agreement) > 0.999}
+    image_steps = sizes.attack_samples * sizes.steps * len(PAPER.eps)
+    rows = [{"work": work, "path": "ours", "seconds": seconds, "ms_per_image_step": 1e3 * seconds / image_steps},
+            {"work": work, "path": "reference, plain per-ε loop", "seconds": ref_seconds, "ratio": ref_seconds / seconds,
+             "ms_per_image_step": 1e3 * ref_seconds / image_steps}]
+    return rows, check
+
+
+def breakdown(sizes: Sizes, device: torch.device) -> list[dict]:
+    """Where a training epoch's time goes: model arithmetic vs data handling, Python and evaluation."""
+    from lib.train import accuracy, build, train_epoch
+
+    config = TrainConfig(model="B", epochs=1, train_samples=sizes.train_samples)
+    split = load_split(True).subset(sizes.train_samples).to(device)
+    test = load_split(False).to(device)
+    model, centers = build(config, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    generator = torch.Generator().manual_seed(0)
+    epoch, _ = timed(lambda: train_epoch(model, centers, optimizer, split, config, generator), device)
+    prepared = list(batches(split, config.batch_size, shuffle=True, generator=generator))
+
+    def arithmetic():  # the same steps on batches made beforehand: forward, backward, update only
+        for x, y in prepared:
+            features = model.features(x)
+            loss = F.cross_entropy(model.classify(features), y) + config.loss_weight * centers(features, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            centers.update(features, y)
+
+    model_seconds, _ = timed(arithmetic, device)
+    data_seconds, _ = timed(lambda: sum(len(y) for _, y in batches(split, config.batch_size, True, generator)), device)
+    eval_seconds, _ = timed(lambda: accuracy(model, test), device)
+    # Per paper epoch: 60k training images and one 10k-image test pass.
+    scale = 60000 / sizes.train_samples
+    total = epoch * scale + eval_seconds
+    model_share = min(1.0, model_seconds * scale / total)
+    work = "training epoch breakdown (paper: 60k + 10k test)"
+    return [{"work": work, "path": "model arithmetic (forward, backward, SGD, center update)",
+             "seconds": model_seconds * scale, "share": model_share},
+            {"work": work, "path": "everything else (data, Python, metrics, evaluation)",
+             "seconds": total * (1 - model_share), "share": 1 - model_share},
+            {"work": work, "path": "  of which data handling (shuffle, index, uint8 -> float)",
+             "seconds": data_seconds * scale, "share": data_seconds * scale / total},
+            {"work": work, "path": "  of which the evaluation pass (10k test images)",
+             "seconds": eval_seconds, "share": eval_seconds / total}]
+
+
+def startup_seconds() -> float:
+    """What every notebook pays before its work: a fresh Python importing the pipeline's modules."""
+    code = "import lib.pipeline, lib.train, lib.inverse, lib.tables, lib.plots, papermill"
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def paper_estimate(rows: list[dict], sizes: Sizes, startup: float) -> list[dict]:
+    """The paper profile's compute, extrapolated from this run's timings (4 trainings, every ε run)."""
+    row = lambda work, path: next(r for r in rows if r["work"].startswith(work) and r["path"].startswith(path))
+    epoch = lambda path: row("training epoch (", path)["seconds"] * 60000 / sizes.train_samples
+    pgd = lambda path: row("inverse PGD", path)["seconds"] * (PAPER.steps / sizes.steps) * (10000 / sizes.attack_samples)
+    notebooks = 4 + len(PAPER.eps) + 2
+    ours = 4 * PAPER.epochs * epoch("ours") + 2 * pgd("ours") + notebooks * startup
+    theirs = 4 * PAPER.epochs * epoch("reference") + 2 * pgd("reference") + notebooks * startup
+    work = "paper profile compute (extrapolated)"
+    return [{"work": work, "path": "ours (share: notebook start-up)", "seconds": ours, "share": notebooks * startup / ours},
+            {"work": work, "path": "reference-style", "seconds": theirs, "ratio": theirs / ours}]
+
+
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak host RSS of this process and peak GPU memory allocated, in MB."""
+    peak = {"host_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        peak["gpu_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peak
+
+
+def table(rows: list[dict]) -> str:
+    """Rows as a fixed-width text table."""
+    lines = [f"{'work':<58} {'path':<58} {'seconds':>9} {'ratio':>7} {'share':>6}"]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}x" if "ratio" in r else ""
+        share = f"{100 * r['share']:.0f}%" if "share" in r else ""
+        lines.append(f"{r['work']:<58} {r['path']:<58} {r['seconds']:>9.2f} {ratio:>7} {share:>6}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CPU-sized subsets; the paper compute is extrapolated")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench", help="folder for the CSV/JSON")
+    parser.add_argument("--train-samples", type=int, help="override the training subset (tests)")
+    parser.add_argument("--attack-samples", type=int, help="override the attacked subset (tests)")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    overrides = {k: v for k, v in (("train_samples", args.train_samples), ("attack_samples", args.attack_samples)) if v}
+    sizes = Sizes(**{**asdict(sizes), **overrides})
+    device = default_device()
+    workers = (0, 4) if device.type == "cuda" else (0,)
+    print(f"benchmark on {provenance(device)['device']}, sizes {sizes}", flush=True)
+
+    rows, checks = [], {}
+    for name, bench in (("training", lambda: bench_training(sizes, device, workers)),
+                        ("inverse PGD", lambda: bench_pgd(sizes, device))):
+        new_rows, checks[name] = bench()
+        rows += new_rows
+        print(table(new_rows), "\n  check:", checks[name], flush=True)
+    rows += breakdown(sizes, device)
+    rows += paper_estimate(rows, sizes, startup_seconds())
+    print(table(rows))
+    result = {"provenance": provenance(device), "sizes": asdict(sizes), "rows": rows, "checks": checks,
+              "memory": peak_memory(device)}
+    print("memory:", result["memory"], "\nresults agree:", all(c["same_results"] for c in checks.values()))
+    write(result, args.out)
+    return result
+
+
+def write(result: dict, folder: Path) -> None:
+    """bench-<device>.json and .csv in `folder`."""
+    import pandas as pd
+
+    from lib.products import write_text
+
+    slug = re.sub(r"[^a-z0-9]+", "-", result["provenance"]["device"].lower()).strip("-")
+    write_text(json.dumps(result, indent=1), folder / f"bench-{slug}.json")
+    write_text(pd.DataFrame(result["rows"]).assign(device=result["provenance"]["device"]).to_csv(index=False),
+               folder / f"bench-{slug}.csv")
+    print(f"wrote {folder / f'bench-{slug}'}.{{json,csv}}")
+
+
+if __name__ == "__main__":
+    main()

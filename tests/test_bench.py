@@ -1,0 +1,28 @@
+"""`make bench` runs end to end on CPU and its fast and reference paths agree (timings are not tested)."""
+import json
+
+import pandas as pd
+
+from lib import bench
+
+
+def test_bench_quick_runs_and_paths_agree(tmp_path):
+    result = bench.main(["--quick", "--train-samples", "640", "--attack-samples", "100", "--out", str(tmp_path)])
+    assert all(check["same_results"] for check in result["checks"].values()), result["checks"]
+    [csv] = tmp_path.glob("bench-*.csv")
+    rows = pd.read_csv(csv)
+    assert {"ours", "reference, DataLoader 0 workers", "reference, plain per-ε loop"} <= set(rows.path)
+    assert rows.seconds.gt(0).all() and rows.ratio.dropna().gt(0).all()
+    shares = rows[rows.work.str.contains("breakdown")].set_index("path").share
+    assert shares.between(0, 1).all() and len(shares) == 4
+    saved = json.loads(csv.with_suffix(".json").read_text())
+    assert saved["provenance"]["device"].startswith("cpu") and saved["memory"]["host_peak_mb"] > 0
+
+
+def test_plain_pgd_matches_the_library_attack(small_model, test_batch):
+    from lib.attacks import inverse_adversary
+
+    x, y = test_batch
+    ours = inverse_adversary(small_model, x, y, 0.1, 0.01, 5)
+    plain = bench.plain_inverse_pgd(small_model, x, y, 0.1, 0.01, 5)
+    assert (ours == plain).float().mean() > 0.999  # the reference path is the same attack

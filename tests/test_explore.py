@@ -1,0 +1,36 @@
+"""The explorer: its computations, and the notebook run headless on the smoke profile."""
+import pytest
+import torch
+
+from lib import explore, pipeline
+
+
+def test_projection_puts_the_class_mean_at_the_origin_and_keeps_in_plane_points():
+    torch.manual_seed(0)
+    plane = torch.randn(2, 5)
+    features = torch.randn(200, 2) * torch.tensor([3.0, 1.0]) @ plane + 7  # a class spread on a 2-D plane
+    cloud, points = explore.project(features, {"mean": features.mean(0), "member": features[3]})
+    assert points["mean"].abs().max() < 1e-5
+    # distances within the plane survive the projection
+    assert torch.allclose((points["member"] - points["mean"]).norm(), (features[3] - features.mean(0)).norm(), atol=1e-4)
+    assert cloud.shape == (200, 2)
+
+
+def test_inspect_at_eps_zero_changes_nothing_and_lowers_the_loss_otherwise(small_model, test_batch):
+    x, y = test_batch[0][:1], int(test_batch[1][0])
+    same = explore.inspect(small_model, x, y, 0.0, 0.01, 10)
+    assert torch.equal(same["clean"], same["adversarial"]) and torch.equal(same["probs_before"], same["probs_after"])
+    moved = explore.inspect(small_model, x, y, 0.1, 0.01, 10)
+    assert moved["probs_after"][y] >= moved["probs_before"][y]  # an inverse adversary is more confident
+    assert moved["perturbation"].abs().max() <= 0.1 + 1e-6
+
+
+@pytest.mark.slow
+def test_explorer_runs_headless_and_saves_its_view(tmp_path):
+    import papermill
+
+    papermill.execute_notebook(pipeline.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
+                               parameters={"profile": "smoke", "eps": 0.1, "digit_class": 7},
+                               kernel_name=pipeline.KERNEL, cwd=str(pipeline.NOTEBOOKS), progress_bar=False)
+    view = pipeline.reports_dir() / "figures" / "explore-smoke.png"
+    assert view.stat().st_size > 20_000
