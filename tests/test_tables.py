@@ -1,5 +1,6 @@
 """Tidy tables reproduce the metrics they are built from."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -58,3 +59,19 @@ def test_sample_and_attack_tables(runs):
 def test_unknown_reference_is_named():
     with pytest.raises(ValueError, match="reference must be one of"):
         tables.reference(references(0), "median", "train")
+
+
+def test_export_copies_csv_and_adds_parquet_only_when_pyarrow_is_there(tmp_path):
+    import importlib.util
+
+    from lib.tables import export, save_csv
+
+    source = tmp_path / "made" / "centers.csv"
+    save_csv(pd.DataFrame({"model": ["A-200d"], "eps": [0.1], "cosine": [0.5]}), source)
+    written = export([source], tmp_path / "out")
+    assert (tmp_path / "out" / "centers.csv").read_bytes() == source.read_bytes()
+    parquet = tmp_path / "out" / "centers.parquet"
+    if importlib.util.find_spec("pyarrow"):
+        assert parquet in written and pd.read_parquet(parquet).equals(pd.read_csv(source))
+    else:
+        assert written == [tmp_path / "out" / "centers.csv"] and not parquet.exists()
