@@ -30,7 +30,8 @@ def test_explorer_runs_headless_and_saves_its_view(tmp_path):
     import papermill
 
     papermill.execute_notebook(pipeline.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
-                               parameters={"profile": "smoke", "eps": 0.1, "digit_class": 7},
-                               kernel_name=pipeline.KERNEL, cwd=str(pipeline.NOTEBOOKS), progress_bar=False)
+                               parameters={"profile": "smoke", "eps": 0.1, "digit_class": 7, "interactive": False},
+                               kernel_name=pipeline.KERNEL, cwd=str(pipeline.NOTEBOOKS), progress_bar=False,
+                               execution_timeout=600)  # a hung cell fails the test instead of the CI run
     view = pipeline.reports_dir() / "figures" / "explore-smoke.png"
     assert view.stat().st_size > 20_000

@@ -157,7 +157,7 @@ def test_notebook_error_is_one_line_at_the_top_of_its_output(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError) as info:
         papermill.execute_notebook(pipeline.NOTEBOOKS / "02_inverse_adversaries.ipynb", out,
                                    parameters={"profile": "smoke", "eps": -0.5}, kernel_name=pipeline.KERNEL,
-                                   cwd=str(pipeline.NOTEBOOKS), progress_bar=False)
+                                   cwd=str(pipeline.NOTEBOOKS), progress_bar=False, execution_timeout=600)
     assert info.value.ename == "ConfigError"
     failed = [c for c in json.loads(out.read_text())["cells"]
               if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
