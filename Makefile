@@ -10,10 +10,13 @@ export INVADV_RUNS ?= $(CURDIR)/runs
 RAW := $(INVADV_DATA)/MNIST/raw
 PROFILE ?= paper
 SET ?=
+EXTENDED ?=
+# EXTENDED=0 leaves out the extension (models C and D, robustness, probe, dimension sweep, extra seeds).
+OVERRIDES = $(strip $(SET) $(if $(EXTENDED),extended=$(EXTENDED)))
 
 .PHONY: help env data report test bench bench-quick nbval-refresh lab clean-venv
 help:
-	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\")"
+	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\", EXTENDED=0)"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
 	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
@@ -39,7 +42,7 @@ $(RAW)/.verified: | $(VENV)/.installed
 # (lib/pipeline.py); `make -j4 report` runs independent trainings and ε runs in parallel.
 report: $(VENV)/.installed $(RAW)/.verified
 	@mkdir -p $(INVADV_RUNS)/$(PROFILE) && touch $(INVADV_RUNS)/$(PROFILE)/.started
-	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(SET)" makefile >/dev/null
+	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile >/dev/null
 	@$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report
 
 # The suite includes nbval: tests/nbval/ holds smoke-profile notebooks with their outputs, re-executed

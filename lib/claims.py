@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import norm, spearmanr, ttest_ind
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 
@@ -17,6 +18,8 @@ class Thresholds:
     low_cosine: float = 0.5  # claim 2: 'low' cosine similarity
     high_cosine: float = 0.9  # claim 3: 'high' cosine similarity
     low_relative_mse: float = 0.1  # claim 3: 'low' MSE, relative to the reference's mean square
+    min_gain: float = 0.01  # claim 4: a robustness gain smaller than 1 point is not 'increased robustness'
+    max_clean_drop: float = 0.005  # claim 4: 'keeping separability' allows at most 0.5 points less clean accuracy
 
 
 def trend(series: pd.DataFrame, alpha: float) -> tuple[str, str]:
@@ -93,3 +96,52 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
                                                             "with adversarial centers is part of this reproduction.",
                  "verdict": extension[0] if extension else INCONCLUSIVE})
     return pd.DataFrame(rows)
+
+
+def difference(a: pd.Series, b: pd.Series, samples: int, confidence: float = 0.95) -> tuple[float, float, float]:
+    """Mean of a − b with a confidence interval: Welch's over seeds when both have ≥ 2, otherwise (one seed)
+    the normal interval of a difference of two accuracies measured on `samples` test images each."""
+    diff = a.mean() - b.mean()
+    if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
+        low, high = ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+        return diff, float(low), float(high)
+    pa, pb = a.mean(), b.mean()
+    se = np.sqrt((pa * (1 - pa) + pb * (1 - pb)) / samples)
+    z = norm.ppf(0.5 + confidence / 2)
+    return diff, diff - z * se, diff + z * se
+
+
+def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), new: str = "C-200d",
+           classic: str = "B-200d", plain: str = "A-200d") -> tuple[str, str]:
+    """Verdict and evidence on claim 4 from the evaluation table (one row per model × seed).
+
+    Holds when the model trained with adversarial centers (`new`) is more robust than the classic
+    center-loss model at some PGD ε (95 % interval of the difference above 0), less robust at none,
+    loses at most `max_clean_drop` clean accuracy and stays more compact than cross-entropy alone.
+    Does not hold when it is less robust somewhere, loses more clean accuracy, or every interval rules
+    out a gain of `min_gain`. Inconclusive otherwise.
+    """
+    by = lambda model, column: evaluation.loc[evaluation.model == model, column]
+    seeds = evaluation.groupby("model").size()
+    robust = sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))
+    diffs = {c: difference(by(new, c), by(classic, c), samples) for c in robust}
+    clean = difference(by(new, "clean_acc"), by(classic, "clean_acc"), samples)
+    gain = any(low > 0 for _, low, _ in diffs.values())
+    loss = any(high < 0 for _, _, high in diffs.values())
+    ruled_out = all(high < t.min_gain for _, _, high in diffs.values())
+    compact = by(new, "compactness").mean() < by(plain, "compactness").mean()
+    separable = clean[0] >= -t.max_clean_drop and compact
+    verdict = HOLDS if gain and not loss and separable else \
+        FAILS if loss or ruled_out or clean[0] < -t.max_clean_drop else INCONCLUSIVE
+    pp = lambda d: f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
+    n = int(seeds.get(new, 0))
+    evidence = (f"{new} − {classic}, robust accuracy under PGD: "
+                + "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
+                + f"; clean accuracy: {pp(clean)}. Compactness (within/between scatter, lower is more compact): "
+                + ", ".join(f"{m} {by(m, 'compactness').mean():.3f}" for m in (plain, classic, new))
+                + f". Mean over {n} seed(s), 95 % interval "
+                + ("over seeds (Welch)." if n >= 2 else f"from {samples} test images only (one seed).")
+                + f" Holds if some interval lies above 0 with none below 0, the clean accuracy drops by at most "
+                  f"{100 * t.max_clean_drop:g} pp and {new} is more compact than {plain}; fails if an interval lies "
+                  f"below 0, every interval excludes a gain of {100 * t.min_gain:g} pp, or the clean accuracy drops more.")
+    return verdict, evidence

@@ -15,7 +15,11 @@ NUM_CLASSES = 10
 # torchvision's MNIST points INVADV_DATA at its parent folder.
 DATA_DIR = Path(os.environ.get("INVADV_DATA", ROOT / "data"))
 
-MODELS = ("A", "B")  # A: cross-entropy; B: cross-entropy + λ·center loss
+# A: cross-entropy; B: + λ·center loss (Wen et al.'s centers); extension (STUDY.md §6): C: + λ·center loss
+# whose centers are adversarial centers (EMA of inverse adversaries' features); D: + λ·pull of each feature
+# towards its own inverse adversary's feature.
+MODELS = ("A", "B", "C", "D")
+INVERSE_MODELS = ("C", "D")  # the models that make inverse adversaries while training
 
 # λ for model B. Chosen by experiment (README, "Choosing λ"; reports/lambda_sweep_*.csv): it makes the
 # 200-d classes about 3x more compact at every training budget tried, at no cost in accuracy, while
@@ -46,6 +50,11 @@ class TrainConfig:
     train_samples: int | None = None  # first N training images (None: all 60k)
     test_samples: int | None = None  # first N test images for evaluation (None: all 10k)
     seed: int = 0
+    # models C and D only: the inverse adversaries made for every training batch, and C's EMA rate
+    train_eps: float = 0.1
+    train_steps: int = 5
+    train_step_size: float = 0.05  # 2.5·ε/T, Madry et al.'s rule, so the ball's boundary is reachable
+    ema_rate: float = 0.1
 
     def __post_init__(self) -> None:
         checks = [
@@ -66,6 +75,11 @@ class TrainConfig:
             optional_count("test_samples", self.test_samples),
             (isinstance(self.seed, int) and not isinstance(self.seed, bool),
              f"seed must be an integer, got {self.seed!r}"),
+            (0 <= self.train_eps <= 1, f"train_eps must be in [0, 1], got {self.train_eps!r}"),
+            (isinstance(self.train_steps, int) and self.train_steps >= 1,
+             f"train_steps must be an integer >= 1, got {self.train_steps!r}"),
+            (self.train_step_size > 0, f"train_step_size must be > 0, got {self.train_step_size!r}"),
+            (0 < self.ema_rate <= 1, f"ema_rate must be in (0, 1], got {self.ema_rate!r}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -74,7 +88,7 @@ class TrainConfig:
     @property
     def loss_weight(self) -> float:
         """λ actually applied to the center loss: model A only tracks centers."""
-        return self.center_weight if self.model == "B" else 0.0
+        return 0.0 if self.model == "A" else self.center_weight
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -95,9 +109,12 @@ SPLITS = ("train", "test")
 # about 10 minutes on a 2-core CPU; `smoke` exercises every step in about a minute (tests).
 PROFILES: dict[str, dict] = {
     "paper": {},
-    "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300},
+    "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300,
+              "extra_seeds": (), "robust_samples": 500},
     "smoke": {"epochs": 2, "train_samples": 4000, "test_samples": 500, "attack_samples": 100,
-              "eps": (0.0, 0.1, 0.3), "steps": 10, "step_size": 0.03},
+              "eps": (0.0, 0.1, 0.3), "steps": 10, "step_size": 0.03,
+              "extra_seeds": (), "sweep_dims": (2, 200), "train_steps": 1, "train_step_size": 0.1,
+              "robust_eps": (0.1, 0.3), "robust_steps": 10, "robust_step_size": 0.03, "robust_samples": 100},
 }
 
 
@@ -120,10 +137,23 @@ class Study:
     attack_samples: int | None = None  # first N images of attack_split (None: all)
     attack_split: str = "test"
     mean_split: str = "train"  # split the feature means are computed on
+    # the extension (STUDY.md §6); extended=False leaves it out
+    extended: bool = True
+    extra_seeds: tuple[int, ...] = (1, 2)  # besides `seed`: A–D at 200-d again, for mean ± std
+    sweep_dims: tuple[int, ...] = (2, 16, 64, 200)  # feature dimensions of A and B in the sweep
+    train_eps: float = TrainConfig.train_eps  # models C and D: inverse adversaries while training
+    train_steps: int = TrainConfig.train_steps
+    train_step_size: float = TrainConfig.train_step_size
+    ema_rate: float = TrainConfig.ema_rate  # model C: rate of the adversarial centers' running mean
+    robust_eps: tuple[float, ...] = (0.1, 0.2, 0.3)  # the standard MNIST PGD evaluation (TRADES, Madry)
+    robust_steps: int = 40
+    robust_step_size: float = 0.01
+    robust_samples: int | None = None  # first N test images under attack (None: all)
 
     def __post_init__(self) -> None:
         eps = tuple(float(e) for e in self.eps)
         object.__setattr__(self, "eps", eps)
+        object.__setattr__(self, "robust_eps", tuple(float(e) for e in self.robust_eps))
         checks = [
             (self.profile in PROFILES, f"profile must be one of {sorted(PROFILES)}, got {self.profile!r}"),
             (len(eps) >= 1, "eps must list at least one value"),
@@ -135,18 +165,62 @@ class Study:
             (self.attack_split in SPLITS, f"attack_split must be one of {SPLITS}, got {self.attack_split!r}"),
             (self.mean_split in SPLITS, f"mean_split must be one of {SPLITS}, got {self.mean_split!r}"),
             (self.center_weight_2d >= 0, f"center_weight_2d must be >= 0, got {self.center_weight_2d!r}"),
+            (isinstance(self.extended, bool), f"extended must be true or false, got {self.extended!r}"),
+            (all(isinstance(v, int) for v in self.extra_seeds) and self.seed not in self.extra_seeds
+             and len(set(self.extra_seeds)) == len(self.extra_seeds),
+             f"extra_seeds must be distinct integers other than seed={self.seed}, got {self.extra_seeds}"),
+            (len(self.sweep_dims) >= 1 and all(isinstance(d, int) and d >= 1 for d in self.sweep_dims)
+             and len(set(self.sweep_dims)) == len(self.sweep_dims),
+             f"sweep_dims must be distinct integers >= 1, got {self.sweep_dims}"),
+            (len(self.robust_eps) >= 1 and all(0 <= e <= 1 for e in self.robust_eps),
+             f"robust_eps must list values in [0, 1], got {self.robust_eps}"),
+            (isinstance(self.robust_steps, int) and self.robust_steps >= 1,
+             f"robust_steps must be an integer >= 1, got {self.robust_steps!r}"),
+            (self.robust_step_size > 0, f"robust_step_size must be > 0, got {self.robust_step_size!r}"),
+            optional_count("robust_samples", self.robust_samples),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"Study: {message}")
         self.train_config("B", 200)  # validates the training parameters too
+        self.train_config("C", 200)
 
-    def train_config(self, model: str, feature_dim: int) -> TrainConfig:
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Every seed the study trains: the primary one first; the extra ones only when extended."""
+        return (self.seed, *self.extra_seeds) if self.extended else (self.seed,)
+
+    def models(self, seed: int | None = None) -> list[tuple[str, int]]:
+        """(model, feature_dim) trained at `seed` (default: the primary seed), in task order."""
+        seed = self.seed if seed is None else seed
+        if seed not in self.seeds:
+            raise ConfigError(f"seed {seed} is not one of the study's seeds {list(self.seeds)}")
+        models = list(REPRODUCTION_MODELS) if seed == self.seed else []
+        if self.extended:
+            models += [(m, 200) for m in MODELS if (m, 200) not in models]
+            if seed == self.seed:
+                models += [(m, d) for d in self.sweep_dims for m in ("A", "B") if (m, d) not in models]
+        return models
+
+    def attacked(self, seed: int | None = None) -> list[tuple[str, int]]:
+        """(model, feature_dim) whose inverse adversaries the ε runs of `seed` make."""
+        seed = self.seed if seed is None else seed
+        if not self.extended:
+            return list(EPS_MODELS)
+        return [(m, d) for m, d in self.models(seed) if d == 200 or (seed == self.seed and d in self.sweep_dims)]
+
+    def train_config(self, model: str, feature_dim: int, seed: int | None = None) -> TrainConfig:
         """The TrainConfig of one model of the study."""
-        # Model A's loss never sees λ; storing 0 keeps a λ change from retraining it.
+        # Model A's loss never sees λ, and only C and D make inverse adversaries: storing the defaults
+        # keeps a change of a parameter a model does not use from retraining it.
         weight = 0.0 if model == "A" else self.center_weight_2d if feature_dim == 2 else self.center_weight
+        inverse = {"train_eps": self.train_eps, "train_steps": self.train_steps,
+                   "train_step_size": self.train_step_size} if model in INVERSE_MODELS else {}
+        if model == "C":
+            inverse["ema_rate"] = self.ema_rate
         return TrainConfig(model=model, feature_dim=feature_dim, center_weight=weight, epochs=self.epochs,
-                           train_samples=self.train_samples, test_samples=self.test_samples, seed=self.seed)
+                           train_samples=self.train_samples, test_samples=self.test_samples,
+                           seed=self.seed if seed is None else seed, **inverse)
 
     def split(self, name: str) -> "Split":
         """A data split as this study uses it (the first train_samples / test_samples images)."""
@@ -166,8 +240,8 @@ def model_name(model: str, feature_dim: int) -> str:
     return f"{model}-{feature_dim}d"
 
 
-# The models the study trains: 200-d for figures 2–3 (and the ε runs), 2-d for figure 1.
-STUDY_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
+# The reproduction's models: 200-d for figures 2–3 (and the ε runs), 2-d for figure 1.
+REPRODUCTION_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
 EPS_MODELS = (("A", 200), ("B", 200))
 
 
@@ -176,7 +250,15 @@ def parse_value(name: str, text: str):
     kind = {f.name: f.type for f in dataclasses.fields(Study)}[name]
     if text.lower() in ("none", "all") and "None" in str(kind):
         return None
+    if str(kind) == "bool":
+        if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ConfigError(f"{name} must be 1 or 0 (true or false), got {text!r}")
+        return text.lower() in ("1", "true", "yes")
     try:
+        if "tuple[int" in str(kind):
+            if not all(v.lstrip("-").isdigit() for v in text.replace(",", " ").split()):
+                raise ValueError
+            return tuple(int(v) for v in text.replace(",", " ").split())
         if "tuple" in str(kind):
             return tuple(float(v) for v in text.replace(",", " ").split())
         if "int" in str(kind):
@@ -186,7 +268,8 @@ def parse_value(name: str, text: str):
         if "float" in str(kind):
             return float(text)
     except ValueError:
-        expected = "a comma-separated list of numbers" if "tuple" in str(kind) else \
+        expected = "a comma-separated list of integers" if "tuple[int" in str(kind) else \
+            "a comma-separated list of numbers" if "tuple" in str(kind) else \
             "an integer" if "int" in str(kind) else "a number"
         raise ConfigError(f"{name} must be {expected}, got {text!r}") from None
     return text

@@ -17,24 +17,25 @@ import json
 import os
 import re
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from lib.config import EPS_MODELS, ROOT, STUDY_MODELS, Study, model_name, study
+from lib.config import MODELS, ROOT, Study, model_name, study
 from lib.errors import ConfigError, MissingInput, ProductError, UserFacing
 
 NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "invadv-centers"
 # The lib modules whose code each step runs (its inputs' code is covered by their keys).
 CODE = {
-    "01_train": ("data", "models", "losses", "train", "centers", "steps"),
+    "01_train": ("data", "models", "losses", "attacks", "train", "centers", "steps"),
     "02_inverse_adversaries": ("data", "models", "attacks", "centers", "inverse", "steps"),
     "03_centers": ("centers", "tables", "steps"),
     "04_figures": ("plots", "claims", "report", "tables", "steps"),
+    "05_evaluate": ("data", "models", "attacks", "centers", "evaluation", "steps"),
+    "06_extension": ("centers", "claims", "plots", "probe", "report", "tables", "steps"),
 }
 
 
@@ -92,26 +93,46 @@ def eps_label(eps: float) -> str:
     return f"{eps:g}"
 
 
+def seed_suffix(s: Study, seed: int) -> str:
+    """'' for the primary seed (the reproduction's task names), '-s<seed>' for the extension's others."""
+    return "" if seed == s.seed else f"-s{seed}"
+
+
 def plan(s: Study) -> dict[str, Task]:
     """All tasks of the study, by name, in an order that respects dependencies."""
     tasks: dict[str, Task] = {}
-    for model, dim in STUDY_MODELS:
-        config = s.train_config(model, dim)
-        tasks[f"train-{model_name(model, dim)}"] = Task(
-            f"train-{model_name(model, dim)}", "01_train", {"model": model, "feature_dim": dim},
-            config.to_dict(), "checkpoint.pt", profile=s.profile)
-    trained = [tasks[f"train-{model_name(m, d)}"] for m, d in EPS_MODELS]
+    train_name = lambda m, d, seed: f"train-{model_name(m, d)}{seed_suffix(s, seed)}"
     attack = {k: getattr(s, k) for k in ("steps", "step_size", "attack_samples", "attack_split")}
-    for eps in s.eps:
-        name = f"eps-{eps_label(eps)}"
-        tasks[name] = Task(name, "02_inverse_adversaries", {"eps": eps}, {"eps": eps, **attack},
-                           "inverse.pt", deps=trained, profile=s.profile)
-    eps_tasks = [tasks[f"eps-{eps_label(e)}"] for e in s.eps]
+    for seed in s.seeds:
+        for model, dim in s.models(seed):
+            name = train_name(model, dim, seed)
+            tasks[name] = Task(name, "01_train", {"model": model, "feature_dim": dim, "seed": seed},
+                               s.train_config(model, dim, seed).to_dict(), "checkpoint.pt", profile=s.profile)
+    for seed in s.seeds:
+        attacked = [tasks[train_name(m, d, seed)] for m, d in s.attacked(seed)]
+        for eps in s.eps:
+            name = f"eps-{eps_label(eps)}{seed_suffix(s, seed)}"
+            tasks[name] = Task(name, "02_inverse_adversaries", {"eps": eps, "seed": seed}, {"eps": eps, **attack},
+                               "inverse.pt", deps=attacked, profile=s.profile)
+    primary_eps = [tasks[f"eps-{eps_label(e)}"] for e in s.eps]
+    trained = [tasks[train_name(m, d, s.seed)] for m, d in s.attacked()]
     tasks["centers"] = Task("centers", "03_centers", {}, {"mean_split": s.mean_split},
-                            "centers.csv", deps=trained + eps_tasks, profile=s.profile)
+                            "centers.csv", deps=trained + primary_eps, profile=s.profile)
     train_tasks = [t for t in tasks.values() if t.notebook == "01_train"]
+    eps_tasks = [t for t in tasks.values() if t.notebook == "02_inverse_adversaries"]
+    extension = []
+    if s.extended:
+        robust = {k: getattr(s, k) for k in ("robust_eps", "robust_steps", "robust_step_size", "robust_samples")}
+        for seed in s.seeds:
+            name = f"evaluate{seed_suffix(s, seed)}"
+            tasks[name] = Task(name, "05_evaluate", {"seed": seed}, robust, "evaluation.csv",
+                               deps=[tasks[train_name(m, 200, seed)] for m in MODELS], profile=s.profile)
+        evaluations = [t for t in tasks.values() if t.notebook == "05_evaluate"]
+        tasks["extension"] = Task("extension", "06_extension", {}, {"study": s.to_dict()}, "claim4.json",
+                                  deps=[tasks["centers"], *train_tasks, *eps_tasks, *evaluations], profile=s.profile)
+        extension = [tasks["extension"]]
     tasks["figures"] = Task("figures", "04_figures", {}, {"study": s.to_dict()}, "04_figures.ipynb",
-                            deps=[tasks["centers"], *train_tasks, *eps_tasks], profile=s.profile)
+                            deps=[tasks["centers"], *train_tasks, *primary_eps, *extension], profile=s.profile)
     return tasks
 
 
@@ -123,23 +144,41 @@ def task(s: Study, name: str) -> Task:
     return tasks[name]
 
 
-def train_task(s: Study, model: str, feature_dim: int) -> Task:
+def check_seed(s: Study, seed: int | None) -> int:
+    """The seed a notebook asked for (None: the primary one), checked against the study's seeds."""
+    if seed is None:
+        return s.seed
+    if seed not in s.seeds:
+        raise ConfigError(f"seed={seed!r} is not one of the study's seeds {list(s.seeds)}; "
+                          f"add it, e.g. overrides=\"extra_seeds={','.join(map(str, [*s.extra_seeds, seed]))}\"")
+    return seed
+
+
+def train_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
     """The training task of one model (a notebook's parameters checked first)."""
-    s.train_config(model, feature_dim)  # names a bad model or feature_dim
-    if (model, feature_dim) not in STUDY_MODELS:
-        raise ConfigError(f"model {model_name(model, feature_dim)} is not one the study trains; "
-                          f"choose one of {[model_name(m, d) for m, d in STUDY_MODELS]}")
-    return task(s, f"train-{model_name(model, feature_dim)}")
+    seed = check_seed(s, seed)
+    s.train_config(model, feature_dim, seed)  # names a bad model or feature_dim
+    if (model, feature_dim) not in s.models(seed):
+        raise ConfigError(f"model {model_name(model, feature_dim)} is not one the study trains at seed {seed}; "
+                          f"choose one of {[model_name(m, d) for m, d in s.models(seed)]}")
+    return task(s, f"train-{model_name(model, feature_dim)}{seed_suffix(s, seed)}")
 
 
-def eps_task(s: Study, eps: float) -> Task:
+def eps_task(s: Study, eps: float, seed: int | None = None) -> Task:
     """The ε run of one radius (a notebook's parameter checked first)."""
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
         raise ConfigError(f"eps must be a number in [0, 1] (pixels are in [0, 1]), got {eps!r}")
     if float(eps) not in s.eps:
         raise ConfigError(f"eps={eps:g} is not in the study's grid {list(s.eps)}; add it to the grid, "
                           f"e.g. overrides=\"eps={','.join(eps_label(e) for e in sorted({*s.eps, float(eps)}))}\"")
-    return task(s, f"eps-{eps_label(eps)}")
+    return task(s, f"eps-{eps_label(eps)}{seed_suffix(s, check_seed(s, seed))}")
+
+
+def evaluate_task(s: Study, seed: int | None = None) -> Task:
+    """The evaluation of one seed's 200-d models (the extension)."""
+    if not s.extended:
+        raise ConfigError("the evaluation belongs to the extension, which this study leaves out (extended=0)")
+    return task(s, f"evaluate{seed_suffix(s, check_seed(s, seed))}")
 
 
 def product_problem(t: Task) -> str | None:

@@ -56,8 +56,9 @@ def figure1(panels: list[dict]) -> plt.Figure:
     return fig
 
 
-def cosine_vs_eps(ax: plt.Axes, averages: pd.DataFrame, reference: str, metric: str = "cosine") -> None:
-    """One panel: a class-averaged metric vs ε, one line per model, band = ±1 std over classes."""
+def cosine_vs_eps(ax: plt.Axes, averages: pd.DataFrame, reference: str, metric: str = "cosine",
+                  band: str = "classes") -> None:
+    """One panel: a class-averaged metric vs ε, one line per model, band = ±1 std (over `band`)."""
     data = averages[averages.reference == reference].sort_values("eps")
     for i, (model, d) in enumerate(data.groupby("model")):
         color = sns.color_palette("deep")[i]
@@ -67,24 +68,95 @@ def cosine_vs_eps(ax: plt.Axes, averages: pd.DataFrame, reference: str, metric: 
     ylabel = "mean cosine similarity" if metric == "cosine" else "mean MSE (per feature dimension)"
     ax.set(xlabel="ε (L∞ radius of the inverse adversary)", ylabel=ylabel,
            title=f"adversarial centers vs {REFERENCE_LABELS[reference]}")
-    ax.legend(title="model (band: ±1 std over classes)")
+    ax.legend(title=f"model (band: ±1 std over {band})")
 
 
-def figure2(averages: pd.DataFrame) -> plt.Figure:
+def figure2(averages: pd.DataFrame, band: str = "classes") -> plt.Figure:
     """Figure 2: adversarial centers vs feature means (left) and vs weight vectors (right)."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     for ax, reference in zip(axes, ("feature_mean", "weight")):
-        cosine_vs_eps(ax, averages, reference)
+        cosine_vs_eps(ax, averages, reference, band=band)
     fig.tight_layout()
     return fig
 
 
-def figure3(averages: pd.DataFrame, model: str = "B-200d") -> plt.Figure:
+def figure3(averages: pd.DataFrame, model: str = "B-200d", band: str = "classes") -> plt.Figure:
     """Figure 3: model B's adversarial centers vs its center-loss centers (cosine and MSE)."""
     data = averages[averages.model == model]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
     for ax, metric in zip(axes, ("cosine", "mse")):
-        cosine_vs_eps(ax, data, "center", metric)
+        cosine_vs_eps(ax, data, "center", metric, band=band)
+    fig.tight_layout()
+    return fig
+
+
+COMPARISON_PANELS = {"clean_acc": "clean test accuracy", "compactness": "within / between class scatter",
+                     "alignment": "mean cos(class mean, W_c)", "nc3": "NC3 (0 = self-dual)",
+                     "epoch_seconds": "seconds per training epoch"}
+
+
+def comparison(table: pd.DataFrame) -> plt.Figure:
+    """Models A–D side by side: one bar panel per metric, error bars ±1 std over seeds."""
+    robust = {c: f"accuracy under PGD, ε = {c.split('@')[1]}" for c in table.columns if c.startswith("robust_acc@")}
+    panels = {"clean_acc": COMPARISON_PANELS["clean_acc"], **robust,
+              **{k: v for k, v in COMPARISON_PANELS.items() if k != "clean_acc"}}
+    fig, axes = plt.subplots(2, -(-len(panels) // 2), figsize=(3.4 * -(-len(panels) // 2), 7))
+    for ax, (column, label) in zip(axes.flat, panels.items()):
+        sns.barplot(table, x="model", y=column, hue="model", errorbar="sd", ax=ax, legend=False, palette="deep")
+        ax.set(title=label, xlabel="", ylabel="")
+        if column.endswith("acc") or "@" in column:
+            low = table[column].min()
+            ax.set_ylim(max(0.0, low - 0.1 * max(1 - low, 0.01)), 1.0)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def probe_figure(probe: pd.DataFrame) -> plt.Figure:
+    """Likelihood vs reachability of each candidate point, class-averaged, one panel per model.
+
+    x: distance to the nearest feature of the class, in units of the class's spread (≲ 1: inside the
+    cloud the extractor produces); y: the head's probability of the class at the point (logit scale).
+    """
+    models = list(dict.fromkeys(probe.model))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.4), sharey=True, squeeze=False)
+    colours = dict(zip(["feature mean", "center", "weight direction", "adversarial center"], sns.color_palette("deep")))
+    markers = {"feature mean": "*", "center": "P", "weight direction": "^", "adversarial center": "o"}
+    eps_key = probe.eps.fillna(-1)
+    mean = probe.assign(eps_key=eps_key).groupby(["model", "candidate", "eps_key"], sort=False)[
+        ["probability", "relative_distance"]].mean().reset_index()
+    clip = lambda p: np.clip(p, 1e-6, 1 - 1e-6)  # the logit axis cannot show exact 0 or 1
+    for ax, model in zip(axes[0], models):
+        for candidate, d in mean[mean.model == model].groupby("candidate", sort=False):
+            ax.plot(d.relative_distance, clip(d.probability), marker=markers[candidate], ms=11 if candidate != "adversarial center" else 6,
+                    ls="-" if candidate == "adversarial center" else "none", color=colours[candidate], label=candidate)
+            if candidate == "adversarial center":
+                for r in d.iloc[[0, -1]].itertuples():
+                    ax.annotate(f"ε={r.eps_key:g}", (r.relative_distance, clip(r.probability)), fontsize=8,
+                                xytext=(4, 4), textcoords="offset points")
+        ax.axvline(1.0, ls=":", color="gray")
+        ax.set(xscale="log", yscale="logit", title=model, xlabel="distance to nearest feature of the class\n(÷ class spread)")
+    axes[0, 0].set_ylabel("head's probability of the class at the point")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return fig
+
+
+SWEEP_PANELS = {"feature_mean": "adversarial centers vs feature means", "weight": "adversarial centers vs weight vectors",
+                "center": "adversarial centers vs centers", "mean_vs_weight": "feature means vs weight vectors (clean)"}
+
+
+def sweep_figure(sweep: pd.DataFrame, eps: float) -> plt.Figure:
+    """The dimension sweep: class-averaged cosines vs feature dimension, models A and B, at one ε."""
+    fig, axes = plt.subplots(1, len(SWEEP_PANELS), figsize=(4.4 * len(SWEEP_PANELS), 4), sharey=True)
+    for ax, (reference, title) in zip(axes, SWEEP_PANELS.items()):
+        data = sweep[(sweep.reference == reference) & ((sweep.eps == eps) | sweep.eps.isna())]
+        sns.lineplot(data, x="feature_dim", y="cosine", hue="loss", marker="o", ax=ax, palette="deep")
+        ax.set(xscale="log", title=title + ("" if reference == "mean_vs_weight" else f", ε = {eps:g}"),
+               xlabel="feature dimension", ylabel="mean cosine similarity")
+        ax.set_xticks(sorted(sweep.feature_dim.unique()), labels=sorted(sweep.feature_dim.unique()))
     fig.tight_layout()
     return fig
 

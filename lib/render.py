@@ -18,9 +18,21 @@ body:not(.show-code) .jp-OutputPrompt { visibility: hidden; }
 """
 
 
-def to_html(notebook: Path) -> str:
-    """nbconvert HTML, images embedded, injected-parameters cells removed, code collapsed."""
+def report_notebook(tasks: dict[str, Task]):
+    """The report as one notebook: the figures notebook, then the extension's cells when the study has
+    them, then the figures notebook's closing cells (tagged report-tail: the drill-down links)."""
     import nbformat
+
+    report = nbformat.read(tasks["figures"].executed, as_version=4)
+    if "extension" in tasks:
+        tail = [c for c in report.cells if "report-tail" in c.metadata.get("tags", [])]
+        extension = nbformat.read(tasks["extension"].executed, as_version=4).cells
+        report.cells = [c for c in report.cells if c not in tail] + extension + tail
+    return report
+
+
+def to_html(notebook) -> str:
+    """nbconvert HTML of a notebook node, images embedded, injected-parameters cells removed, code collapsed."""
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
@@ -30,7 +42,7 @@ def to_html(notebook: Path) -> str:
     config.TagRemovePreprocessor.enabled = True
     config.HTMLExporter.embed_images = True
     exporter = HTMLExporter(config=config, template_name="lab")
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    body, _ = exporter.from_notebook_node(notebook)
     # The lab template pulls require.js and MathJax from a CDN; the report needs neither (no widgets,
     # no LaTeX), and it must read offline.
     body = re.sub(r'<script[^>]*src="https?://[^"]*"[^>]*>\s*</script>', "", body)
@@ -53,7 +65,7 @@ def render(study, tasks: dict[str, Task]) -> Path:
     for task in tasks.values():
         shutil.copyfile(task.executed, folder / f"{task.name}.ipynb")
     export(study.profile, tasks)
-    write_text(to_html(tasks["figures"].executed), report)
+    write_text(to_html(report_notebook(tasks)), report)
     write_text(key, stamp)
     print(f"report: {report}")
     return report
@@ -62,14 +74,16 @@ def render(study, tasks: dict[str, Task]) -> Path:
 def export(profile: str, tasks: dict[str, Task]) -> None:
     """Tables (CSV, + Parquet with pyarrow) to reports/results/<profile>/, figures (PNG, SVG) to
     reports/figures/<profile>/: the results in forms other tools read."""
-    from lib.steps import TABLES
+    from lib.steps import EXTENSION_TABLES, TABLES
     from lib.tables import export as export_tables
 
     results, figures = (reports_dir() / kind / profile for kind in ("results", "figures"))
     for folder in (results, figures):
         shutil.rmtree(folder, ignore_errors=True)  # nothing stale from an earlier run survives
     made = tasks["figures"].folder
-    export_tables([*(tasks["centers"].folder / f"{n}.csv" for n in TABLES), made / "models.csv",
-                   made / "history.csv"], results)
-    for image in sorted((made / "figures").glob("*.*")):
-        write_bytes(image.read_bytes(), figures / image.name)
+    extension = tasks["extension"].folder if "extension" in tasks else None
+    export_tables([*(tasks["centers"].folder / f"{n}.csv" for n in TABLES), made / "models.csv", made / "history.csv",
+                   *((extension / f"{n}.csv" for n in EXTENSION_TABLES) if extension else ())], results)
+    for folder in (made, extension) if extension else (made,):
+        for image in sorted((folder / "figures").glob("*.*")):
+            write_bytes(image.read_bytes(), figures / image.name)

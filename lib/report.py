@@ -126,3 +126,54 @@ def claims_html(table: pd.DataFrame) -> HTML:
         for r in table.itertuples())
     return HTML("<table class='claims'><thead><tr><th>claim</th><th>statement</th><th>evidence</th>"
                 f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+LIKELY, REACHABLE = 0.9, 1.0  # probe: 'high-likelihood' probability, 'reachable' distance (in class spreads)
+
+
+def probe_summary(probe: pd.DataFrame) -> pd.DataFrame:
+    """Per model × candidate (adversarial centers per ε): class-averaged probability and distance, and
+    the share of classes where the point is both likely and reachable."""
+    data = probe.assign(both=(probe.probability >= LIKELY) & (probe.relative_distance <= REACHABLE),
+                        eps=probe.eps.fillna(-1))
+    table = data.groupby(["model", "candidate", "eps"], sort=False)[["probability", "relative_distance", "both"]].mean()
+    table = table.rename(columns={"both": "likely & reachable"}).reset_index()
+    table["candidate"] = [c if e < 0 else f"{c} ε={e:g}" for c, e in zip(table.candidate, table.eps)]
+    return table.drop(columns="eps").round(3)
+
+
+def interpret_probe(summary: pd.DataFrame) -> str:
+    """Per model: which candidates are likely (p ≥ 0.9) and reachable (within one class spread) for most classes."""
+    sentences = []
+    for model, d in summary.groupby("model", sort=False):
+        good = d[d["likely & reachable"] >= 0.5]
+        far = d.loc[d.relative_distance.idxmax()]
+        text = (f"{model}: likely and reachable for most classes — "
+                + (", ".join(f"{r.candidate} ({r.probability:.3f}, {r.relative_distance:.2f} spreads)"
+                             for r in good.itertuples()) if len(good) else "none of the candidates")
+                + f"; farthest from real features: {far.candidate} ({far.relative_distance:.2f} spreads, "
+                  f"probability {far.probability:.3f}).")
+        sentences.append(text)
+    return " ".join(sentences) + (f" (likely: probability ≥ {LIKELY}; reachable: nearest real feature within "
+                                  f"{REACHABLE:g} class spread.)")
+
+
+def sweep_pivot(sweep: pd.DataFrame, eps: float) -> pd.DataFrame:
+    """The numbers behind the sweep figure: cosine per reference (rows) and model family × dimension (columns)."""
+    data = sweep[(sweep.eps == eps) | sweep.eps.isna()]
+    table = data.pivot_table(index="reference", columns=["loss", "feature_dim"], values="cosine")
+    return table.round(3)
+
+
+def interpret_sweep(sweep: pd.DataFrame) -> str:
+    """Does the mean/weight mismatch grow with the feature dimension? Read off the clean alignment."""
+    clean = sweep[sweep.reference == "mean_vs_weight"].sort_values("feature_dim")
+    sentences = []
+    for loss, d in clean.groupby("loss"):
+        values = ", ".join(f"{r.cosine:.3f} ({r.feature_dim}-d)" for r in d.itertuples())
+        diffs = d.cosine.diff().dropna()
+        shape = ("falls at every step: the mismatch grows with the dimension" if (diffs < 0).all() else
+                 "rises at every step: the mismatch shrinks with the dimension" if (diffs > 0).all() else
+                 "is not monotone in the dimension")
+        sentences.append(f"Model {loss}: cos(feature mean, weight vector) is {values}; it {shape}.")
+    return " ".join(sentences)

@@ -43,6 +43,43 @@ def class_average(centers: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def sweep_table(centers: pd.DataFrame, refs: dict[str, dict], mean_split: str) -> pd.DataFrame:
+    """The dimension sweep: class-averaged cosine of adversarial centers to each reference per model × ε,
+    plus the clean alignment of feature means with weight vectors (reference 'mean_vs_weight', no ε)."""
+    from lib.centers import cosine
+
+    averages = class_average(centers[centers.model.isin(refs)])[["model", "reference", "eps", "cosine"]]
+    clean = pd.DataFrame([{"model": name, "reference": "mean_vs_weight", "eps": float("nan"),
+                           "cosine": cosine(reference(r, "feature_mean", mean_split), r["weight"]).mean().item()}
+                          for name, r in refs.items()])
+    table = pd.concat([averages, clean], ignore_index=True)
+    table.insert(1, "loss", table.model.str[0])
+    table.insert(2, "feature_dim", table.model.str.extract(r"-(\d+)d$", expand=False).astype(int))
+    return table.sort_values(["loss", "feature_dim", "reference", "eps"], ignore_index=True)
+
+
+def across_seeds(table: pd.DataFrame, by: list[str], values: list[str]) -> pd.DataFrame:
+    """Mean and standard deviation over seeds (std is NaN with one seed), with the number of seeds."""
+    grouped = table.groupby(by)[values]
+    out = grouped.mean().join(grouped.std().add_suffix("_std")).join(table.groupby(by).seed.nunique().rename("seeds"))
+    return out.reset_index()
+
+
+def seed_class_average(centers: pd.DataFrame) -> pd.DataFrame:
+    """Class averages of a centers table with a seed column, then their mean ± std over seeds."""
+    per_seed = pd.concat([class_average(group).assign(seed=seed) for seed, group in centers.groupby("seed")])
+    return across_seeds(per_seed, ["model", "reference", "eps"], ["cosine", "mse", "relative_mse"])
+
+
+def mean_std_text(summary: pd.DataFrame, values: list[str], scale: float = 1.0, digits: int = 2) -> pd.DataFrame:
+    """'mean ± std' text per value column of an across_seeds table ('mean' alone with one seed)."""
+    out = summary.drop(columns=[c for v in values for c in (v, f"{v}_std")]).copy()
+    for v in values:
+        mean, std = summary[v] * scale, summary[f"{v}_std"] * scale
+        out[v] = [f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}") for m, s in zip(mean, std)]
+    return out
+
+
 def sample_table(eps_runs: list[dict], mean_split: str) -> pd.DataFrame:
     """Sample-level variant: mean over samples of cos(f(x̌_i), reference_{y_i})."""
     rows = []
@@ -72,12 +109,20 @@ def attack_table(eps_runs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["model", "eps"], ignore_index=True)
 
 
+def loss_text(config: dict) -> str:
+    """The training loss of a model, e.g. 'CE + 0.01·L_C' (B) or 'CE + 0.01·pull to x̌ (ε=0.1)' (D)."""
+    weight = f"CE + {config['center_weight']:g}·"
+    inverse = f"ε={config.get('train_eps', 0):g}, T={config.get('train_steps', 0)}"
+    return {"A": "CE", "B": weight + "L_C", "C": weight + f"L_C to adversarial centers ({inverse})",
+            "D": weight + f"pull to own inverse adversary ({inverse})"}[config["model"]]
+
+
 def accuracy_table(checkpoints: list[dict]) -> pd.DataFrame:
     """Final test accuracy and training cost per model."""
     rows = []
     for ck in checkpoints:
         c, last = ck["config"], ck["history"][-1]
-        loss = "CE" if c["model"] == "A" else f"CE + {c['center_weight']:g}·L_C"
+        loss = loss_text(c)
         rows.append({"model": model_name(c["model"], c["feature_dim"]), "loss": loss,
                      "epochs": c["epochs"], "test_acc": last["test_acc"],
                      "train_acc_running": last["train_acc_running"],

@@ -1,4 +1,5 @@
-"""Train model A (cross-entropy) or B (cross-entropy + λ·center loss) with the protocol of STUDY.md §2."""
+"""Train model A (cross-entropy) or B (cross-entropy + λ·center loss) with the protocol of STUDY.md §2,
+and the extension's C and D (STUDY.md §6), which pull features towards inverse adversaries instead."""
 from __future__ import annotations
 
 import time
@@ -9,11 +10,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lib import products
+from lib.attacks import inverse_adversary
 from lib.centers import references
-from lib.config import NUM_CLASSES, TrainConfig
+from lib.config import INVERSE_MODELS, NUM_CLASSES, TrainConfig
 from lib.data import Split, batches
 from lib.errors import ProductError
-from lib.losses import CenterLoss
+from lib.losses import AdversarialCenters, CenterLoss, pull
 from lib.models import SmallCNN
 from lib.provenance import provenance
 
@@ -35,8 +37,20 @@ def build(config: TrainConfig, device: torch.device | str = "cpu") -> tuple[Smal
     torch.manual_seed(config.seed)
     # channels_last: oneDNN's and cuDNN's fast convolution layout (1.3-1.7x per epoch on CPU, `make bench`).
     model = SmallCNN(config.feature_dim, config.dropout, NUM_CLASSES).to(device, memory_format=torch.channels_last)
-    centers = CenterLoss(NUM_CLASSES, config.feature_dim, config.center_alpha).to(device)
-    return model, centers
+    centers = (AdversarialCenters(NUM_CLASSES, config.feature_dim, config.ema_rate) if config.model == "C"
+               else CenterLoss(NUM_CLASSES, config.feature_dim, config.center_alpha))
+    return model, centers.to(device)
+
+
+def inverse_features(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """Features of the batch's inverse adversaries (models C and D), in eval mode and without gradient:
+    they are targets, as centers are, not a path for the loss to reach the network through."""
+    x_inv = inverse_adversary(model, x, y, config.train_eps, config.train_step_size, config.train_steps)
+    model.eval()
+    with torch.no_grad():
+        features = model.features(x_inv)
+    model.train()
+    return features
 
 
 def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Optimizer, split: Split,
@@ -48,16 +62,21 @@ def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Opt
     n_batches = -(-len(split) // config.batch_size)
     for x, y in tqdm(batches(split, config.batch_size, shuffle=True, generator=generator),
                      total=n_batches, desc=desc, leave=False, mininterval=2):
+        inverse = inverse_features(model, x, y, config) if config.model in INVERSE_MODELS else None
+        if config.model == "C":  # this batch's inverse adversaries already count towards its targets
+            centers.update(inverse, y)
         features = model.features(x)
         logits = model.classify(features)
         ce = F.cross_entropy(logits, y)
-        center = centers(features, y)
-        # Model A only tracks centers: its loss never sees them.
+        # B and C pull towards their class's center (C's centers are adversarial); D towards its own
+        # sample's inverse adversary. A only tracks centers: its loss never sees them.
+        center = pull(features, inverse) if config.model == "D" else centers(features, y)
         loss = ce + config.loss_weight * center if config.loss_weight > 0 else ce
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        centers.update(features, y)
+        if config.model != "C":
+            centers.update(features, y)
         with torch.no_grad():
             correct = logits.argmax(1).eq(y).sum()
             sums += torch.stack([ce.detach() * len(y), center.detach() * len(y), correct.float()])

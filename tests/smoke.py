@@ -18,8 +18,8 @@ def offline_env(**changes: str) -> dict[str, str]:
 
 
 def run_make_report(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`make report PROFILE=smoke ARGS...` with this interpreter's environment."""
-    return subprocess.run(["make", "-s", "report", "PROFILE=smoke", f"VENV={sys.prefix}", *args], cwd=ROOT,
+    """`make -j2 report PROFILE=smoke ARGS...` with this interpreter's environment (two steps at a time, one thread each)."""
+    return subprocess.run(["make", "-s", "-j2", "report", "PROFILE=smoke", f"VENV={sys.prefix}", *args], cwd=ROOT,
                           capture_output=True, text=True, env=env or offline_env())
 
 

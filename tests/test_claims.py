@@ -1,4 +1,5 @@
 """Claims verdicts follow the numbers: each verdict flips when the evidence does."""
+import pandas as pd
 import pytest
 
 from lib import claims
@@ -63,3 +64,37 @@ def test_sample_level_trend_is_context_not_verdict():
     table = claims.check(averages(falling), samples=samples)
     assert verdicts(table)[1] == claims.FAILS  # the claim is about centers
     assert "sample level" in table.evidence[0] and "ρ=+1.00" in table.evidence[0]
+
+
+def evaluation_table(c_robust: list[float], b_robust: list[float], c_clean: float = 0.99, n_seeds: int = 3):
+    rows = []
+    for seed in range(n_seeds):
+        for model, robust, clean, compact in (("A-200d", 0.5, 0.99, 0.3), ("B-200d", b_robust[seed], 0.99, 0.1),
+                                              ("C-200d", c_robust[seed], c_clean, 0.1)):
+            rows.append({"model": model, "seed": seed, "clean_acc": clean + 0.001 * seed, "compactness": compact,
+                         "robust_acc@0.1": robust, "robust_acc@0.3": robust / 2})
+    return pd.DataFrame(rows)
+
+
+def test_claim4_holds_when_c_is_clearly_more_robust_and_keeps_separability():
+    verdict, evidence = claims.claim4(evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51]), samples=10000)
+    assert verdict == claims.HOLDS and "ε=0.1: +20.00 pp" in evidence and "3 seed(s)" in evidence
+
+
+def test_claim4_fails_when_c_is_less_robust_or_loses_clean_accuracy():
+    assert claims.claim4(evaluation_table([0.40, 0.41, 0.42], [0.50, 0.52, 0.51]), 10000)[0] == claims.FAILS
+    table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51], c_clean=0.95)
+    assert claims.claim4(table, 10000)[0] == claims.FAILS
+
+
+def test_claim4_fails_when_every_interval_rules_out_a_one_point_gain():
+    same = [0.500, 0.501, 0.502]
+    assert claims.claim4(evaluation_table(same, [0.501, 0.500, 0.502]), 10000)[0] == claims.FAILS
+
+
+def test_claim4_is_inconclusive_when_the_data_cannot_tell():
+    noisy = evaluation_table([0.45, 0.60, 0.52], [0.50, 0.48, 0.55])  # wide intervals around a small gain
+    assert claims.claim4(noisy, 10000)[0] == claims.INCONCLUSIVE
+    one_seed = evaluation_table([0.52], [0.50], n_seeds=1)  # +2 points on 100 images: within the noise
+    verdict, evidence = claims.claim4(one_seed, samples=100)
+    assert verdict == claims.INCONCLUSIVE and "100 test images only" in evidence

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.losses import CenterLoss
+from lib.losses import AdversarialCenters, CenterLoss, pull
 
 
 def make(centers):
@@ -59,3 +59,30 @@ def test_centers_are_not_trained_by_the_optimizer():
 def test_alpha_is_validated():
     with pytest.raises(ValueError, match="alpha"):
         CenterLoss(10, 2, alpha=0.0)
+
+
+def test_pull_is_the_center_loss_against_per_sample_targets():
+    f, t = torch.tensor([[1.0, 2.0], [3.0, 1.0]]), torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    assert pull(f, t).item() == pytest.approx(0.5 * (5 + 4) / 2)
+    loss = make([[0.0, 0.0], [1.0, 1.0]])
+    y = torch.tensor([0, 1])
+    assert loss(f, y).item() == pull(f, loss.centers[y]).item()
+
+
+def test_adversarial_centers_start_at_the_first_batch_mean_then_move_by_the_rate():
+    ema = AdversarialCenters(num_classes=3, feature_dim=2, rate=0.25)
+    ema.update(torch.tensor([[2.0, 0.0], [4.0, 2.0], [1.0, 1.0]]), torch.tensor([0, 0, 2]))
+    np.testing.assert_allclose(ema.centers.numpy(), [[3.0, 1.0], [0.0, 0.0], [1.0, 1.0]])  # no pull towards 0
+    ema.update(torch.tensor([[7.0, 5.0], [9.0, 9.0]]), torch.tensor([0, 1]))
+    # class 0: 0.75·(3, 1) + 0.25·(7, 5); class 1 first seen: its mean; class 2 absent: unchanged
+    np.testing.assert_allclose(ema.centers.numpy(), [[4.0, 2.0], [9.0, 9.0], [1.0, 1.0]])
+    assert ema.seen.tolist() == [True, True, True] and list(ema.parameters()) == []
+
+
+def test_adversarial_centers_ignore_gradients_and_validate_the_rate():
+    ema = AdversarialCenters(2, 2, rate=0.5)
+    f = torch.ones(2, 2, requires_grad=True)
+    ema.update(f * 2, torch.tensor([0, 1]))
+    assert not ema.centers.requires_grad
+    with pytest.raises(ValueError, match="rate"):
+        AdversarialCenters(2, 2, rate=0.0)

@@ -25,7 +25,30 @@ def changed(before, after):
 def test_changing_one_eps_recomputes_only_what_depends_on_it():
     before = keys(study("smoke"))
     after = keys(study("smoke", "eps=0,0.1,0.2"))
-    assert changed(before, after) == {"eps-0.3", "eps-0.2", "centers", "figures"}
+    assert changed(before, after) == {"eps-0.3", "eps-0.2", "centers", "extension", "figures"}
+
+
+def test_the_extension_adds_its_tasks_and_extended_0_leaves_them_out():
+    full = pipeline.plan(study("smoke", "extra_seeds=5 sweep_dims=2,16,200"))
+    plain = pipeline.plan(study("smoke", "extended=0 extra_seeds=5 sweep_dims=2,16,200"))
+    assert set(plain) == {"train-A-200d", "train-B-200d", "train-A-2d", "train-B-2d", "eps-0", "eps-0.1", "eps-0.3",
+                          "centers", "figures"}
+    assert set(full) - set(plain) == {
+        "train-C-200d", "train-D-200d", "train-A-16d", "train-B-16d", "evaluate", "extension",
+        *(f"train-{m}-200d-s5" for m in "ABCD"), "eps-0-s5", "eps-0.1-s5", "eps-0.3-s5", "evaluate-s5"}
+    assert {d.name for d in full["eps-0.1-s5"].deps} == {f"train-{m}-200d-s5" for m in "ABCD"}
+    assert {d.name for d in full["eps-0.1"].deps} == {"train-A-200d", "train-B-200d", "train-A-2d", "train-B-2d",
+                                                      "train-C-200d", "train-D-200d", "train-A-16d", "train-B-16d"}
+    # the reproduction's own steps are the same computation either way
+    assert full["train-A-200d"].key == plain["train-A-200d"].key
+    assert full["figures"].deps[-1].name == "extension"
+
+
+def test_parameters_of_c_and_d_retrain_only_them():
+    diff = changed(keys(study("smoke")), keys(study("smoke", "train_eps=0.2")))
+    assert {"train-C-200d", "train-D-200d"} <= diff and not any(n.startswith("train-") and n[6] in "AB" for n in diff)
+    diff = changed(keys(study("smoke")), keys(study("smoke", "ema_rate=0.5")))
+    assert "train-C-200d" in diff and "train-D-200d" not in diff
 
 
 def test_training_parameters_change_everything_downstream():
@@ -34,7 +57,7 @@ def test_training_parameters_change_everything_downstream():
 
 
 def test_mean_split_changes_only_centers_and_figures():
-    assert changed(keys(study("smoke")), keys(study("smoke", "mean_split=test"))) == {"centers", "figures"}
+    assert changed(keys(study("smoke")), keys(study("smoke", "mean_split=test"))) == {"centers", "extension", "figures"}
 
 
 def test_center_weight_changes_model_b_and_its_dependents_only():
@@ -48,10 +71,10 @@ def test_code_change_recomputes_the_steps_that_run_it(tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "ROOT", tmp_path)
     monkeypatch.setattr(pipeline, "NOTEBOOKS", tmp_path / "notebooks")
     before = keys(study("smoke"))
-    with open(tmp_path / "lib" / "attacks.py", "a") as f:
+    with open(tmp_path / "lib" / "inverse.py", "a") as f:
         f.write("\n# a change\n")
     after = keys(study("smoke"))
-    assert changed(before, after) == {"eps-0", "eps-0.1", "eps-0.3", "centers", "figures"}
+    assert changed(before, after) == {"eps-0", "eps-0.1", "eps-0.3", "centers", "extension", "figures"}
 
 
 def test_makefile_has_a_rule_per_task():
@@ -88,7 +111,7 @@ def test_a_notebook_run_by_hand_makes_its_missing_inputs(tmp_path, monkeypatch):
     from lib import steps
 
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
-    s = study("smoke", "seed=11 epochs=1 train_samples=300 test_samples=100 attack_samples=100 eps=0,0.1")
+    s = study("smoke", "seed=11 epochs=1 train_samples=300 test_samples=100 attack_samples=100 eps=0,0.1 extended=0")
     run = steps.eps_run(s, 0.1)  # as 02_inverse_adversaries does, with nothing trained yet
     assert set(run["models"]) == {"A-200d", "B-200d"} and pipeline.task(s, "eps-0.1").output.exists()
     made = {t.name for t in pipeline.plan(s).values() if t.output.exists()}
@@ -101,7 +124,8 @@ def test_smoke_report_end_to_end():
     log = make_report()
     html = (pipeline.reports_dir() / "report-smoke.html").read_text()
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 3
-    for text in ("Figure 1", "Figure 2", "Figure 3", '<table class="claims">', "Profile:", "Device:"):
+    for text in ("Figure 1", "Figure 2", "Figure 3", '<table class="claims">', "Profile:", "Device:",
+                 "Beyond the original", "Claim 4 —", "Feature dimension sweep", "over seeds"):
         assert text in html, text
     assert "injected-parameters" not in html and not re.search(r"<script[^>]+src=\"http", html)
     notebooks = pipeline.reports_dir() / "report-smoke_notebooks"
@@ -109,16 +133,18 @@ def test_smoke_report_end_to_end():
     assert executed_steps(log) <= set(pipeline.plan(study("smoke")))
 
     results, figures = (pipeline.reports_dir() / kind / "smoke" for kind in ("results", "figures"))
-    assert {"centers.csv", "samples.csv", "attacks.csv", "models.csv", "history.csv"} <= {p.name for p in results.iterdir()}
+    assert {"centers.csv", "samples.csv", "attacks.csv", "models.csv", "history.csv", "comparison.csv", "probe.csv",
+            "sweep.csv", "seed_centers.csv"} <= {p.name for p in results.iterdir()}
     assert list(pd.read_csv(results / "centers.csv").columns) == [
         "model", "eps", "reference", "class", "cosine", "mse", "relative_mse"]  # the schema in the README
-    for name in ("figure1", "figure2", "figure3", "training_curves", "attack_effect", "examples"):
+    for name in ("figure1", "figure2", "figure3", "training_curves", "attack_effect", "examples", "comparison", "probe",
+                 "sweep", "figure2_seeds", "figure3_seeds"):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.svg").exists(), name
 
     assert executed_steps(make_report()) == set()  # nothing changed: no work
 
     log = make_report("SET=eps=0,0.1,0.2")
-    assert executed_steps(log) == {"eps-0.2", "centers", "figures"}
+    assert executed_steps(log) == {"eps-0.2", "centers", "extension", "figures"}
 
 
 def test_mid_run_edit_is_caught():
@@ -132,10 +158,12 @@ def test_bad_override_on_the_command_line_is_one_line():
 
 
 def tables_of(runs: Path) -> dict[str, bytes]:
-    """Every CSV table of the smoke run under `runs`, by file name."""
-    folder = pipeline.task(study("smoke"), "centers").folder
-    folder = runs / folder.relative_to(pipeline.runs_dir())
-    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))}
+    """Every CSV table of the smoke run under `runs` (centers and extension steps), by file name."""
+    tables = {}
+    for name in ("centers", "extension"):
+        folder = runs / pipeline.task(study("smoke"), name).folder.relative_to(pipeline.runs_dir())
+        tables.update({p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))})
+    return tables
 
 
 @pytest.mark.slow
@@ -144,9 +172,11 @@ def test_same_profile_and_seed_give_bit_identical_tables(tmp_path):
     env = offline_env(INVADV_RUNS=str(tmp_path / "runs"), INVADV_REPORTS=str(tmp_path / "reports"))
     assert executed_steps(make_report(env=env)) == set(pipeline.plan(study("smoke")))  # all of it, again
     first, second = tables_of(pipeline.runs_dir()), tables_of(tmp_path / "runs")
-    assert set(first) == {"centers.csv", "samples.csv", "attacks.csv"}
+    assert set(first) == {"centers.csv", "samples.csv", "attacks.csv", "comparison.csv", "probe.csv", "sweep.csv",
+                          "seed_centers.csv"}
     for name in first:
-        a, b = (pd.read_csv(io.BytesIO(x)).drop(columns="seconds", errors="ignore") for x in (first[name], second[name]))
+        a, b = (pd.read_csv(io.BytesIO(x)).drop(columns=["seconds", "epoch_seconds"], errors="ignore")
+                for x in (first[name], second[name]))
         pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
     for name, t in pipeline.plan(study("smoke")).items():
         if t.output.suffix == ".pt":
@@ -195,3 +225,33 @@ def test_checkpoint_of_another_config_is_set_aside(tmp_path, monkeypatch):
     products.save({"config": b.key_params, "model": {}}, a.output)  # B's checkpoint copied into A's place
     [note] = pipeline.set_aside_broken(s)
     assert "another config" in note and "'model': ('B', 'A')" in note
+
+
+def test_seeds_models_and_extended_flag_of_a_study():
+    s = study("paper")
+    assert s.seeds == (0, 1, 2) and s.models(2) == [("A", 200), ("B", 200), ("C", 200), ("D", 200)]
+    assert ("A", 64) in s.models() and ("A", 64) in s.attacked() and ("A", 64) not in s.attacked(1)
+    plain = study("paper", "extended=0")
+    assert plain.seeds == (0,) and plain.models() == [("A", 200), ("B", 200), ("A", 2), ("B", 2)]
+    assert study("paper", "extra_seeds=4,5").seeds == (0, 4, 5) and study("paper", "extended=false").extended is False
+    assert s.train_config("A", 200).train_eps == s.train_config("A", 200, seed=0).train_eps  # A ignores it
+    assert study("paper", "train_eps=0.3").train_config("A", 200) == s.train_config("A", 200)
+    assert study("paper", "train_eps=0.3").train_config("D", 200).train_eps == 0.3
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ("extended=maybe", "extended must be 1 or 0"), ("extra_seeds=0", "extra_seeds must be distinct integers other"),
+    ("extra_seeds=1.5", "extra_seeds must be a comma-separated list of integers"), ("sweep_dims=0,2", "sweep_dims"),
+    ("robust_eps=2", "robust_eps must list values"), ("train_steps=0", "train_steps must be"),
+    ("ema_rate=0", "ema_rate must be in"), ("robust_samples=5", "robust_samples must be None"),
+])
+def test_bad_extension_overrides_are_named(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        study("smoke", overrides)
+
+
+def test_notebook_seed_outside_the_study_is_named():
+    with pytest.raises(ValueError, match=r"seed=7 is not one of the study's seeds \[0\]; add it"):
+        pipeline.train_task(study("smoke"), "A", 200, seed=7)
+    with pytest.raises(ValueError, match="leaves out"):
+        pipeline.evaluate_task(study("smoke", "extended=0"))

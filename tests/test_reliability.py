@@ -128,7 +128,7 @@ def test_bad_eps_of_a_notebook_is_named(eps, message):
 
 
 @pytest.mark.parametrize("model, dim, message", [
-    ("C", 200, "model must be one of"), ("A", 0, "feature_dim must be an integer >= 1"),
+    ("E", 200, "model must be one of"), ("A", 0, "feature_dim must be an integer >= 1"),
     ("A", 3, r"model A-3d is not one the study trains"),
 ])
 def test_bad_model_of_a_notebook_is_named(model, dim, message):
@@ -167,7 +167,7 @@ def test_notebook_error_is_one_line_at_the_top_of_its_output(tmp_path):
 
 def test_failing_step_prints_its_error_first(monkeypatch, tmp_path):
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
-    with pytest.raises(SystemExit, match=r"^error: eps-0.1 needs train-A-200d, train-B-200d first: run `make report PROFILE=smoke`"):
+    with pytest.raises(SystemExit, match=r"^error: eps-0.1 needs train-A-200d, train-B-200d.* first: run `make report PROFILE=smoke`"):
         pipeline.main(["--profile", "smoke", "execute", "eps-0.1"])
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lib import tables
-from lib.centers import compare
+from lib.centers import compare, cosine
 from tests.synthetic import eps_run, references
 
 
@@ -75,3 +75,33 @@ def test_export_copies_csv_and_adds_parquet_only_when_pyarrow_is_there(tmp_path)
         assert parquet in written and pd.read_parquet(parquet).equals(pd.read_csv(source))
     else:
         assert written == [tmp_path / "out" / "centers.csv"] and not parquet.exists()
+
+
+def test_across_seeds_and_its_text():
+    table = pd.DataFrame({"model": ["A", "A", "B"], "seed": [0, 1, 0], "acc": [0.9, 0.8, 0.7]})
+    summary = tables.across_seeds(table, ["model"], ["acc"])
+    a, b = summary.set_index("model").loc["A"], summary.set_index("model").loc["B"]
+    assert a.acc == pytest.approx(0.85) and a.acc_std == pytest.approx(0.0707, abs=1e-4) and a.seeds == 2
+    assert b.seeds == 1 and pd.isna(b.acc_std)
+    text = tables.mean_std_text(summary, ["acc"], scale=100).set_index("model").acc
+    assert text["A"] == "85.00 ± 7.07" and text["B"] == "70.00"  # no ± with one seed
+
+
+def test_seed_class_average_is_the_mean_over_seeds_of_class_means():
+    rows = [{"model": "A-200d", "reference": "weight", "eps": 0.1, "class": c, "cosine": cos + c * 0.0,
+             "mse": 1.0, "relative_mse": 0.5, "seed": seed} for seed, cos in ((0, 0.2), (1, 0.4)) for c in range(10)]
+    out = tables.seed_class_average(pd.DataFrame(rows))
+    assert len(out) == 1 and out.cosine.iloc[0] == pytest.approx(0.3) and out.seeds.iloc[0] == 2
+    assert out.cosine_std.iloc[0] == pytest.approx(0.1414, abs=1e-4)
+
+
+def test_sweep_table_adds_the_clean_alignment_per_dimension():
+    refs = {"A-2d": references(0, dim=2), "B-16d": references(1, dim=16)}
+    runs = [eps_run(0.1, models=("A-2d",), dim=2)]
+    runs[0]["models"]["B-16d"] = eps_run(0.1, models=("B-16d",), dim=16)["models"]["B-16d"]
+    centers = tables.centers_table(runs, refs, "train")
+    sweep = tables.sweep_table(centers, refs, "train")
+    assert set(sweep.feature_dim) == {2, 16} and set(sweep.loss) == {"A", "B"}
+    clean = sweep[sweep.reference == "mean_vs_weight"].set_index("model").cosine
+    expected = cosine(refs["B-16d"]["feature_mean_train"], refs["B-16d"]["weight"]).mean().item()
+    assert clean["B-16d"] == pytest.approx(expected)

@@ -114,3 +114,49 @@ def test_bad_config_is_named(kwargs, message):
 def test_unknown_config_key_is_named():
     with pytest.raises(ValueError, match="unknown parameter.*'lambda'"):
         TrainConfig.from_dict({"lambda": 0.1})
+
+
+@pytest.mark.parametrize("name", ["C", "D"])
+def test_c_and_d_with_zero_weight_train_exactly_like_a(tiny, name):
+    """The inverse adversaries are targets only: at λ = 0 they change nothing (no gradient, no RNG draw)."""
+    train_split, test_split = tiny
+    a = train(TrainConfig(model="A", epochs=1, seed=3), train_split, test_split, progress=False)
+    x = train(TrainConfig(model=name, center_weight=0.0, epochs=1, seed=3, train_steps=2), train_split, test_split,
+              progress=False)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], x["model"][key]), key
+
+
+def inverse_targets(config: TrainConfig, split: Split):
+    """The first batch's inverse adversaries' features, made by hand (eval mode, PGD descending CE)."""
+    from lib.attacks import inverse_adversary
+
+    model, _ = build(config)
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(config.seed))
+    x, y = to_input(split.images[order]), split.labels[order]
+    x_inv = inverse_adversary(model, x, y, config.train_eps, config.train_step_size, config.train_steps)
+    with torch.no_grad():
+        return model.eval().features(x_inv), model.train(), x, y
+
+
+@pytest.mark.parametrize("name", ["C", "D"])
+def test_one_step_of_c_and_d_matches_a_hand_written_step(tiny, name):
+    train_split, test_split = tiny
+    config = TrainConfig(model=name, center_weight=0.5, epochs=1, seed=3, train_steps=3, train_step_size=0.05)
+    targets, model, x, y = inverse_targets(config, train_split)
+    _, centers = build(config)
+    f = model.features(x)
+    if name == "C":  # first batch: each class's center is its inverse adversaries' feature mean
+        from lib.centers import class_means
+
+        centers.centers.copy_(class_means(targets, y))
+        targets = centers.centers[y]
+    loss = F.cross_entropy(model.classify(f), y) + 0.5 * 0.5 * (f - targets).pow(2).sum(1).mean()
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    loss.backward()
+    optimizer.step()
+    checkpoint = train(config, train_split, test_split, progress=False)
+    for key, value in model.state_dict().items():
+        assert torch.allclose(checkpoint["model"][key], value, atol=1e-6), key
+    if name == "C":  # C's centers are the adversarial ones, not Wen's update of the clean features
+        assert torch.allclose(checkpoint["centers"], centers.centers, atol=1e-6)

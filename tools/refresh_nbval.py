@@ -37,8 +37,10 @@ def main() -> None:
         DEST.mkdir(exist_ok=True)
         for old in DEST.glob("*.ipynb"):
             old.unlink()
-        for task in plan(study("smoke")).values():
-            target = DEST / f"{task.notebook[:2]}-{task.name}.ipynb"
+        # Numbered in the plan's order, which respects dependencies: nbval runs the files in name order,
+        # so every notebook finds its inputs made by an earlier one (the figures need the extension).
+        for index, task in enumerate(plan(study("smoke")).values(), start=1):
+            target = DEST / f"{index:02d}-{task.name}.ipynb"
             target.write_bytes(task.executed.read_bytes())
             strip_images(target)
             print(target.relative_to(ROOT))
