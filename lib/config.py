@@ -20,6 +20,7 @@ DATA_DIR = Path(os.environ.get("INVADV_DATA", ROOT / "data"))
 # towards its own inverse adversary's feature.
 MODELS = ("A", "B", "C", "D")
 INVERSE_MODELS = ("C", "D")  # the models that make inverse adversaries while training
+SWEEP_MODELS = ("A", "B")  # the models of the feature-dimension sweep
 
 # λ for model B. Chosen by experiment (README, "Choosing λ"; reports/lambda_sweep_*.csv): it makes the
 # 200-d classes about 3x more compact at every training budget tried, at no cost in accuracy, while
@@ -197,9 +198,9 @@ class Study:
             raise ConfigError(f"seed {seed} is not one of the study's seeds {list(self.seeds)}")
         models = list(REPRODUCTION_MODELS) if seed == self.seed else []
         if self.extended:
-            models += [(m, 200) for m in MODELS if (m, 200) not in models]
+            models += [md for md in COMPARED_MODELS if md not in models]
             if seed == self.seed:
-                models += [(m, d) for d in self.sweep_dims for m in ("A", "B") if (m, d) not in models]
+                models += [md for md in self.sweep() if md not in models]
         return models
 
     def attacked(self, seed: int | None = None) -> list[tuple[str, int]]:
@@ -208,6 +209,10 @@ class Study:
         if not self.extended:
             return list(EPS_MODELS)
         return [(m, d) for m, d in self.models(seed) if d == 200 or (seed == self.seed and d in self.sweep_dims)]
+
+    def sweep(self) -> list[tuple[str, int]]:
+        """(model, feature_dim) of the feature-dimension sweep, by dimension."""
+        return [(m, d) for d in self.sweep_dims for m in SWEEP_MODELS]
 
     def train_config(self, model: str, feature_dim: int, seed: int | None = None) -> TrainConfig:
         """The TrainConfig of one model of the study."""
@@ -243,6 +248,8 @@ def model_name(model: str, feature_dim: int) -> str:
 # The reproduction's models: 200-d for figures 2–3 (and the ε runs), 2-d for figure 1.
 REPRODUCTION_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
 EPS_MODELS = (("A", 200), ("B", 200))
+# The extension's comparison (evaluation over seeds, probe, seed bands): every model at 200-d.
+COMPARED_MODELS = tuple((m, 200) for m in MODELS)
 
 
 def parse_value(name: str, text: str):

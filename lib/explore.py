@@ -53,6 +53,7 @@ class Explorer:
         self.split = s.split(s.attack_split).subset(s.attack_samples)
         self.eps_grid = list(s.eps)
         self._runs: dict[float, dict] = {}
+        self._features: dict[tuple[str, int], torch.Tensor] = {}
 
     def indices(self, digit_class: int) -> list[int]:
         """Positions (in the attack split) of the digits of one class."""
@@ -66,6 +67,14 @@ class Explorer:
             self._runs[eps] = steps.eps_run(s, eps, self.device)
         return self._runs[eps]
 
+    def class_features(self, model: str, digit_class: int) -> torch.Tensor:
+        """Features of one class's attacked digits (computed once: every widget move redraws this cloud)."""
+        if (model, digit_class) not in self._features:
+            mask = self.split.labels == digit_class
+            split = Split(self.split.images[mask], self.split.labels[mask])
+            self._features[model, digit_class] = split_features(self.models[model], split).cpu()
+        return self._features[model, digit_class]
+
     def state(self, model: str, digit_class: int, eps: float, index: int) -> dict:
         """Everything the view shows for one choice of the widgets."""
         indices = self.indices(digit_class)
@@ -75,8 +84,7 @@ class Explorer:
         net, refs = self.models[model], self.checkpoints[model]["references"]
         x = to_input(self.split.images[position:position + 1]).to(self.device)
         result = inspect(net, x, digit_class, eps, self.study.step_size, self.study.steps)
-        mask = self.split.labels == digit_class
-        features = split_features(net, Split(self.split.images[mask], self.split.labels[mask])).cpu()
+        features = self.class_features(model, digit_class)
         mean = reference(refs, "feature_mean", self.study.mean_split)[digit_class]
         weight = reference(refs, "weight", self.study.mean_split)[digit_class]
         points = {"this digit": result["feature"], "its inverse adversary": result["adv_feature"],

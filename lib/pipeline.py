@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from lib.config import MODELS, ROOT, Study, model_name, study
+from lib.config import COMPARED_MODELS, ROOT, Study, model_name, study
 from lib.errors import ConfigError, MissingInput, ProductError, UserFacing
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -126,7 +126,7 @@ def plan(s: Study) -> dict[str, Task]:
         for seed in s.seeds:
             name = f"evaluate{seed_suffix(s, seed)}"
             tasks[name] = Task(name, "05_evaluate", {"seed": seed}, robust, "evaluation.csv",
-                               deps=[tasks[train_name(m, 200, seed)] for m in MODELS], profile=s.profile)
+                               deps=[tasks[train_name(m, d, seed)] for m, d in COMPARED_MODELS], profile=s.profile)
         evaluations = [t for t in tasks.values() if t.notebook == "05_evaluate"]
         tasks["extension"] = Task("extension", "06_extension", {}, {"study": s.to_dict()}, "claim4.json",
                                   deps=[tasks["centers"], *train_tasks, *eps_tasks, *evaluations], profile=s.profile)

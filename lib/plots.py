@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -137,6 +138,11 @@ def probe_figure(probe: pd.DataFrame) -> plt.Figure:
                                 xytext=(4, 4), textcoords="offset points")
         ax.axvline(1.0, ls=":", color="gray")
         ax.set(xscale="log", yscale="logit", title=model, xlabel="distance to nearest feature of the class\n(÷ class spread)")
+        # The range spans about one decade: label 1-2-5 steps plainly; matplotlib's default labels
+        # every minor tick in scientific notation there, and they overlap.
+        ax.xaxis.set_major_locator(mticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(mticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(mticker.NullFormatter())
     axes[0, 0].set_ylabel("head's probability of the class at the point")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=9, loc="center left", bbox_to_anchor=(1.0, 0.5))

@@ -12,7 +12,7 @@ import pandas as pd
 import torch
 
 from lib import pipeline, products, tables
-from lib.config import EPS_MODELS, MODELS, Study, model_name
+from lib.config import COMPARED_MODELS, EPS_MODELS, Study, model_name
 from lib.data import load_split
 from lib.provenance import default_device, provenance
 
@@ -90,7 +90,7 @@ def evaluation(s: Study, seed: int | None = None, device: torch.device | None = 
         seed = s.seed if seed is None else seed
         split = s.split("test").subset(s.robust_samples)
         rows = []
-        for name, ck in checkpoints(s, [(m, 200) for m in MODELS], device, seed).items():
+        for name, ck in checkpoints(s, COMPARED_MODELS, device, seed).items():
             model = restore(ck, device)[0]
             row = evaluate(model, split, s.robust_eps, s.robust_steps, s.robust_step_size, seed, name)
             epochs = ck["history"]
@@ -115,19 +115,21 @@ def extension_tables(s: Study, device: torch.device | None = None) -> dict:
         comparison = pd.concat([evaluation(s, seed, device) for seed in s.seeds], ignore_index=True)
         test_split = s.split("test")
         runs = eps_runs(s, device)
+        primary = checkpoints(s, device=device)  # every model of the primary seed, loaded once
+        compared = [model_name(*md) for md in COMPARED_MODELS]
         probes = []
-        for name, ck in checkpoints(s, [(m, 200) for m in MODELS], device).items():
-            model = restore(ck, device)[0]
+        for name in compared:
+            model = restore(primary[name], device)[0]
             adv = {r["eps"]: r["models"][name]["adv_centers"] for r in runs}
-            probes.append(probe(model, name, ck["references"], adv, split_features(model, test_split).cpu(),
-                                test_split.labels, s.mean_split))
+            probes.append(probe(model, name, primary[name]["references"], adv,
+                                split_features(model, test_split).cpu(), test_split.labels, s.mean_split))
         seed_centers = []
         for seed in s.seeds:
-            refs = {name: ck["references"] for name, ck in checkpoints(s, s.attacked(seed), device, seed).items()}
+            cks = primary if seed == s.seed else checkpoints(s, s.attacked(seed), device, seed)
+            refs = {name: cks[name]["references"] for name in (model_name(*md) for md in s.attacked(seed))}
             centers = make_center_tables(s, eps_runs(s, device, seed), refs)["centers"]
-            seed_centers.append(centers[centers.model.isin([f"{m}-200d" for m in MODELS])].assign(seed=seed))
-        sweep = [(m, d) for d in s.sweep_dims for m in ("A", "B")]
-        sweep_refs = {name: ck["references"] for name, ck in checkpoints(s, sweep, device).items()}
+            seed_centers.append(centers[centers.model.isin(compared)].assign(seed=seed))
+        sweep_refs = {name: primary[name]["references"] for name in (model_name(*md) for md in s.sweep())}
         result = {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
                   "sweep": tables.sweep_table(center_tables(s, device)["centers"], sweep_refs, s.mean_split),
                   "seed_centers": pd.concat(seed_centers, ignore_index=True)}

@@ -6,6 +6,7 @@ import torchattacks
 from lib.centers import compactness
 from lib.data import Split
 from lib.evaluation import alignment, evaluate, feature_geometry, nc3, robust_accuracy
+from lib.train import accuracy
 
 
 def test_nc3_is_zero_for_self_dual_weights_and_sqrt2_for_orthogonal_ones():
@@ -60,6 +61,8 @@ def test_robust_accuracy_agrees_with_torchattacks_pgd(small_model, mnist):
 
 
 def test_evaluate_reports_every_metric(small_model, mnist):
-    row = evaluate(small_model, mnist[1].subset(100), (0.1, 0.3), 5, 0.05)
+    split = mnist[1].subset(100)
+    row = evaluate(small_model, split, (0.1, 0.3), 5, 0.05)
+    assert row["clean_acc"] == accuracy(small_model, split)  # read off the features, same as the forward pass
     assert set(row) == {"clean_acc", "compactness", "alignment", "nc3", "robust_acc@0.1", "robust_acc@0.3"}
     assert row["robust_acc@0.3"] <= row["robust_acc@0.1"] <= row["clean_acc"]
