@@ -40,9 +40,10 @@ $(RAW)/.verified: | $(VENV)/.installed
 
 # The DAG of notebooks lives in a generated Makefile whose targets are content-keyed products
 # (lib/pipeline.py); `make -j4 report` runs independent trainings and ε runs in parallel.
+# `make -n report ...` lists the steps that would run without running them (`+` writes the DAG even then).
 report: $(VENV)/.installed $(RAW)/.verified
 	@mkdir -p $(INVADV_RUNS)/$(PROFILE) && touch $(INVADV_RUNS)/$(PROFILE)/.started
-	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile >/dev/null
+	+@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile >/dev/null
 	@$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report
 
 # The suite includes nbval: tests/nbval/ holds smoke-profile notebooks with their outputs, re-executed
