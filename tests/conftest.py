@@ -46,3 +46,17 @@ _os.environ["INVADV_REPORTS"] = _os.path.join(_scratch, "reports")
 # Notebooks (nbval, the smoke pipeline) run single-threaded: CPU results are bit-identical only for a
 # fixed thread count, and the stored nbval outputs must match on any machine.
 _os.environ["INVADV_THREADS"] = "1"
+
+
+def pytest_collection_finish(session):
+    """Start the smoke pipeline in the background when a collected test needs it (marker `pipeline`)."""
+    if any(item.get_closest_marker("pipeline") for item in session.items):
+        from tests import smoke
+
+        smoke.start_in_background()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests import smoke
+
+    smoke.stop_background()

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +22,49 @@ def offline_env(**changes: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": path, **changes}
 
 
+def make_command(*args: str, jobs: int = 2) -> list[str]:
+    """`make -jN report PROFILE=smoke ARGS...` with this interpreter's environment (one thread per step)."""
+    return ["make", "-s", f"-j{jobs}", "report", "PROFILE=smoke", f"VENV={sys.prefix}", *args]
+
+
+def pipeline_env() -> dict[str, str]:
+    return offline_env(INVADV_RUNS=str(PIPELINE_RUNS))
+
+
+# The suite's smoke run starts in the background when tests that need it are collected (conftest.py):
+# nbval's notebooks run single-threaded first, so the pipeline gets the other core meanwhile.
+_background: dict = {}
+
+
+def start_in_background() -> None:
+    """Start the suite's smoke run (`make -j1 report`), its log in the scratch folder."""
+    log = PIPELINE_RUNS.with_name("pipeline-background.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as out:  # the child keeps its own handle
+        _background["process"] = subprocess.Popen(make_command(jobs=1), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                                   env=pipeline_env(), start_new_session=True)
+    _background["log"] = log
+
+
+def wait_for_background() -> None:
+    """Wait for the background smoke run (if one was started) and fail with its log if it failed."""
+    process = _background.pop("process", None)
+    if process is not None and process.wait() != 0:
+        raise AssertionError("the background smoke run failed:\n" + _background["log"].read_text()[-3000:])
+
+
+def stop_background() -> None:
+    """At the end of the session: stop a background run nobody waited for (e.g. after `pytest -x`)."""
+    process = _background.pop("process", None)
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait()
+
+
 def run_make_report(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`make -j2 report PROFILE=smoke ARGS...` with this interpreter's environment (two steps at a time, one thread each)."""
-    return subprocess.run(["make", "-s", "-j2", "report", "PROFILE=smoke", f"VENV={sys.prefix}", *args], cwd=ROOT,
-                          capture_output=True, text=True, env=env or offline_env(INVADV_RUNS=str(PIPELINE_RUNS)))
+    """`make -j2 report PROFILE=smoke ARGS...` (two steps at a time), after the background run if there is one."""
+    wait_for_background()  # never two makes in one runs folder
+    return subprocess.run(make_command(*args), cwd=ROOT, capture_output=True, text=True, env=env or pipeline_env())
 
 
 def make_report(*args: str, env: dict[str, str] | None = None) -> str:

@@ -31,6 +31,7 @@ window.addEventListener("load", () => {
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 @pytest.mark.skipif(BROWSER is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
 def test_report_renders_offline_in_headless_chromium(tmp_path):
     make_report()  # the suite's smoke report (no work when it exists)

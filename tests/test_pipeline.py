@@ -120,6 +120,7 @@ def test_a_notebook_run_by_hand_makes_its_missing_inputs(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 def test_smoke_report_end_to_end():
     log = make_report()
     html = (pipeline.reports_dir() / "report-smoke.html").read_text()
@@ -170,9 +171,10 @@ def tables_of(runs: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
+@pytest.mark.pipeline
 def test_same_profile_and_seed_give_bit_identical_tables(tmp_path):
     """Two independent computations of the smoke study: make's (papermill, two steps at a time) and nbval's
-    (the stored notebooks re-executed one by one into INVADV_RUNS, earlier in the suite)."""
+    (the stored notebooks re-executed one by one into INVADV_RUNS, while that make runs in the background)."""
     make_report()  # the suite's smoke run (no work when another test made it)
     plan = pipeline.plan(study("smoke"))
     if not all(t.output.exists() for t in plan.values()):  # this test run alone: make the second one now
