@@ -28,6 +28,7 @@ def make_command(*args: str, jobs: int = 2) -> list[str]:
 
 
 def pipeline_env() -> dict[str, str]:
+    """The offline environment with the smoke pipeline's own runs folder."""
     return offline_env(INVADV_RUNS=str(PIPELINE_RUNS))
 
 
