@@ -19,13 +19,19 @@ def extract_features(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1
         model.train(was_training)
 
 
+def class_sums(features: torch.Tensor, labels: torch.Tensor,
+               num_classes: int = NUM_CLASSES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class sum of features, [num_classes, D], and sample count, [num_classes] (0 for an absent class)."""
+    counts = torch.bincount(labels, minlength=num_classes)
+    sums = torch.zeros(num_classes, features.shape[1], dtype=features.dtype, device=features.device)
+    return sums.index_add_(0, labels, features), counts
+
+
 def class_means(features: torch.Tensor, labels: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
     """Per-class mean of features, [num_classes, D]. Every class must have at least one sample."""
-    counts = torch.bincount(labels, minlength=num_classes)
+    sums, counts = class_sums(features, labels, num_classes)
     if (empty := (counts == 0).nonzero().flatten().tolist()):
         raise ValueError(f"class(es) {empty} have no samples; a class mean needs at least one")
-    sums = torch.zeros(num_classes, features.shape[1], dtype=features.dtype, device=features.device)
-    sums.index_add_(0, labels, features)
     return sums / counts[:, None].to(features.dtype)
 
 

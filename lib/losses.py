@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lib.centers import class_sums
+
 
 def pull(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """1/2 · mean_i ||f_i − t_i||²: the center-loss term against any per-sample targets."""
@@ -31,9 +33,8 @@ class CenterLoss(nn.Module):
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """c_j ← c_j − α · Σ_{i: y_i=j} (c_j − f_i) / (1 + n_j), for the classes in the batch."""
-        features = features.detach().to(self.centers.dtype)
-        counts = torch.bincount(labels, minlength=len(self.centers)).to(self.centers.dtype)
-        sums = torch.zeros_like(self.centers).index_add_(0, labels, features)
+        sums, counts = class_sums(features.detach().to(self.centers.dtype), labels, len(self.centers))
+        counts = counts.to(self.centers.dtype)
         delta = (counts[:, None] * self.centers - sums) / (1 + counts[:, None])
         self.centers -= self.alpha * delta
 
@@ -55,9 +56,7 @@ class AdversarialCenters(CenterLoss):
 
     @torch.no_grad()
     def update(self, features: torch.Tensor, labels: torch.Tensor) -> None:
-        features = features.detach().to(self.centers.dtype)
-        counts = torch.bincount(labels, minlength=len(self.centers))
-        sums = torch.zeros_like(self.centers).index_add_(0, labels, features)
+        sums, counts = class_sums(features.detach().to(self.centers.dtype), labels, len(self.centers))
         present = counts > 0
         means = sums / counts.clamp(min=1)[:, None].to(self.centers.dtype)
         rate = torch.where(self.seen, self.rate, 1.0)[:, None].to(self.centers.dtype)
