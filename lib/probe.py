@@ -17,8 +17,7 @@ from lib.models import SmallCNN
 @torch.no_grad()
 def head_probability(model: SmallCNN, points: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """softmax(W p + b)[class] for each point p (row) and its class."""
-    fc3 = model.classifier.fc3
-    logits = points.to(fc3.weight) @ fc3.weight.T + fc3.bias
+    logits = model.classify(points.to(model.class_weights))
     return logits.softmax(1).gather(1, classes.to(logits.device)[:, None]).squeeze(1).cpu()
 
 
