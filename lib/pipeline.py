@@ -98,24 +98,38 @@ def seed_suffix(s: Study, seed: int) -> str:
     return "" if seed == s.seed else f"-s{seed}"
 
 
+def train_name(s: Study, model: str, feature_dim: int, seed: int) -> str:
+    """'train-A-200d', 'train-C-200d-s1', ...: the task name of one training."""
+    return f"train-{model_name(model, feature_dim)}{seed_suffix(s, seed)}"
+
+
+def eps_name(s: Study, eps: float, seed: int) -> str:
+    """'eps-0.1', 'eps-0.1-s2', ...: the task name of one ε run."""
+    return f"eps-{eps_label(eps)}{seed_suffix(s, seed)}"
+
+
+def evaluate_name(s: Study, seed: int) -> str:
+    """'evaluate', 'evaluate-s1', ...: the task name of one seed's evaluation."""
+    return f"evaluate{seed_suffix(s, seed)}"
+
+
 def plan(s: Study) -> dict[str, Task]:
     """All tasks of the study, by name, in an order that respects dependencies."""
     tasks: dict[str, Task] = {}
-    train_name = lambda m, d, seed: f"train-{model_name(m, d)}{seed_suffix(s, seed)}"
     attack = {k: getattr(s, k) for k in ("steps", "step_size", "attack_samples", "attack_split")}
     for seed in s.seeds:
         for model, dim in s.models(seed):
-            name = train_name(model, dim, seed)
+            name = train_name(s, model, dim, seed)
             tasks[name] = Task(name, "01_train", {"model": model, "feature_dim": dim, "seed": seed},
                                s.train_config(model, dim, seed).to_dict(), "checkpoint.pt", profile=s.profile)
     for seed in s.seeds:
-        attacked = [tasks[train_name(m, d, seed)] for m, d in s.attacked(seed)]
+        attacked = [tasks[train_name(s, m, d, seed)] for m, d in s.attacked(seed)]
         for eps in s.eps:
-            name = f"eps-{eps_label(eps)}{seed_suffix(s, seed)}"
+            name = eps_name(s, eps, seed)
             tasks[name] = Task(name, "02_inverse_adversaries", {"eps": eps, "seed": seed}, {"eps": eps, **attack},
                                "inverse.pt", deps=attacked, profile=s.profile)
-    primary_eps = [tasks[f"eps-{eps_label(e)}"] for e in s.eps]
-    trained = [tasks[train_name(m, d, s.seed)] for m, d in s.attacked()]
+    primary_eps = [tasks[eps_name(s, e, s.seed)] for e in s.eps]
+    trained = [tasks[train_name(s, m, d, s.seed)] for m, d in s.attacked()]
     tasks["centers"] = Task("centers", "03_centers", {}, {"mean_split": s.mean_split},
                             "centers.csv", deps=trained + primary_eps, profile=s.profile)
     train_tasks = [t for t in tasks.values() if t.notebook == "01_train"]
@@ -124,9 +138,9 @@ def plan(s: Study) -> dict[str, Task]:
     if s.extended:
         robust = {k: getattr(s, k) for k in ("robust_eps", "robust_steps", "robust_step_size", "robust_samples")}
         for seed in s.seeds:
-            name = f"evaluate{seed_suffix(s, seed)}"
+            name = evaluate_name(s, seed)
             tasks[name] = Task(name, "05_evaluate", {"seed": seed}, robust, "evaluation.csv",
-                               deps=[tasks[train_name(m, d, seed)] for m, d in COMPARED_MODELS], profile=s.profile)
+                               deps=[tasks[train_name(s, m, d, seed)] for m, d in COMPARED_MODELS], profile=s.profile)
         evaluations = [t for t in tasks.values() if t.notebook == "05_evaluate"]
         tasks["extension"] = Task("extension", "06_extension", {}, {"study": s.to_dict()}, "claim4.json",
                                   deps=[tasks["centers"], *train_tasks, *eps_tasks, *evaluations], profile=s.profile)
@@ -161,7 +175,7 @@ def train_task(s: Study, model: str, feature_dim: int, seed: int | None = None) 
     if (model, feature_dim) not in s.models(seed):
         raise ConfigError(f"model {model_name(model, feature_dim)} is not one the study trains at seed {seed}; "
                           f"choose one of {[model_name(m, d) for m, d in s.models(seed)]}")
-    return task(s, f"train-{model_name(model, feature_dim)}{seed_suffix(s, seed)}")
+    return task(s, train_name(s, model, feature_dim, seed))
 
 
 def eps_task(s: Study, eps: float, seed: int | None = None) -> Task:
@@ -171,14 +185,14 @@ def eps_task(s: Study, eps: float, seed: int | None = None) -> Task:
     if float(eps) not in s.eps:
         raise ConfigError(f"eps={eps:g} is not in the study's grid {list(s.eps)}; add it to the grid, "
                           f"e.g. overrides=\"eps={','.join(eps_label(e) for e in sorted({*s.eps, float(eps)}))}\"")
-    return task(s, f"eps-{eps_label(eps)}{seed_suffix(s, check_seed(s, seed))}")
+    return task(s, eps_name(s, eps, check_seed(s, seed)))
 
 
 def evaluate_task(s: Study, seed: int | None = None) -> Task:
     """The evaluation of one seed's 200-d models (the extension)."""
     if not s.extended:
         raise ConfigError("the evaluation belongs to the extension, which this study leaves out (extended=0)")
-    return task(s, f"evaluate{seed_suffix(s, check_seed(s, seed))}")
+    return task(s, evaluate_name(s, check_seed(s, seed)))
 
 
 def product_problem(t: Task) -> str | None:
