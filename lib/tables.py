@@ -80,6 +80,19 @@ def mean_std_text(summary: pd.DataFrame, values: list[str], scale: float = 1.0, 
     return out
 
 
+GEOMETRY = ("compactness", "alignment", "nc3")  # the evaluation's feature-geometry columns
+
+
+def comparison_text(comparison: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The A–D table as 'mean ± std over seeds' text: accuracies (%), feature geometry, seconds per epoch."""
+    accuracies = [c for c in comparison.columns if c == "clean_acc" or c.startswith("robust_acc@")]
+    summary = across_seeds(comparison, ["model"], [*accuracies, *GEOMETRY, "epoch_seconds"])
+    columns = lambda values: [f"{v}{suffix}" for v in values for suffix in ("", "_std")]
+    return {"accuracy": mean_std_text(summary[["model", "seeds", *columns(accuracies)]], accuracies, scale=100),
+            "geometry": mean_std_text(summary[["model", *columns(GEOMETRY)]], list(GEOMETRY), digits=3),
+            "time": mean_std_text(summary[["model", *columns(["epoch_seconds"])]], ["epoch_seconds"], digits=1)}
+
+
 def sample_table(eps_runs: list[dict], mean_split: str) -> pd.DataFrame:
     """Sample-level variant: mean over samples of cos(f(x̌_i), reference_{y_i})."""
     rows = []

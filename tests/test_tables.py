@@ -87,6 +87,18 @@ def test_across_seeds_and_its_text():
     assert text["A"] == "85.00 ± 7.07" and text["B"] == "70.00"  # no ± with one seed
 
 
+def test_comparison_text_splits_the_evaluation_into_its_three_tables():
+    rows = [{"model": m, "seed": seed, "samples": 100, "clean_acc": acc, "robust_acc@0.1": acc / 2,
+             "compactness": 0.1, "alignment": 0.7, "nc3": 0.4, "epoch_seconds": 10.0 + seed, "device": "cpu"}
+            for m, acc in (("A-200d", 0.98), ("B-200d", 0.96)) for seed, acc in ((0, acc), (1, acc - 0.02))]
+    text = tables.comparison_text(pd.DataFrame(rows))
+    assert list(text["accuracy"].columns) == ["model", "seeds", "clean_acc", "robust_acc@0.1"]
+    assert text["accuracy"].set_index("model").loc["B-200d", "clean_acc"] == "95.00 ± 1.41"
+    assert list(text["geometry"].columns) == ["model", "compactness", "alignment", "nc3"]
+    assert text["geometry"].nc3.tolist() == ["0.400 ± 0.000"] * 2
+    assert text["time"].epoch_seconds.tolist() == ["10.5 ± 0.7"] * 2
+
+
 def test_seed_class_average_is_the_mean_over_seeds_of_class_means():
     rows = [{"model": "A-200d", "reference": "weight", "eps": 0.1, "class": c, "cosine": cos + c * 0.0,
              "mse": 1.0, "relative_mse": 0.5, "seed": seed} for seed, cos in ((0, 0.2), (1, 0.4)) for c in range(10)]
