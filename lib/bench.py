@@ -283,9 +283,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench", help="folder for the CSV/JSON")
     parser.add_argument("--train-samples", type=int, help="override the training subset (tests)")
     parser.add_argument("--attack-samples", type=int, help="override the attacked subset (tests)")
+    parser.add_argument("--repeats", type=int, help="time each path this many times, the fastest counts (default 2)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    overrides = {k: v for k, v in (("train_samples", args.train_samples), ("attack_samples", args.attack_samples)) if v}
+    overrides = {k: getattr(args, k) for k in ("train_samples", "attack_samples", "repeats") if getattr(args, k)}
     sizes = Sizes(**{**asdict(sizes), **overrides})
     device = default_device()
     workers = (0, 4) if device.type == "cuda" else (0,)

@@ -7,7 +7,7 @@ from lib import bench
 
 
 def test_bench_quick_runs_and_paths_agree(tmp_path):
-    result = bench.main(["--quick", "--train-samples", "640", "--attack-samples", "100", "--out", str(tmp_path)])
+    result = bench.main(["--quick", "--train-samples", "640", "--attack-samples", "100", "--repeats", "1", "--out", str(tmp_path)])
     assert all(check["same_results"] for check in result["checks"].values()), result["checks"]
     [csv] = tmp_path.glob("bench-*.csv")
     rows = pd.read_csv(csv)

@@ -45,8 +45,10 @@ def test_robust_accuracy_at_eps_zero_is_clean_accuracy_and_falls_with_eps(small_
 
 @pytest.mark.slow
 def test_robust_accuracy_agrees_with_torchattacks_pgd(small_model, mnist):
-    """The standard MNIST PGD (40 steps of 0.01, random start) against torchattacks' PGD: within 0.5 points."""
-    split = Split(mnist[1].images[:1000], mnist[1].labels[:1000])
+    """The standard MNIST PGD (40 steps of 0.01, random start) against torchattacks' PGD: within two images.
+
+    Seeded alike, both draw the same random start, so they agree exactly today; the slack is for float rounding."""
+    split = Split(mnist[1].images[:500], mnist[1].labels[:500])
     ours = robust_accuracy(small_model, split, 0.1, 40, 0.01, seed=0)
     from lib.data import to_input
 
@@ -57,7 +59,7 @@ def test_robust_accuracy_agrees_with_torchattacks_pgd(small_model, mnist):
     with torch.no_grad():
         theirs = (small_model(x_adv).argmax(1) == y).float().mean().item()
     assert 0.05 < ours < 0.95, ours  # an informative operating point, neither trivial nor hopeless
-    assert abs(ours - theirs) <= 0.005, (ours, theirs)
+    assert abs(ours - theirs) <= 2 / len(split), (ours, theirs)
 
 
 def test_evaluate_reports_every_metric(small_model, mnist):
