@@ -45,12 +45,20 @@ def start_in_background() -> None:
         _background["process"] = subprocess.Popen(make_command(jobs=1), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                                    env=pipeline_env(), start_new_session=True)
     _background["log"] = log
+    # A SIGTERM to pytest (CI timeouts, `kill`) would otherwise skip pytest_sessionfinish and orphan the run:
+    # as an interrupt, pytest ends the session normally and stop_background() runs.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def wait_for_background() -> None:
     """Wait for the background smoke run (if one was started) and fail with its log if it failed."""
-    process = _background.pop("process", None)
-    if process is not None and process.wait() != 0:
+    process = _background.get("process")
+    if process is None:
+        return
+    returncode = process.wait()  # interrupted here, the run stays for stop_background() to end
+    del _background["process"]
+    if returncode != 0:
         raise AssertionError("the background smoke run failed:\n" + _background["log"].read_text()[-3000:])
 
 
