@@ -277,16 +277,24 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def positive(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or less would time nothing)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CPU-sized subsets; the paper compute is extrapolated")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "bench", help="folder for the CSV/JSON")
-    parser.add_argument("--train-samples", type=int, help="override the training subset (tests)")
-    parser.add_argument("--attack-samples", type=int, help="override the attacked subset (tests)")
-    parser.add_argument("--repeats", type=int, help="time each path this many times, the fastest counts (default 2)")
+    parser.add_argument("--train-samples", type=positive, help="override the training subset (tests)")
+    parser.add_argument("--attack-samples", type=positive, help="override the attacked subset (tests)")
+    parser.add_argument("--repeats", type=positive, help="time each path this many times, the fastest counts (default 2)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    overrides = {k: getattr(args, k) for k in ("train_samples", "attack_samples", "repeats") if getattr(args, k)}
+    overrides = {k: getattr(args, k) for k in ("train_samples", "attack_samples", "repeats") if getattr(args, k) is not None}
     sizes = Sizes(**{**asdict(sizes), **overrides})
     device = default_device()
     workers = (0, 4) if device.type == "cuda" else (0,)

@@ -2,6 +2,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from lib import bench
 
@@ -26,3 +27,9 @@ def test_plain_pgd_matches_the_library_attack(small_model, test_batch):
     ours = inverse_adversary(small_model, x, y, 0.1, 0.01, 5)
     plain = bench.plain_inverse_pgd(small_model, x, y, 0.1, 0.01, 5)
     assert (ours == plain).float().mean() > 0.999  # the reference path is the same attack
+
+
+def test_bench_refuses_a_count_below_one(capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["--quick", "--repeats", "0"])
+    assert "argument --repeats: must be at least 1, got 0" in capsys.readouterr().err
