@@ -46,8 +46,8 @@ report: $(VENV)/.installed $(RAW)/.verified
 	+@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile >/dev/null
 	@$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report
 
-# The suite includes nbval: tests/nbval/ holds smoke-profile notebooks with their outputs, re-executed
-# and compared (rounded numbers; images, timings and paths excluded).
+# The suite includes nbval: tests/nbval/ holds smoke-profile notebooks with their outputs, re-executed and
+# compared with numbers masked; tests/test_regression.py compares the numbers within stated tolerances.
 test: $(VENV)/.installed $(RAW)/.verified
 	$(PY) -m pytest
 

@@ -33,6 +33,12 @@ def device_name(device: torch.device | str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def cpu_kernels() -> str:
+    """The CPU kernel set in use, e.g. 'AVX512' or 'AVX2, oneDNN ≤ AVX2': CPU float results depend on it."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    return torch.backends.cpu.get_cpu_capability() + (f", oneDNN ≤ {isa}" if isa else "")
+
+
 def provenance(device: torch.device | str) -> dict:
     """The record stored beside every product."""
     return {
@@ -40,6 +46,7 @@ def provenance(device: torch.device | str) -> dict:
         "packages": {name: version(name) for name in PACKAGES},
         "python": platform.python_version(),
         "device": device_name(device),
+        **({"cpu_kernels": cpu_kernels()} if torch.device(device).type == "cpu" else {}),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

@@ -13,7 +13,7 @@ def header(study: dict, products: list[dict], wall_seconds: float | None = None)
     """Markdown header: profile, parameters, commit(s), package versions, device(s), compute time."""
     prov = [p["provenance"] for p in products]
     commits = sorted({p["commit"] for p in prov})
-    devices = sorted({p["device"] for p in prov})
+    devices = sorted({p["device"] + (f", {p['cpu_kernels']} kernels" if "cpu_kernels" in p else "") for p in prov})
     packages = {**prov[0]["packages"], "python": prov[0]["python"]} if prov else {}
     compute = sum(p.get("compute_seconds", 0.0) for p in products)
     params = ", ".join(f"{k}={v}" for k, v in study.items() if k != "profile")

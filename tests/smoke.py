@@ -8,12 +8,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 from lib.config import ROOT
 
 OFFLINE = ROOT / "tests" / "offline"  # a sitecustomize that refuses non-loopback connections
 # The smoke pipeline's runs folder, apart from the one nbval's notebooks and the in-process tests fill
-# (INVADV_RUNS): the two are independent computations of the same study, which the determinism test compares.
-PIPELINE_RUNS = Path(os.environ["INVADV_RUNS"]).with_name("pipeline-runs")
+# (INVADV_RUNS): the two are independent computations of the same study, on different CPU kernels, and the
+# regression check compares each with the stored references. INVADV_PIPELINE_RUNS points it at a finished
+# run (`make nbval-refresh` regenerates the references from one).
+PIPELINE_RUNS = Path(os.environ.get("INVADV_PIPELINE_RUNS") or Path(os.environ["INVADV_RUNS"]).with_name("pipeline-runs"))
+
+
+def other_kernels() -> dict[str, str]:
+    """Environment that makes a new process compute with another CPU kernel set than this one's: AVX2
+    kernels (oneDNN, ATen, MKL) on an AVX-512 CPU, SSE4.1 ones on a CPU whose best is AVX2."""
+    if torch.backends.cpu.get_cpu_capability() == "AVX512":
+        return {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+    return {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
 
 
 def offline_env(**changes: str) -> dict[str, str]:

@@ -1,9 +1,7 @@
 """The pipeline's DAG: content keys, what a change recomputes, and the smoke report end to end."""
-import io
 import os
 import re
 import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -11,7 +9,7 @@ import torch
 
 from lib import pipeline, products
 from lib.config import ROOT, study
-from tests.smoke import PIPELINE_RUNS, executed_steps, make_report, offline_env, planned_steps, run_make_report
+from tests.smoke import executed_steps, make_report, planned_steps, run_make_report
 
 
 def keys(s):
@@ -159,49 +157,6 @@ def test_mid_run_edit_is_caught():
 def test_bad_override_on_the_command_line_is_one_line():
     with pytest.raises(SystemExit, match=r"^error: Study: eps has duplicates"):
         pipeline.main(["--profile", "smoke", "--set", "eps=0.1,0.1", "makefile"])
-
-
-def tables_of(runs: Path) -> dict[str, bytes]:
-    """Every CSV table of the smoke run under `runs` (centers and extension steps), by file name."""
-    tables = {}
-    for name in ("centers", "extension"):
-        folder = runs / pipeline.task(study("smoke"), name).folder.relative_to(pipeline.runs_dir())
-        tables.update({p.name: p.read_bytes() for p in sorted(folder.glob("*.csv"))})
-    return tables
-
-
-@pytest.mark.slow
-@pytest.mark.pipeline
-def test_same_profile_and_seed_give_bit_identical_tables(tmp_path):
-    """Two independent computations of the smoke study: make's (papermill, two steps at a time) and nbval's
-    (the stored notebooks re-executed one by one into INVADV_RUNS, while that make runs in the background)."""
-    make_report()  # the suite's smoke run (no work when another test made it)
-    plan = pipeline.plan(study("smoke"))
-    # nbval made every product except those that are a step's executed notebook (nbval does not save notebooks)
-    if not all(t.output.exists() for t in plan.values() if t.output != t.executed):  # run alone: make it now
-        assert executed_steps(make_report(env=offline_env(INVADV_REPORTS=str(tmp_path)))) == set(plan)
-    first, second = tables_of(pipeline.runs_dir()), tables_of(PIPELINE_RUNS)
-    assert set(first) == {"centers.csv", "samples.csv", "attacks.csv", "comparison.csv", "probe.csv", "sweep.csv",
-                          "seed_centers.csv"}
-    for name in first:
-        a, b = (pd.read_csv(io.BytesIO(x)).drop(columns=["seconds", "epoch_seconds"], errors="ignore")
-                for x in (first[name], second[name]))
-        pd.testing.assert_frame_equal(a, b, check_exact=True, obj=name)
-    for name, t in plan.items():
-        if t.output.suffix == ".pt":
-            a, b = products.load(t.output), products.load(PIPELINE_RUNS / t.output.relative_to(pipeline.runs_dir()))
-            key = "model" if "model" in a else "models"
-            assert_tensors_equal(a[key], b[key], name)
-
-
-def assert_tensors_equal(a, b, where: str) -> None:
-    """Every tensor in two nested dicts is bitwise equal (floats such as timings are ignored)."""
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for k in a:
-            assert_tensors_equal(a[k], b[k], f"{where}.{k}")
 
 
 def test_bad_parameter_is_the_first_line_of_make_report():

@@ -1,8 +1,9 @@
-"""Regenerate the nbval references in tests/nbval/ from a fresh smoke run of the pipeline.
+"""Regenerate the regression references from a fresh smoke run of the pipeline: the notebooks of
+tests/nbval/ (their structure, for nbval) and the tables of tests/test_regression/ (the numbers).
 
-Run it (`make nbval-refresh`) after a deliberate change in the science, and review the diff of the
-stored outputs: that diff *is* the change in the numbers. Images are stripped (nbval does not
-compare them) to keep the repository small.
+Run it (`make nbval-refresh`) after a deliberate change in the science, and review the diff of
+tests/test_regression/*.csv and categories.yml: that diff *is* the change in the numbers and verdicts.
+Images are stripped from the notebooks (nbval does not compare them) to keep the repository small.
 """
 import json
 import os
@@ -44,6 +45,10 @@ def main() -> None:
             target.write_bytes(task.executed.read_bytes())
             strip_images(target)
             print(target.relative_to(ROOT))
+        # The numbers: pytest-regressions rewrites its references from the same run.
+        subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_regression.py",
+                        "--regen-all", "-k", "default-kernels or stored_verdicts"],
+                       cwd=ROOT, env={**env, "INVADV_PIPELINE_RUNS": f"{scratch}/runs"}, check=True)
 
 
 if __name__ == "__main__":

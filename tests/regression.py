@@ -1,0 +1,192 @@
+"""The numbers of the smoke report that the regression check compares, and how closely.
+
+Bitwise equality holds only on one machine with one kernel set and one thread count: another CPU
+picks other oneDNN/ATen/MKL kernels, float sums round differently, and SGD and PGD's sign steps
+amplify that. So every quantity is compared with a tolerance stated here, sized from the measured
+spread between two kernel sets (README, "Reproducibility"), and every threshold-dependent word
+(a verdict, 'rises' or 'falls') is compared only where no change within those tolerances flips it.
+"""
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib import claims, pipeline, products, report, steps, tables
+from lib.centers import snapshot
+from lib.config import REPRODUCTION_MODELS, model_name, study
+from lib.train import restore
+
+# (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
+# exactly (labels, counts, ε). In brackets: the largest difference measured between the AVX-512 and the
+# AVX2 kernel set on the smoke profile (README, "Reproducibility"); each tolerance is 2–10× that.
+TOLERANCES: dict[str, tuple[float, float]] = {
+    # class-averaged cosines of adversarial centers, samples, the sweep [≤ 0.0011]; alignment, NC3 [≤ 0.0002]
+    "cosine": (0.005, 0), "sample_cosine": (0.005, 0), "alignment": (0.005, 0), "nc3": (0.005, 0),
+    "mean cos(μ_c, W_c)": (0.005, 0),
+    # mean squared differences, their relative form, compactness: relative [≤ 1.3 %]
+    "mse": (0, 0.03), "relative_mse": (0, 0.03), "compactness": (0, 0.01), "within/between scatter": (0, 0.01),
+    # spread over classes [≤ 0.0013 for cosines, ≤ 4 % for MSEs]
+    "cosine_std": (0.005, 0), "mse_std": (0, 0.1), "relative_mse_std": (0, 0.1),
+    # losses (≈ 1–2.3 at the smoke budget) [≤ 0.0002]; center loss, which grows with the features [≤ 0.06 %]
+    "ce": (0.005, 0), "loss": (0.005, 0), "loss_before": (0.005, 0), "loss_after": (0.005, 0),
+    "center_loss": (0, 0.005),
+    # mean softmax of the true class [≤ 0.0001]
+    "confidence_before": (0.005, 0), "confidence_after": (0.005, 0),
+    # fractions of images: 500 test images [0], 4,000 training images [≤ 2], 100 attacked images [≤ 2]
+    "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "clean_acc": (0.04, 0), "prediction_changed": (0.04, 0),
+    "accuracy_after": (0.04, 0), "robust_acc@0.1": (0.04, 0), "robust_acc@0.3": (0.04, 0),
+    # the probe: head probability [≤ 0.001]; distance to the nearest real feature [≤ 2.8 %]
+    "probability": (0.005, 0), "distance": (0, 0.08), "relative_distance": (0, 0.08),
+    # L∞ size of the perturbation [0]
+    "linf_mean": (1e-6, 0), "linf_max": (1e-6, 0),
+}
+# Per-class rows (centers.csv, seed_centers.csv): at the smoke size a class has ~10 attacked images, so one
+# PGD sign step taken differently moves its center [cosine ≤ 0.015, MSE ≤ 7.5 %]; the report's numbers are
+# the class averages, held to the tolerances above.
+PER_CLASS: dict[str, tuple[float, float]] = {"cosine": (0.03, 0), "mse": (0, 0.15), "relative_mse": (0, 0.15)}
+PER_CLASS_TABLES = ("centers", "seed_centers")
+FLOAT = re.compile(r"-?\d+\.\d+(?:e[+-]?\d+)?")  # a printed float, as tests/nbval/sanitize.cfg masks it
+
+
+def tolerance(table: str, column: str) -> dict[str, float]:
+    """numpy.isclose arguments for one column of one table."""
+    atol, rtol = (PER_CLASS if table in PER_CLASS_TABLES and column in PER_CLASS else TOLERANCES).get(column, (0, 0))
+    return {"atol": atol, "rtol": rtol}
+
+
+def tolerances(table: str, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """pytest-regressions' per-column tolerances for a table (exact for the columns not listed)."""
+    return {c: tolerance(table, c) for c in frame.columns}
+
+
+@contextmanager
+def runs_at(folder: Path) -> Iterator[None]:
+    """Read products from another runs folder (pipeline.runs_dir follows INVADV_RUNS)."""
+    saved = os.environ.get("INVADV_RUNS")
+    os.environ["INVADV_RUNS"] = str(folder)
+    try:
+        yield
+    finally:
+        os.environ["INVADV_RUNS"] = saved if saved is not None else ""
+        if saved is None:
+            del os.environ["INVADV_RUNS"]
+
+
+def smoke_tables(runs: Path) -> dict[str, pd.DataFrame]:
+    """Every number of the smoke report, as tidy tables read from the products under `runs` (timings,
+    devices and paths left out)."""
+    s = study("smoke")
+    with runs_at(runs):
+        plan = pipeline.plan(s)
+        checkpoints = {model_name(m, d): products.load(plan[pipeline.train_name(s, m, d, s.seed)].output)
+                       for m, d in s.models()}
+        folder = {name: plan[name].folder for name in ("centers", "extension")}
+    read = lambda step, name: pd.read_csv(folder[step] / f"{name}.csv")
+    test_split = s.split("test")
+    figure1 = pd.DataFrame([{"model": name, **report.angle_summary(snapshot(restore(checkpoints[name])[0], test_split))}
+                            for name in (model_name(m, d) for m, d in REPRODUCTION_MODELS if d == 2)])
+    return {
+        "models": tables.accuracy_table(list(checkpoints.values())).drop(columns=["train_seconds", "device"]),
+        "history": tables.history_table(list(checkpoints.values())).drop(columns="seconds"),
+        "figure1": figure1,
+        "centers": read("centers", "centers"),
+        "averages": tables.class_average(read("centers", "centers")),
+        "samples": read("centers", "samples"),
+        "attacks": read("centers", "attacks").drop(columns="seconds"),
+        "evaluation": read("extension", "comparison").drop(columns=["epoch_seconds", "device"]),
+        "probe": read("extension", "probe"),
+        "sweep": read("extension", "sweep"),
+        "seed_centers": read("extension", "seed_centers"),
+    }
+
+
+def mask(text: str) -> str:
+    """A text with its printed floats replaced: what is left is its wording and its categories."""
+    return FLOAT.sub("<float>", text)
+
+
+def categories(t: dict[str, pd.DataFrame]) -> dict[str, str]:
+    """Every threshold-dependent word of the report (claim verdicts; directions, model lists and shares
+    in the interpretations), computed from the tables by the report's own code."""
+    repro = lambda table: table[table.model.isin(steps.REPRODUCTION)]
+    averages = repro(t["averages"])
+    evaluation = t["evaluation"]
+    claim4 = claims.claim4(evaluation, int(evaluation.samples.iloc[0]))
+    verdicts = claims.check(averages, samples=repro(t["samples"]), extension=claim4)
+    return {**{f"claim {r.claim}": r.verdict for r in verdicts.itertuples()},
+            "accuracy": mask(report.interpret_accuracy(t["models"][t["models"].model.isin(
+                [model_name(m, d) for m, d in REPRODUCTION_MODELS])])),
+            "figure 2": mask(report.interpret_figure2(averages)),
+            "figure 3": mask(report.interpret_figure3(averages)),
+            "probe": mask(report.interpret_probe(report.probe_summary(t["probe"]))),
+            "sweep": mask(report.interpret_sweep(t["sweep"]))}
+
+
+def perturbed(t: dict[str, pd.DataFrame], rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """The tables with every toleranced number moved by a uniform draw within its tolerance."""
+    out = {}
+    for name, table in t.items():
+        table = table.copy()
+        for column in table.columns:
+            bound = tolerance(name, column)
+            if (bound["atol"] or bound["rtol"]) and pd.api.types.is_float_dtype(table[column]):
+                width = bound["atol"] + bound["rtol"] * table[column].abs()
+                table[column] = table[column] + rng.uniform(-1, 1, len(table)) * width
+        out[name] = table
+    return out
+
+
+def decisive(t: dict[str, pd.DataFrame], draws: int = 64, seed: int = 0) -> dict[str, bool]:
+    """Per category: True when no perturbation of the numbers within their tolerances changes it."""
+    reference = categories(t)
+    rng = np.random.default_rng(seed)
+    stable = dict.fromkeys(reference, True)
+    for _ in range(draws):
+        for key, value in categories(perturbed(t, rng)).items():
+            stable[key] &= value == reference[key]
+    return stable
+
+
+def spread(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Largest absolute and relative difference per table × float column between two sets of tables."""
+    rows = []
+    for name in a:
+        for column in a[name].columns:
+            x, y = a[name][column], b[name][column]
+            if pd.api.types.is_float_dtype(x):
+                diff = (x - y).abs()
+                rows.append({"table": name, "column": column, "max_abs": diff.max(),
+                             "max_rel": (diff / y.abs().where(y.abs() > 0)).max(),
+                             **tolerance(name, column)})
+    return pd.DataFrame(rows)
+
+
+def assert_close(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
+    """Two sets of smoke tables agree: same rows and labels, numbers within their tolerances."""
+    assert a.keys() == b.keys()
+    for name in a:
+        x, y = a[name], b[name]
+        assert list(x.columns) == list(y.columns) and len(x) == len(y), name
+        for column in x.columns:
+            if pd.api.types.is_float_dtype(x[column]):
+                close = np.isclose(x[column], y[column], equal_nan=True, **tolerance(name, column))
+                assert close.all(), f"{name}.{column}: {x[column][~close].tolist()} vs {y[column][~close].tolist()}"
+            else:
+                pd.testing.assert_series_equal(x[column], y[column], obj=f"{name}.{column}")
+
+
+def assert_tensors_equal(a, b, where: str) -> None:
+    """Every tensor in two nested dicts is bitwise equal (floats such as timings are ignored)."""
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b), where
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            assert_tensors_equal(a[k], b[k], f"{where}.{k}")
