@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.precision import autocast
+
 DESCEND, ASCEND = -1.0, 1.0
 
 
@@ -27,12 +29,13 @@ def as_radius(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor,
         step_size: float, steps: int, direction: float, random_start: bool = False,
-        generator: torch.Generator | None = None) -> torch.Tensor:
+        generator: torch.Generator | None = None, precision: str = "fp32") -> torch.Tensor:
     """Signed-gradient steps on CE(model(x'), y), each projected onto B∞(x, ε) ∩ [0, 1].
 
     The model runs in eval mode (restored afterwards) and only the input gets a gradient, so no
     parameter's .grad is touched. The loss is summed, not averaged, so per-sample gradients keep
-    their sign instead of underflowing to zero in large batches.
+    their sign instead of underflowing to zero in large batches. With precision 'bf16' the forward
+    and backward passes run under bf16 autocast; the iterate, its gradient and the projection stay fp32.
     """
     if steps < 0 or not isinstance(steps, int):
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
@@ -53,7 +56,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.T
     try:
         for _ in range(steps):
             x_adv.requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv), y, reduction="sum")
+            with autocast(precision, x.device):
+                loss = F.cross_entropy(model(x_adv), y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
             x_adv = x_adv.detach() + direction * step_size * grad.sign()
             x_adv = torch.min(torch.max(x_adv, lower), upper)
@@ -63,14 +67,14 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.T
 
 
 def inverse_adversary(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor,
-                      step_size: float = 0.01, steps: int = 40) -> torch.Tensor:
+                      step_size: float = 0.01, steps: int = 40, precision: str = "fp32") -> torch.Tensor:
     """Inverse adversarial example (Dong et al., 2023): x moved to *decrease* the loss, no random start."""
-    return pgd(model, x, y, eps, step_size, steps, direction=DESCEND)
+    return pgd(model, x, y, eps, step_size, steps, direction=DESCEND, precision=precision)
 
 
 def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor,
                step_size: float = 0.01, steps: int = 40, random_start: bool = True,
-               generator: torch.Generator | None = None) -> torch.Tensor:
+               generator: torch.Generator | None = None, precision: str = "fp32") -> torch.Tensor:
     """The standard MNIST robustness attack (Madry et al.; TRADES' evaluation): ascend, random start."""
     return pgd(model, x, y, eps, step_size, steps, direction=ASCEND, random_start=random_start,
-               generator=generator)
+               generator=generator, precision=precision)

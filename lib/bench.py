@@ -16,7 +16,7 @@ import resource
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from lib.config import ROOT, Study, TrainConfig
 from lib.data import DATA_DIR, Split, batches, load_split, to_input
+from lib.precision import native_bf16
 from lib.provenance import default_device, provenance
 
 
@@ -41,6 +42,7 @@ class Sizes:
 FULL = Sizes(train_samples=60000, attack_samples=10000, steps=40)
 QUICK = Sizes(train_samples=6400, attack_samples=200, steps=10)
 PAPER = Study()  # the protocol the extrapolation is for
+BF16_PATH = "ours, bf16 autocast (ratio: ours fp32 / this)"  # timed only where bf16 is native
 
 
 def sync(device: torch.device) -> None:
@@ -132,10 +134,11 @@ def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...])
     train_split = load_split(True).subset(sizes.train_samples).to(device)
     test_split = load_split(False).subset(sizes.test_samples).to(device)
 
-    def ours():
-        model, centers = build(config, device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
-        train_epoch(model, centers, optimizer, train_split, config, torch.Generator().manual_seed(config.seed))
+    def ours(precision: str = "fp32"):
+        run = replace(config, precision=precision)
+        model, centers = build(run, device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum)
+        train_epoch(model, centers, optimizer, train_split, run, torch.Generator().manual_seed(run.seed))
         return model, centers
 
     def reference(loader):
@@ -157,6 +160,10 @@ def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...])
                  max_center_diff=(centers.centers - ref_centers.centers).abs().max().item())
     check["same_results"] = (abs(check["ours_test_acc"] - check["reference_test_acc"]) <= 0.002
                              and check["max_center_diff"] < 1e-2)
+    if native_bf16(device.type):  # reduced precision only where the hardware has it (lib/precision.py)
+        bf16_seconds, (bf16_model, _) = best_of(sizes.repeats, lambda: ours("bf16"), device)
+        rows.append({"work": rows[0]["work"], "path": BF16_PATH, "seconds": bf16_seconds, "ratio": seconds / bf16_seconds})
+        check["bf16_test_acc"] = accuracy(bf16_model, test_split)
     return rows, check
 
 
@@ -174,8 +181,8 @@ def bench_pgd(sizes: Sizes, device: torch.device) -> tuple[list[dict], dict]:
     split = load_split(False).subset(sizes.attack_samples)
     work = f"inverse PGD ({sizes.attack_samples} images × {sizes.steps} steps × {len(PAPER.eps)} ε)"
 
-    def ours():
-        return [inverse.run_model(model, split, e, PAPER.step_size, sizes.steps) for e in PAPER.eps]
+    def ours(precision: str = "fp32"):
+        return [inverse.run_model(model, split, e, PAPER.step_size, sizes.steps, precision=precision) for e in PAPER.eps]
 
     def reference():
         plain = contiguous(build(config, device)[0])
@@ -194,6 +201,13 @@ def bench_pgd(sizes: Sizes, device: torch.device) -> tuple[list[dict], dict]:
     rows = [{"work": work, "path": "ours", "seconds": seconds, "ms_per_image_step": 1e3 * seconds / image_steps},
             {"work": work, "path": "reference, plain per-ε loop", "seconds": ref_seconds, "ratio": ref_seconds / seconds,
              "ms_per_image_step": 1e3 * ref_seconds / image_steps}]
+    if native_bf16(device.type):
+        bf16_seconds, bf16_runs = best_of(sizes.repeats, lambda: ours("bf16"), device)
+        rows.append({"work": work, "path": BF16_PATH, "seconds": bf16_seconds, "ratio": seconds / bf16_seconds,
+                     "ms_per_image_step": 1e3 * bf16_seconds / image_steps})
+        check["min_center_cosine_bf16_vs_fp32"] = min(
+            cosine(class_means(b["adv_features"], split.labels), class_means(f["adv_features"], split.labels)).min().item()
+            for b, f in zip(bf16_runs, runs))
     return rows, check
 
 
@@ -252,11 +266,15 @@ def paper_estimate(rows: list[dict], sizes: Sizes, startup: float) -> list[dict]
     epoch = lambda path: row("training epoch (", path)["seconds"] * 60000 / sizes.train_samples
     pgd = lambda path: row("inverse PGD", path)["seconds"] * (PAPER.steps / sizes.steps) * (10000 / sizes.attack_samples)
     notebooks = 4 + len(PAPER.eps) + 2
-    ours = 4 * PAPER.epochs * epoch("ours") + 2 * pgd("ours") + notebooks * startup
-    theirs = 4 * PAPER.epochs * epoch("reference") + 2 * pgd("reference") + notebooks * startup
+    total = lambda path: 4 * PAPER.epochs * epoch(path) + 2 * pgd(path) + notebooks * startup
+    ours, theirs = total("ours"), total("reference")
     work = "paper profile compute (extrapolated)"
-    return [{"work": work, "path": "ours (share: notebook start-up)", "seconds": ours, "share": notebooks * startup / ours},
-            {"work": work, "path": "reference-style", "seconds": theirs, "ratio": theirs / ours}]
+    rows_out = [{"work": work, "path": "ours (share: notebook start-up)", "seconds": ours,
+                 "share": notebooks * startup / ours},
+                {"work": work, "path": "reference-style", "seconds": theirs, "ratio": theirs / ours}]
+    if any(r["path"] == BF16_PATH for r in rows):
+        rows_out.append({"work": work, "path": BF16_PATH, "seconds": total(BF16_PATH), "ratio": ours / total(BF16_PATH)})
+    return rows_out
 
 
 def peak_memory(device: torch.device) -> dict[str, float]:

@@ -6,7 +6,10 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 from lib.errors import ConfigError
+from lib.precision import PRECISIONS, resolve as resolve_precision
 
 ROOT = Path(__file__).resolve().parent.parent
 NUM_CLASSES = 10
@@ -56,10 +59,12 @@ class TrainConfig:
     train_steps: int = 5
     train_step_size: float = 0.05  # 2.5·ε/T, Madry et al.'s rule, so the ball's boundary is reachable
     ema_rate: float = 0.1
+    precision: str = "fp32"  # of the training steps (and C and D's inverse adversaries); lib/precision.py
 
     def __post_init__(self) -> None:
         checks = [
             (self.model in MODELS, f"model must be one of {MODELS}, got {self.model!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
             (isinstance(self.feature_dim, int) and self.feature_dim >= 1,
              f"feature_dim must be an integer >= 1, got {self.feature_dim!r}"),
             (self.center_weight >= 0, f"center_weight (λ) must be >= 0, got {self.center_weight!r}"),
@@ -150,8 +155,13 @@ class Study:
     robust_steps: int = 40
     robust_step_size: float = 0.01
     robust_samples: int | None = None  # first N test images under attack (None: all)
+    # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
+    # natively and is resolved here, so products are keyed by the precision that actually ran.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        object.__setattr__(self, "precision", resolve_precision(self.precision, device_type))
         eps = tuple(float(e) for e in self.eps)
         object.__setattr__(self, "eps", eps)
         object.__setattr__(self, "robust_eps", tuple(float(e) for e in self.robust_eps))
@@ -225,7 +235,7 @@ class Study:
             inverse["ema_rate"] = self.ema_rate
         return TrainConfig(model=model, feature_dim=feature_dim, center_weight=weight, epochs=self.epochs,
                            train_samples=self.train_samples, test_samples=self.test_samples,
-                           seed=self.seed if seed is None else seed, **inverse)
+                           seed=self.seed if seed is None else seed, precision=self.precision, **inverse)
 
     def split(self, name: str) -> "Split":
         """A data split as this study uses it (the first train_samples / test_samples images)."""

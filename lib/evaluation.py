@@ -13,8 +13,9 @@ from lib.train import accuracy
 
 
 def robust_accuracy(model: SmallCNN, split: Split, eps: float, steps: int, step_size: float, seed: int = 0,
-                    batch_size: int = 500, desc: str = "") -> float:
-    """Accuracy under PGD (ascending CE, random uniform start, seeded), in eval mode; ε = 0 is clean accuracy."""
+                    batch_size: int = 500, desc: str = "", precision: str = "fp32") -> float:
+    """Accuracy under PGD (ascending CE, random uniform start, seeded), in eval mode; ε = 0 is clean accuracy.
+    `precision` is that of the attack's steps; the final prediction is made in fp32."""
     if eps == 0:
         return accuracy(model, split)
     model.eval()
@@ -24,7 +25,7 @@ def robust_accuracy(model: SmallCNN, split: Split, eps: float, steps: int, step_
     n_batches = -(-len(split) // batch_size)
     for x, y in tqdm(batches(split, batch_size), total=n_batches, desc=desc, leave=False, mininterval=2):
         x, y = x.to(device), y.to(device)
-        x_adv = pgd_attack(model, x, y, eps, step_size, steps, generator=generator)
+        x_adv = pgd_attack(model, x, y, eps, step_size, steps, generator=generator, precision=precision)
         with torch.no_grad():
             correct += (model(x_adv).argmax(1) == y).sum()
     return correct.item() / len(split)
@@ -52,7 +53,7 @@ def feature_geometry(features: torch.Tensor, labels: torch.Tensor, weights: torc
 
 
 def evaluate(model: SmallCNN, split: Split, robust_eps: tuple[float, ...], steps: int, step_size: float,
-             seed: int = 0, name: str = "") -> dict[str, float]:
+             seed: int = 0, name: str = "", precision: str = "fp32") -> dict[str, float]:
     """One row of the extension's table: clean and robust accuracy, feature geometry on `split`."""
     features = split_features(model, split)
     with torch.no_grad():  # the clean prediction is read off the features the geometry needs anyway
@@ -61,5 +62,5 @@ def evaluate(model: SmallCNN, split: Split, robust_eps: tuple[float, ...], steps
     row = {"clean_acc": clean, **feature_geometry(features, split.labels, model.class_weights.detach().cpu())}
     for eps in robust_eps:
         row[f"robust_acc@{eps:g}"] = robust_accuracy(model, split, eps, steps, step_size, seed,
-                                                     desc=f"PGD ε={eps:g} {name}")
+                                                     desc=f"PGD ε={eps:g} {name}", precision=precision)
     return row

@@ -25,15 +25,16 @@ def describe(model: SmallCNN, x: torch.Tensor, y: torch.Tensor) -> dict[str, tor
 
 
 def run_model(model: SmallCNN, split: Split, eps: float, step_size: float, steps: int,
-              batch_size: int = 1000, desc: str = "") -> dict[str, torch.Tensor]:
-    """Inverse adversaries of every sample of `split` (batched), with per-sample statistics."""
+              batch_size: int = 1000, desc: str = "", precision: str = "fp32") -> dict[str, torch.Tensor]:
+    """Inverse adversaries of every sample of `split` (batched), with per-sample statistics: the PGD steps
+    in `precision`, the features and statistics in fp32."""
     model.eval()
     device = next(model.parameters()).device
     parts = []
     for start in tqdm(range(0, len(split), batch_size), desc=desc, leave=False, mininterval=2):
         x = to_input(split.images[start:start + batch_size]).to(device)
         y = split.labels[start:start + batch_size].to(device)
-        x_adv = inverse_adversary(model, x, y, eps, step_size, steps)
+        x_adv = inverse_adversary(model, x, y, eps, step_size, steps, precision)
         clean, adv = describe(model, x, y), describe(model, x_adv, y)
         parts.append({
             "clean_features": clean["features"], "adv_features": adv["features"],
@@ -63,12 +64,12 @@ def summarise(per_sample: dict, labels: torch.Tensor, references: dict) -> dict:
 
 
 def run(models: dict[str, tuple[SmallCNN, dict]], split: Split, eps: float, step_size: float,
-        steps: int) -> dict:
+        steps: int, precision: str = "fp32") -> dict:
     """The ε run for every model: {model name: summary} plus the labels and the timing."""
     result = {"eps": eps, "labels": split.labels.clone(), "models": {}}
     for name, (model, refs) in models.items():
         start = time.perf_counter()
-        per_sample = run_model(model, split, eps, step_size, steps, desc=f"ε={eps:g} {name}")
+        per_sample = run_model(model, split, eps, step_size, steps, desc=f"ε={eps:g} {name}", precision=precision)
         summary = summarise(per_sample, split.labels, refs)
         summary["seconds"] = time.perf_counter() - start
         result["models"][name] = summary

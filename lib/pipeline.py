@@ -30,11 +30,11 @@ NOTEBOOKS = ROOT / "notebooks"
 KERNEL = "invadv-centers"
 # The lib modules whose code each step runs (its inputs' code is covered by their keys).
 CODE = {
-    "01_train": ("data", "models", "losses", "attacks", "train", "centers", "steps"),
-    "02_inverse_adversaries": ("data", "models", "attacks", "centers", "inverse", "steps"),
+    "01_train": ("data", "models", "losses", "attacks", "precision", "train", "centers", "steps"),
+    "02_inverse_adversaries": ("data", "models", "attacks", "precision", "centers", "inverse", "steps"),
     "03_centers": ("centers", "tables", "steps"),
     "04_figures": ("plots", "claims", "report", "tables", "steps"),
-    "05_evaluate": ("data", "models", "attacks", "centers", "evaluation", "steps"),
+    "05_evaluate": ("data", "models", "attacks", "precision", "centers", "evaluation", "steps"),
     "06_extension": ("centers", "claims", "plots", "probe", "report", "tables", "steps"),
 }
 
@@ -116,7 +116,7 @@ def evaluate_name(s: Study, seed: int) -> str:
 def plan(s: Study) -> dict[str, Task]:
     """All tasks of the study, by name, in an order that respects dependencies."""
     tasks: dict[str, Task] = {}
-    attack = {k: getattr(s, k) for k in ("steps", "step_size", "attack_samples", "attack_split")}
+    attack = {k: getattr(s, k) for k in ("steps", "step_size", "attack_samples", "attack_split", "precision")}
     for seed in s.seeds:
         for model, dim in s.models(seed):
             name = train_name(s, model, dim, seed)
@@ -136,7 +136,8 @@ def plan(s: Study) -> dict[str, Task]:
     eps_tasks = [t for t in tasks.values() if t.notebook == "02_inverse_adversaries"]
     extension = []
     if s.extended:
-        robust = {k: getattr(s, k) for k in ("robust_eps", "robust_steps", "robust_step_size", "robust_samples")}
+        robust = {k: getattr(s, k) for k in ("robust_eps", "robust_steps", "robust_step_size", "robust_samples",
+                                             "precision")}
         for seed in s.seeds:
             name = evaluate_name(s, seed)
             tasks[name] = Task(name, "05_evaluate", {"seed": seed}, robust, "evaluation.csv",

@@ -39,14 +39,15 @@ def cpu_kernels() -> str:
     return torch.backends.cpu.get_cpu_capability() + (f", oneDNN ≤ {isa}" if isa else "")
 
 
-def provenance(device: torch.device | str) -> dict:
-    """The record stored beside every product."""
+def provenance(device: torch.device | str, precision: str = "fp32") -> dict:
+    """The record stored beside every product (`precision`: of its training or PGD steps)."""
     return {
         "commit": git_commit(),
         "packages": {name: version(name) for name in PACKAGES},
         "python": platform.python_version(),
         "device": device_name(device),
         **({"cpu_kernels": cpu_kernels()} if torch.device(device).type == "cpu" else {}),
+        "precision": precision,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 

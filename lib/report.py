@@ -15,6 +15,7 @@ def header(study: dict, products: list[dict], wall_seconds: float | None = None)
     commits = sorted({p["commit"] for p in prov})
     devices = sorted({p["device"] + (f", {p['cpu_kernels']} kernels" if "cpu_kernels" in p else "") for p in prov})
     packages = {**prov[0]["packages"], "python": prov[0]["python"]} if prov else {}
+    precisions = sorted({p.get("precision", "fp32") for p in prov})
     compute = sum(p.get("compute_seconds", 0.0) for p in products)
     params = ", ".join(f"{k}={v}" for k, v in study.items() if k != "profile")
     lines = [
@@ -23,6 +24,7 @@ def header(study: dict, products: list[dict], wall_seconds: float | None = None)
         f"**Code commit:** {', '.join(f'`{c}`' for c in commits)}  ",
         f"**Packages:** {', '.join(f'{k} {v}' for k, v in packages.items())}  ",
         f"**Device:** {'; '.join(devices)}  ",
+        f"**Precision of the training and PGD steps:** {', '.join(precisions)} (features and metrics in fp32)  ",
         f"**Compute time of the products:** {compute / 60:.1f} min",
     ]
     if wall_seconds is not None:

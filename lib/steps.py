@@ -49,8 +49,8 @@ def eps_run(s: Study, eps: float, device: torch.device | None = None, seed: int 
     models = {name: (restore(ck, device)[0], ck["references"])
               for name, ck in checkpoints(s, s.attacked(seed), device, seed).items()}
     split = s.split(s.attack_split).subset(s.attack_samples)
-    result = inverse.run(models, split, eps, s.step_size, s.steps)
-    result["provenance"] = provenance(device)
+    result = inverse.run(models, split, eps, s.step_size, s.steps, s.precision)
+    result["provenance"] = provenance(device, s.precision)
     result["compute_seconds"] = sum(m["seconds"] for m in result["models"].values())
     products.save(result, task.output)
     return result
@@ -92,7 +92,7 @@ def evaluation(s: Study, seed: int | None = None, device: torch.device | None = 
         rows = []
         for name, ck in checkpoints(s, COMPARED_MODELS, device, seed).items():
             model = restore(ck, device)[0]
-            row = evaluate(model, split, s.robust_eps, s.robust_steps, s.robust_step_size, seed, name)
+            row = evaluate(model, split, s.robust_eps, s.robust_steps, s.robust_step_size, seed, name, s.precision)
             epochs = ck["history"]
             rows.append({"model": name, "seed": seed, "samples": len(split), **row,
                          "epoch_seconds": sum(e["seconds"] for e in epochs) / len(epochs),

@@ -17,6 +17,7 @@ from lib.data import Split, batches
 from lib.errors import ProductError
 from lib.losses import AdversarialCenters, CenterLoss, pull
 from lib.models import SmallCNN
+from lib.precision import autocast
 from lib.provenance import provenance
 
 
@@ -45,10 +46,11 @@ def build(config: TrainConfig, device: torch.device | str = "cpu") -> tuple[Smal
 def inverse_features(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> torch.Tensor:
     """Features of the batch's inverse adversaries (models C and D), in eval mode and without gradient:
     they are targets, as centers are, not a path for the loss to reach the network through."""
-    x_inv = inverse_adversary(model, x, y, config.train_eps, config.train_step_size, config.train_steps)
+    x_inv = inverse_adversary(model, x, y, config.train_eps, config.train_step_size, config.train_steps,
+                              config.precision)
     model.eval()
-    with torch.no_grad():
-        features = model.features(x_inv)
+    with torch.no_grad(), autocast(config.precision, x.device):
+        features = model.features(x_inv).float()
     model.train()
     return features
 
@@ -65,9 +67,11 @@ def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Opt
         inverse = inverse_features(model, x, y, config) if config.model in INVERSE_MODELS else None
         if config.model == "C":  # this batch's inverse adversaries already count towards its targets
             centers.update(inverse, y)
-        features = model.features(x)
-        logits = model.classify(features)
-        ce = F.cross_entropy(logits, y)
+        with autocast(config.precision, device):  # bf16 convolutions and products; losses reduce in fp32
+            features = model.features(x)
+            logits = model.classify(features)
+            features = features.float()
+        ce = F.cross_entropy(logits.float(), y)
         # B and C pull towards their class's center (C's centers are adversarial); D towards its own
         # sample's inverse adversary. A only tracks centers: its loss never sees them.
         center = pull(features, inverse) if config.model == "D" else centers(features, y)
@@ -142,7 +146,7 @@ def train(config: TrainConfig, train_split: Split, test_split: Split, device: to
         "centers": centers.centers.cpu(),
         "config": config.to_dict(),
         "history": history,
-        "provenance": provenance(device),
+        "provenance": provenance(device, config.precision),
     }
 
 

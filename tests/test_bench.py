@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from lib import bench
+from lib.precision import native_bf16
 
 
 def test_bench_quick_runs_and_paths_agree(tmp_path):
@@ -18,6 +19,9 @@ def test_bench_quick_runs_and_paths_agree(tmp_path):
     assert len(shares) == 5 and abs(sum(shares[:4]) - 1) < 1e-9 and abs(sum(shares[1:4]) - shares[4]) < 1e-9
     saved = json.loads(csv.with_suffix(".json").read_text())
     assert saved["provenance"]["device"].startswith("cpu") and saved["memory"]["host_peak_mb"] > 0
+    if native_bf16("cpu"):  # bf16 is timed beside fp32, and gives the same adversarial centers
+        assert rows[rows.path == bench.BF16_PATH].work.nunique() == 3  # training, PGD, paper estimate
+        assert result["checks"]["inverse PGD"]["min_center_cosine_bf16_vs_fp32"] > 0.99
 
 
 def test_plain_pgd_matches_the_library_attack(small_model, test_batch):

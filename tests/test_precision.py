@@ -1,0 +1,62 @@
+"""Precision: fp32, or bf16 autocast for the training and PGD steps; chosen, keyed and recorded."""
+import pytest
+import torch
+
+from lib import pipeline, precision, report
+from lib.attacks import inverse_adversary
+from lib.centers import class_means, cosine, extract_features
+from lib.config import TrainConfig, study
+from lib.errors import ConfigError
+from lib.provenance import provenance
+from lib.train import restore, train
+
+
+@pytest.mark.parametrize("flags, expected", [({"avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16"}, "bf16"),
+                                             ({"avx2", "avx512f"}, "fp32"), (set(), "fp32")])
+def test_auto_picks_bf16_only_where_the_cpu_has_it_natively(monkeypatch, flags, expected):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    assert precision.resolve("auto", "cpu") == expected
+    assert precision.resolve("fp32", "cpu") == "fp32" and precision.resolve("bf16", "cpu") == "bf16"
+
+
+def test_a_bad_precision_is_named():
+    with pytest.raises(ConfigError, match=r"precision must be one of \('fp32', 'bf16', 'auto'\), got 'fp16'"):
+        study("smoke", "precision=fp16")
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        TrainConfig(precision="auto")  # a trained model records what actually ran
+
+
+def test_the_study_resolves_auto_and_keys_every_product_by_the_precision():
+    assert study("smoke").precision == "fp32"  # the regression check runs fp32
+    assert study("smoke", "precision=auto").precision in ("fp32", "bf16")
+    fp32, bf16 = (pipeline.plan(study("smoke", f"precision={p}")) for p in ("fp32", "bf16"))
+    assert all(fp32[name].key != bf16[name].key for name in fp32)
+    assert study("smoke", "precision=bf16").train_config("A", 200).precision == "bf16"
+
+
+def test_provenance_and_report_header_record_the_precision():
+    record = provenance("cpu", "bf16")
+    assert record["precision"] == "bf16" and record["cpu_kernels"]
+    header = report.header(study("smoke").to_dict(), [{"provenance": record}])
+    assert "**Precision of the training and PGD steps:** bf16" in header
+
+
+def test_bf16_inverse_adversaries_give_the_fp32_adversarial_centers(small_model, test_batch):
+    x, y = test_batch
+    centers = {p: class_means(extract_features(small_model, inverse_adversary(small_model, x, y, 0.1, 0.01, 20, p)), y)
+               for p in precision.PRECISIONS}
+    assert cosine(centers["fp32"], centers["bf16"]).min() > 0.999
+
+
+@pytest.mark.slow
+def test_bf16_training_keeps_fp32_state_and_learns_as_fp32_does(mnist):
+    train_split, test_split = mnist
+    accuracy = {}
+    for p in precision.PRECISIONS:
+        config = TrainConfig(model="B", epochs=1, train_samples=3000, test_samples=1000, precision=p)
+        checkpoint = train(config, train_split, test_split, progress=False)
+        model, centers = restore(checkpoint)
+        assert all(t.dtype == torch.float32 for t in [*model.state_dict().values(), centers.centers])
+        assert checkpoint["provenance"]["precision"] == p
+        accuracy[p] = checkpoint["history"][-1]["test_acc"]
+    assert abs(accuracy["bf16"] - accuracy["fp32"]) < 0.05, accuracy
