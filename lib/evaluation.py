@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
-from lib.attacks import pgd_attack
+from lib.attacks import BATCH, pgd_attack
 from lib.centers import class_means, compactness, cosine, split_features
 from lib.data import Split, batches
 from lib.models import SmallCNN
@@ -13,7 +13,7 @@ from lib.train import accuracy
 
 
 def robust_accuracy(model: SmallCNN, split: Split, eps: float, steps: int, step_size: float, seed: int = 0,
-                    batch_size: int = 500, desc: str = "", precision: str = "fp32") -> float:
+                    batch_size: int = BATCH, desc: str = "", precision: str = "fp32") -> float:
     """Accuracy under PGD (ascending CE, random uniform start, seeded), in eval mode; ε = 0 is clean accuracy.
     `precision` is that of the attack's steps; the final prediction is made in fp32."""
     if eps == 0:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from lib.attacks import inverse_adversary
+from lib.attacks import BATCH, inverse_adversary
 from lib.centers import class_means, cosine
 from lib.data import Split, to_input
 from lib.models import SmallCNN
@@ -25,7 +25,7 @@ def describe(model: SmallCNN, x: torch.Tensor, y: torch.Tensor) -> dict[str, tor
 
 
 def run_model(model: SmallCNN, split: Split, eps: float, step_size: float, steps: int,
-              batch_size: int = 1000, desc: str = "", precision: str = "fp32") -> dict[str, torch.Tensor]:
+              batch_size: int = BATCH, desc: str = "", precision: str = "fp32") -> dict[str, torch.Tensor]:
     """Inverse adversaries of every sample of `split` (batched), with per-sample statistics: the PGD steps
     in `precision`, the features and statistics in fp32."""
     model.eval()
