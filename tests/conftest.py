@@ -54,21 +54,12 @@ def pytest_runtest_setup(item):
     AVX-512 machine): the regression check passes on both, which is what makes it portable."""
     from nbval.plugin import IPyNbCell
 
-    from tests.smoke import other_kernels
+    from tests.smoke import environment, other_kernels
 
     if not isinstance(item, IPyNbCell):
         return (yield)
-    changes = other_kernels()
-    saved = {name: _os.environ.get(name) for name in changes}
-    _os.environ.update(changes)  # a notebook's kernel starts while its first cell is set up, and inherits these
-    try:
+    with environment(**other_kernels()):  # a notebook's kernel starts while its first cell is set up, and inherits these
         return (yield)
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                _os.environ.pop(name, None)
-            else:
-                _os.environ[name] = value
 
 
 def pytest_collection_finish(session):

@@ -8,11 +8,8 @@ spread between two kernel sets (README, "Reproducibility"), and every threshold-
 """
 from __future__ import annotations
 
-import os
 import re
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,6 +19,7 @@ from lib import claims, pipeline, products, report, steps, tables
 from lib.centers import snapshot
 from lib.config import REPRODUCTION_MODELS, model_name, study
 from lib.train import restore
+from tests.smoke import environment
 
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
 # exactly (labels, counts, ε). In brackets: the largest difference measured between the AVX-512 and the
@@ -66,18 +64,9 @@ def tolerances(table: str, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     return {c: tolerance(table, c) for c in frame.columns}
 
 
-@contextmanager
-def runs_at(folder: Path) -> Iterator[None]:
+def runs_at(folder: Path):
     """Read products from another runs folder (pipeline.runs_dir follows INVADV_RUNS)."""
-    saved = os.environ.get("INVADV_RUNS")
-    os.environ["INVADV_RUNS"] = str(folder)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("INVADV_RUNS", None)
-        else:
-            os.environ["INVADV_RUNS"] = saved
+    return environment(INVADV_RUNS=str(folder))
 
 
 def smoke_tables(runs: Path) -> dict[str, pd.DataFrame]:

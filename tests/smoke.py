@@ -6,7 +6,9 @@ import re
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -18,6 +20,21 @@ OFFLINE = ROOT / "tests" / "offline"  # a sitecustomize that refuses non-loopbac
 # regression check compares each with the stored references. INVADV_PIPELINE_RUNS points it at a finished
 # run (`make nbval-refresh` regenerates the references from one).
 PIPELINE_RUNS = Path(os.environ.get("INVADV_PIPELINE_RUNS") or Path(os.environ["INVADV_RUNS"]).with_name("pipeline-runs"))
+
+
+@contextmanager
+def environment(**changes: str) -> Iterator[None]:
+    """Set environment variables for the block, then restore them (or remove the ones that were unset)."""
+    saved = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def other_kernels() -> dict[str, str]:
