@@ -158,20 +158,6 @@ def spread(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def assert_close(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> None:
-    """Two sets of smoke tables agree: same rows and labels, numbers within their tolerances."""
-    assert a.keys() == b.keys()
-    for name in a:
-        x, y = a[name], b[name]
-        assert list(x.columns) == list(y.columns) and len(x) == len(y), name
-        for column in x.columns:
-            if pd.api.types.is_float_dtype(x[column]):
-                close = np.isclose(x[column], y[column], equal_nan=True, **tolerance(name, column))
-                assert close.all(), f"{name}.{column}: {x[column][~close].tolist()} vs {y[column][~close].tolist()}"
-            else:
-                pd.testing.assert_series_equal(x[column], y[column], obj=f"{name}.{column}")
-
-
 def assert_tensors_equal(a, b, where: str) -> None:
     """Every tensor in two nested dicts is bitwise equal (floats such as timings are ignored)."""
     if isinstance(a, torch.Tensor):

@@ -64,6 +64,12 @@ def reference_tables() -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
+def expected(reference_tables) -> dict[str, str]:
+    """The verdicts and texts the report's code derives from the stored numbers."""
+    return regression.categories(reference_tables)
+
+
+@pytest.fixture(scope="module")
 def decisive(reference_tables) -> dict[str, bool]:
     return regression.decisive(reference_tables)
 
@@ -75,20 +81,18 @@ def test_numbers_match_the_references(smoke_tables, run, table, dataframe_regres
     dataframe_regression.check(frame, basename=table, tolerances=regression.tolerances(table, frame))
 
 
-def test_the_stored_verdicts_follow_from_the_stored_numbers(reference_tables, data_regression):
+def test_the_stored_verdicts_follow_from_the_stored_numbers(expected, data_regression):
     """The report's code, applied to the reference tables, gives the stored verdicts and texts."""
-    data_regression.check(regression.categories(reference_tables), basename="categories")
+    data_regression.check(expected, basename="categories")
 
 
 @pytest.mark.parametrize("category", CATEGORIES)
 @pytest.mark.parametrize("run", RUNS)
-def test_verdicts_and_texts_match_where_the_numbers_decide_them(smoke_tables, reference_tables, decisive, run,
-                                                                category):
+def test_verdicts_and_texts_match_where_the_numbers_decide_them(smoke_tables, expected, decisive, run, category):
     if not decisive[category]:
         pytest.skip(f"{category}: the references lie within the tolerances of a threshold, so float noise "
                     "may flip it; not compared")
-    expected = regression.categories(reference_tables)[category]
-    assert regression.categories(smoke_tables(run))[category] == expected
+    assert regression.categories(smoke_tables(run))[category] == expected[category]
 
 
 def test_the_two_computations_used_different_kernels(runs):
