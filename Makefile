@@ -41,10 +41,14 @@ $(RAW)/.verified: | $(VENV)/.installed
 # The DAG of notebooks lives in a generated Makefile whose targets are content-keyed products
 # (lib/pipeline.py); `make -j4 report` runs independent trainings and ε runs in parallel.
 # `make -n report ...` lists the steps that would run without running them (`+` writes the DAG even then).
+# Before running, `makefile` prints the steps to run and their estimated time on this machine (lib/cost.py);
+# under -jN (N > 1) the steps keep their output to their notebooks and `watch` shows one progress line.
 report: $(VENV)/.installed $(RAW)/.verified
 	@mkdir -p $(INVADV_RUNS)/$(PROFILE) && touch $(INVADV_RUNS)/$(PROFILE)/.started
 	+@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile >/dev/null
-	@$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report
+	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" watch & watcher=$$!; \
+	$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report; status=$$?; \
+	kill $$watcher 2>/dev/null; wait $$watcher 2>/dev/null; exit $$status
 
 # The suite includes nbval: tests/nbval/ holds smoke-profile notebooks with their outputs, re-executed and
 # compared with numbers masked; tests/test_regression.py compares the numbers within stated tolerances.

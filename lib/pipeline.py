@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from lib import cost
 from lib.config import COMPARED_MODELS, ROOT, Study, model_name, study
 from lib.errors import ConfigError, MissingInput, ProductError, UserFacing
 
@@ -252,17 +253,138 @@ def makefile(s: Study, overrides: str) -> str:
     # notebook ran to the end and wrote its product.
     for task in tasks.values():
         deps = " ".join(str(d.executed) for d in task.deps)
-        lines += [f"{task.executed}: {deps}", f"\t$(PIPE) execute {task.name} --key {task.key}", ""]
-    lines += [f"report: {tasks['figures'].executed}", "\t$(PIPE) render", ""]
+        lines += [f"{task.executed}: {deps}", f"\t@$(PIPE) execute {task.name} --key {task.key}", ""]
+    lines += [f"report: {tasks['figures'].executed}", "\t@$(PIPE) render", ""]
     return "\n".join(lines)
+
+
+def make_jobs() -> int:
+    """N of the `make -jN` running this process (1 outside make or without -j)."""
+    match = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
+    return int(match.group(1)) if match else 1
+
+
+def make_dry_run() -> bool:
+    """Whether this process runs under `make -n` (its single-letter flags come first in MAKEFLAGS)."""
+    flags = os.environ.get("MAKEFLAGS", "").split()
+    return bool(flags) and not flags[0].startswith("-") and "n" in flags[0]
 
 
 def jobs_threads() -> int | None:
     """Torch threads per notebook under `make -jN`: the cores shared out, so N runs don't thrash."""
-    match = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
-    if not match or int(match.group(1)) <= 1:
-        return None
-    return max(1, (os.cpu_count() or 1) // int(match.group(1)))
+    jobs = make_jobs()
+    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+
+
+# --- what a run will cost, and how far it got ----------------------------------------------------------------
+
+def estimate_path(s: Study) -> Path:
+    """Where `makefile` leaves each pending step's estimated seconds, for `watch` to read."""
+    return runs_dir() / s.profile / "estimate.json"
+
+
+def estimate(s: Study, tasks: list[Task], rates: dict[str, float]) -> dict[str, float]:
+    """Estimated seconds of each task at `rates` (seconds per image and kind of step, lib.cost)."""
+    return {t.name: cost.task_seconds(cost.task_work(s, t.notebook, t.params), rates) for t in tasks}
+
+
+def minutes(seconds: float) -> str:
+    """'45 s', '12 min', '3.4 h'."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def cost_note(s: Study, jobs: int) -> tuple[str, dict[str, float]]:
+    """What `make report` is about to run and cost on this machine (printed before it starts), and the
+    estimated seconds of each pending step."""
+    from lib.provenance import default_device
+
+    tasks = list(plan(s).values())
+    pending = [t for t in tasks if not t.executed.exists()]
+    if not pending:
+        return f"make report ({s.profile}): all {len(tasks)} steps are made; rendering the report", {}
+    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
+    rates = cost.calibrate(s.precision, default_device(), threads)
+    seconds = estimate(s, pending, rates)
+    kinds = " · ".join(f"{n} {kind}" for kind, n in _counts(pending).items())
+    total = sum(seconds.values())
+    wall = f", ≈ {minutes(total / jobs)} wall with make -j{jobs}" if jobs > 1 else \
+        f" (make -j2 report runs two steps at a time)" if (os.cpu_count() or 1) > 1 else ""
+    lines = [f"make report ({s.profile}, {s.precision}): {len(pending)} of {len(tasks)} steps to run — {kinds}",
+             f"  estimated compute {minutes(total)}{wall}; timed just now on this machine: "
+             f"{1e3 * rates['train']:.2f} ms per image per training step, {1e3 * rates['pgd']:.2f} ms per PGD step"]
+    if s.profile == "paper":
+        quick = study("quick", {"precision": s.precision})
+        preview = sum(estimate(quick, list(plan(quick).values()), rates).values())
+        lines.append(f"  a preview of the whole report: make report PROFILE=quick (≈ {minutes(preview / jobs)})")
+    return "\n".join(lines), seconds
+
+
+def _counts(tasks: list[Task]) -> dict[str, int]:
+    """How many tasks run each notebook, named for a person ('trainings', 'ε runs', ...)."""
+    names = {"01_train": "trainings", "02_inverse_adversaries": "ε runs", "05_evaluate": "evaluations"}
+    counts: dict[str, int] = {}
+    for t in tasks:
+        name = names.get(t.notebook, t.name)
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def duration(t: Task) -> float:
+    """Seconds a finished task's notebook ran (papermill records it in the executed notebook)."""
+    try:
+        return float(json.loads(t.executed.read_text())["metadata"]["papermill"]["duration"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+
+
+def eta(estimated: dict[str, float], finished: dict[str, float], running: dict[str, float], jobs: int) -> float:
+    """Seconds left: the unfinished steps' estimates, rescaled by how the finished ones compared with theirs
+    (actual / estimated), less what the running ones have already done, shared over `jobs` at a time."""
+    done_estimate = sum(estimated[name] for name in finished)
+    speed = sum(finished.values()) / done_estimate if finished and done_estimate else 1.0
+    left = sum(seconds for name, seconds in estimated.items() if name not in finished) * speed
+    return max(0.0, left - sum(running.values())) / jobs
+
+
+def watch(s: Study, poll: float = 2.0) -> None:
+    """One progress line for `make -jN report` (N > 1): steps done / to run, the running ones, and an ETA.
+    On a terminal the line updates in place; in a log, a line per finished step. Exits when all are made."""
+    from tqdm import tqdm
+
+    jobs = make_jobs()
+    if jobs <= 1 or make_dry_run():  # with -j1 each step shows its own progress bars
+        return
+    stored = json.loads(estimate_path(s).read_text()) if estimate_path(s).exists() else {}
+    todo = [t for t in plan(s).values() if not t.executed.exists()]
+    estimated = {t.name: stored.get(t.name, cost.STEP_OVERHEAD) for t in todo}
+    start, finished, started = time.time(), {}, {}
+    live = sys.stderr.isatty()
+    bar = tqdm(total=len(todo), bar_format="steps {n_fmt}/{total_fmt} |{bar}| {desc}", dynamic_ncols=True,
+               disable=not live)
+    try:
+        while len(finished) < len(todo):
+            now = time.time()
+            for t in todo:
+                if t.name in finished:
+                    continue
+                if t.executed.exists():
+                    finished[t.name] = duration(t) or now - started.get(t.name, start)
+                    bar.update(1)
+                    if not live:
+                        print(f"[{len(finished)}/{len(todo)}] {t.name} done in {minutes(finished[t.name])}; "
+                              f"{minutes(now - start)} elapsed, ETA ≈ "
+                              f"{minutes(eta(estimated, finished, {}, jobs))}", file=sys.stderr, flush=True)
+                elif (t.folder / f".{t.notebook}.partial.ipynb").exists():
+                    started.setdefault(t.name, now)
+            running = {name: now - since for name, since in started.items() if name not in finished}
+            bar.set_description_str(f"{minutes(now - start)} elapsed, ETA ≈ "
+                                    f"{minutes(eta(estimated, finished, running, jobs))} · running: "
+                                    f"{', '.join(running) or '-'}")
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        bar.close()
 
 
 def execute(task: Task, overrides: str, expected_key: str | None = None) -> None:
@@ -285,12 +407,14 @@ def execute(task: Task, overrides: str, expected_key: str | None = None) -> None
     started = runs_dir() / task.profile / ".started"
     if task.name == "figures" and started.exists():
         params["wall_seconds"] = time.time() - started.stat().st_mtime
-    print(f"[{task.name}] {task.notebook} -> {task.folder}", flush=True)
+    # With -jN (N > 1) the steps keep their output to their notebooks, and `watch` shows one progress line.
+    alone = make_jobs() == 1
+    if alone:
+        print(f"[{task.name}] {task.notebook} -> {task.folder}", flush=True)
     try:
         papermill.execute_notebook(
             NOTEBOOKS / f"{task.notebook}.ipynb", partial, cwd=str(NOTEBOOKS), kernel_name=KERNEL,
-            parameters=params,
-            log_output=True, progress_bar=False)
+            parameters=params, log_output=alone, progress_bar=False)
     except papermill.PapermillExecutionError as exc:
         # The notebook's own error first, not papermill's traceback.
         raise SystemExit(f"error in {task.name} ({task.notebook}): {exc.ename}: {exc.evalue}\n"
@@ -310,6 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("task")
     run.add_argument("--key", help="the key the generated Makefile expects (guards against mid-run edits)")
     sub.add_parser("render", help="render the HTML report from the executed notebooks")
+    sub.add_parser("watch", help="under make -jN: one progress line until every step is made")
     args = parser.parse_args(argv)
     try:
         run_command(args)
@@ -330,6 +455,9 @@ def run_command(args: argparse.Namespace) -> None:
             print(note, file=sys.stderr)
         path = runs_dir() / s.profile / "pipeline.mk"
         products.write_text(makefile(s, args.overrides), path)
+        note, seconds = cost_note(s, make_jobs())
+        products.write_text(json.dumps(seconds), estimate_path(s))
+        print(note, file=sys.stderr)
         print(path)
     elif args.command == "execute":
         execute(task(s, args.task), args.overrides, args.key)
@@ -337,6 +465,8 @@ def run_command(args: argparse.Namespace) -> None:
         from lib.render import render
 
         render(s, plan(s))
+    elif args.command == "watch":
+        watch(s)
 
 
 if __name__ == "__main__":

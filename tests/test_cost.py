@@ -1,0 +1,122 @@
+"""The cost model behind `make report`'s estimate and `make bench`'s roofline: FLOPs against the closed form,
+work counted from the study's plan, rates timed on the spot, and the progress line's ETA."""
+import threading
+import time
+
+import pytest
+import torch
+
+from lib import cost, pipeline
+from lib.config import study
+
+
+def macs_of_smallcnn(feature_dim: int = 200) -> dict[str, int]:
+    """Multiply-accumulates of SmallCNN's layers for one 28×28 image, from the layer shapes."""
+    conv = lambda out_side, c_in, c_out: out_side ** 2 * c_in * c_out * 9
+    return {"conv1": conv(26, 1, 32), "conv2": conv(24, 32, 32), "conv3": conv(10, 32, 64), "conv4": conv(8, 64, 64),
+            "fc1": 1024 * 200, "fc2": 200 * feature_dim, "fc3": feature_dim * 10}
+
+
+def test_flops_match_the_closed_form():
+    macs = macs_of_smallcnn()
+    forward = 2 * sum(macs.values())  # ≈ 19.9 MFLOP
+    flops = cost.flops_per_image()
+    assert flops["forward"] == pytest.approx(forward)
+    # backward = the activations' gradients (the forward's cost, but none for the image under training) plus the
+    # weights' gradients (the forward's cost again); a PGD step needs the input's gradient and no weight gradient
+    assert flops["train"] == pytest.approx(3 * forward - 2 * macs["conv1"])
+    assert flops["pgd"] == pytest.approx(2 * forward)
+
+
+def test_work_is_counted_from_the_study():
+    s = study("smoke")
+    tasks = pipeline.plan(s)
+    work = lambda name: cost.task_work(s, tasks[name].notebook, tasks[name].params)
+    assert work("train-A-200d") == {"train": 2 * 4000, "pgd": 0, "forward": 2 * 500 + 4000 + 500}
+    assert work("train-C-200d")["pgd"] == 2 * 4000 * s.train_steps
+    assert work("eps-0")["pgd"] == 0 and work("eps-0.1")["pgd"] == 100 * len(s.attacked()) * s.steps
+    assert work("evaluate")["pgd"] == 100 * 4 * s.robust_steps * 2
+    assert work("figures") == {}
+    paper = study("paper", "extended=0")
+    assert cost.task_work(paper, "01_train", {"model": "A", "feature_dim": 200, "seed": 0})["train"] == 25 * 60000
+
+
+def test_task_seconds_adds_the_start_up():
+    assert cost.task_seconds({"train": 1000, "pgd": 2000}, {"train": 1e-3, "pgd": 1e-3, "forward": 0}) == \
+        pytest.approx(cost.STEP_OVERHEAD + 3)
+
+
+def test_calibration_times_every_kind_and_restores_the_threads():
+    before = torch.get_num_threads()
+    rates = cost.calibrate("fp32", torch.device("cpu"), n_threads=1)
+    assert set(rates) == set(cost.KINDS) and all(0 < r < 1 for r in rates.values())
+    assert torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("finished, running, expected", [
+    ({}, {}, (10 + 20 + 30) / 2),  # nothing done: the estimates, two at a time
+    ({"a": 20}, {}, (20 + 30) * 2 / 2),  # a took twice its estimate: the rest will too
+    ({"a": 10}, {"b": 5}, (20 + 30 - 5) / 2),  # what a running step has done is not left
+    ({"a": 10, "b": 20, "c": 30}, {}, 0),
+])
+def test_eta(finished, running, expected):
+    assert pipeline.eta({"a": 10, "b": 20, "c": 30}, finished, running, jobs=2) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("flags, jobs, dry", [("", 1, False), ("-j2 --jobserver-auth=3,4", 2, False),
+                                               ("n -j2", 2, True), ("ns -- FOO=1", 1, True), ("-j 4", 4, False)])
+def test_make_flags_are_read(monkeypatch, flags, jobs, dry):
+    monkeypatch.setenv("MAKEFLAGS", flags)
+    assert pipeline.make_jobs() == jobs and pipeline.make_dry_run() == dry
+
+
+@pytest.fixture
+def empty_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
+    monkeypatch.setattr(cost, "calibrate", lambda *args: {"train": 1e-3, "pgd": 5e-4, "forward": 2e-4})
+    return tmp_path
+
+
+def test_the_cost_note_says_what_runs_and_what_it_costs(empty_runs):
+    s = study("smoke")
+    note, seconds = pipeline.cost_note(s, jobs=2)
+    assert "13 of 13 steps to run — 6 trainings · 3 ε runs" in note and "wall with make -j2" in note
+    assert "1.00 ms per image per training step, 0.50 ms per PGD step" in note
+    assert set(seconds) == set(pipeline.plan(s)) and all(v >= cost.STEP_OVERHEAD for v in seconds.values())
+    for t in pipeline.plan(s).values():
+        t.executed.parent.mkdir(parents=True, exist_ok=True)
+        t.executed.write_text("{}")
+    assert pipeline.cost_note(s, jobs=2) == ("make report (smoke): all 13 steps are made; rendering the report", {})
+
+
+def test_the_paper_note_offers_the_quick_preview(empty_runs):
+    note, _ = pipeline.cost_note(study("paper", "extended=0"), jobs=1)
+    assert "a preview of the whole report: make report PROFILE=quick" in note
+
+
+def test_watch_follows_the_steps_and_ends_when_all_are_made(empty_runs, monkeypatch, capsys):
+    monkeypatch.setenv("MAKEFLAGS", "-j2")
+    s = study("smoke")
+    tasks = list(pipeline.plan(s).values())
+
+    def finish_all():
+        time.sleep(0.3)  # after watch has listed what is to run
+        for t in tasks:
+            t.executed.parent.mkdir(parents=True, exist_ok=True)
+            t.executed.write_text('{"metadata": {"papermill": {"duration": 1.5}}}')
+            time.sleep(0.01)
+
+    worker = threading.Thread(target=finish_all)
+    worker.start()
+    pipeline.watch(s, poll=0.005)
+    worker.join()
+    lines = capsys.readouterr().err.splitlines()  # not a terminal: one line per finished step
+    assert lines[-1].startswith(f"[{len(tasks)}/{len(tasks)}] figures done in 2 s")
+    assert len(lines) == len(tasks)
+
+
+@pytest.mark.parametrize("flags", ["", "n -j2"])
+def test_watch_is_silent_with_one_job_or_a_dry_run(empty_runs, monkeypatch, capsys, flags):
+    monkeypatch.setenv("MAKEFLAGS", flags)
+    pipeline.watch(study("smoke"), poll=0.005)  # returns at once: nothing is made here
+    assert capsys.readouterr().err == ""
