@@ -13,17 +13,16 @@ import argparse
 import json
 import re
 import resource
-import subprocess
-import sys
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from lib import cost
 from lib.config import ROOT, Study, TrainConfig
-from lib.data import DATA_DIR, Split, batches, load_split, to_input
+from lib.cost import timed
+from lib.data import DATA_DIR, batches, load_split, to_input
 from lib.precision import native_bf16
 from lib.provenance import default_device, provenance
 
@@ -41,23 +40,8 @@ class Sizes:
 
 FULL = Sizes(train_samples=60000, attack_samples=10000, steps=40)
 QUICK = Sizes(train_samples=6400, attack_samples=200, steps=10)
-PAPER = Study()  # the protocol the extrapolation is for
+PAPER = Study(precision="fp32")  # the protocol the extrapolation is for (its precision is each path's own)
 BF16_PATH = "ours, bf16 autocast (ratio: ours fp32 / this)"  # timed only where bf16 is native
-
-
-def sync(device: torch.device) -> None:
-    """Wait for queued GPU work, so a timer measures it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device):
-    """(seconds, result) of fn()."""
-    sync(device)
-    start = time.perf_counter()
-    result = fn()
-    sync(device)
-    return time.perf_counter() - start, result
 
 
 def best_of(repeats: int, fn, device: torch.device, setup=None):
@@ -71,6 +55,22 @@ def best_of(repeats: int, fn, device: torch.device, setup=None):
         arg = setup() if setup else None
         runs.append(timed(lambda: fn(arg) if setup else fn(), device))
     return min(s for s, _ in runs), runs[-1][1]
+
+
+def matmul_peak(device: torch.device, precision: str, n: int = 2048, repeats: int = 5) -> float:
+    """The machine's practical peak in GFLOP/s: an n×n matrix product in fp32, or in bf16 (oneDNN / cuBLAS)."""
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    a, b = (torch.rand(n, n, device=device, dtype=dtype) for _ in range(2))
+    seconds, _ = best_of(repeats, lambda: a @ b, device)
+    return 2 * n ** 3 / seconds / 1e9
+
+
+def roofline(rows: list[dict], flops: dict[str, float], peaks: dict[str, float]) -> None:
+    """Each timed row's GFLOP/s (its `flops` over its seconds) and the fraction of its precision's matmul peak."""
+    for r in rows:
+        if "flops" in r:
+            r["gflops"] = r["flops"] / r["seconds"] / 1e9
+            r["peak"] = r["gflops"] / peaks[r.pop("precision")]
 
 
 # --- reference-style paths: what a textbook PyTorch script does -------------------------------
@@ -126,7 +126,8 @@ def contiguous(model):
     return model.to(memory_format=torch.contiguous_format)
 
 
-def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...]) -> tuple[list[dict], dict]:
+def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...],
+                   flops: dict[str, float]) -> tuple[list[dict], dict]:
     """Our epoch (device-resident data, channels_last) vs the DataLoader loop, from the same seed."""
     from lib.train import accuracy, build, train_epoch
 
@@ -149,25 +150,27 @@ def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...])
         return model, centers
 
     seconds, (model, centers) = best_of(sizes.repeats, ours, device)
-    rows = [{"work": f"training epoch ({sizes.train_samples} images)", "path": "ours", "seconds": seconds}]
+    work = {"work": f"training epoch ({sizes.train_samples} images)", "flops": sizes.train_samples * flops["train"]}
+    rows = [{**work, "path": "ours", "seconds": seconds, "precision": "fp32"}]
     check = {"ours_test_acc": accuracy(model, test_split)}
     for n in workers:  # the data set is opened outside the timer, as ours is loaded outside it
         loader = lambda: reference_loader(sizes.train_samples, config.batch_size, config.seed, n)
         ref_seconds, (ref_model, ref_centers) = best_of(sizes.repeats, reference, device, setup=loader)
-        rows.append({"work": rows[0]["work"], "path": f"reference, DataLoader {n} workers",
-                     "seconds": ref_seconds, "ratio": ref_seconds / seconds})
+        rows.append({**work, "path": f"reference, DataLoader {n} workers", "seconds": ref_seconds,
+                     "ratio": ref_seconds / seconds, "precision": "fp32"})
     check.update(reference_test_acc=accuracy(ref_model, test_split),
                  max_center_diff=(centers.centers - ref_centers.centers).abs().max().item())
     check["same_results"] = (abs(check["ours_test_acc"] - check["reference_test_acc"]) <= 0.002
                              and check["max_center_diff"] < 1e-2)
     if native_bf16(device.type):  # reduced precision only where the hardware has it (lib/precision.py)
         bf16_seconds, (bf16_model, _) = best_of(sizes.repeats, lambda: ours("bf16"), device)
-        rows.append({"work": rows[0]["work"], "path": BF16_PATH, "seconds": bf16_seconds, "ratio": seconds / bf16_seconds})
+        rows.append({**work, "path": BF16_PATH, "seconds": bf16_seconds, "ratio": seconds / bf16_seconds,
+                     "precision": "bf16"})
         check["bf16_test_acc"] = accuracy(bf16_model, test_split)
     return rows, check
 
 
-def bench_pgd(sizes: Sizes, device: torch.device) -> tuple[list[dict], dict]:
+def bench_pgd(sizes: Sizes, device: torch.device, flops: dict[str, float]) -> tuple[list[dict], dict]:
     """Our ε run (lib.inverse, per ε) vs the plain per-ε loop, on one trained-for-an-epoch model."""
     from lib import inverse
     from lib.centers import class_means, cosine
@@ -198,13 +201,18 @@ def bench_pgd(sizes: Sizes, device: torch.device) -> tuple[list[dict], dict]:
                  for r, c in zip(runs, ref_centers)]
     check = {"min_center_cosine_ours_vs_plain": min(agreement), "same_results": min(agreement) > 0.999}
     image_steps = sizes.attack_samples * sizes.steps * len(PAPER.eps)
-    rows = [{"work": work, "path": "ours", "seconds": seconds, "ms_per_image_step": 1e3 * seconds / image_steps},
-            {"work": work, "path": "reference, plain per-ε loop", "seconds": ref_seconds, "ratio": ref_seconds / seconds,
-             "ms_per_image_step": 1e3 * ref_seconds / image_steps}]
+    # FLOPs each path executes: ours skips the steps at ε = 0 (the ball is a point) and reads every clean and
+    # adversarial image's features once; the plain loop steps every ε and reads nothing.
+    ours_flops = (sizes.attack_samples * sizes.steps * sum(e > 0 for e in PAPER.eps) * flops["pgd"]
+                  + 2 * sizes.attack_samples * len(PAPER.eps) * flops["forward"])
+    per_step = lambda s: {"seconds": s, "ms_per_image_step": 1e3 * s / image_steps}
+    rows = [{"work": work, "path": "ours", **per_step(seconds), "flops": ours_flops, "precision": "fp32"},
+            {"work": work, "path": "reference, plain per-ε loop", **per_step(ref_seconds), "ratio": ref_seconds / seconds,
+             "flops": image_steps * flops["pgd"], "precision": "fp32"}]
     if native_bf16(device.type):
         bf16_seconds, bf16_runs = best_of(sizes.repeats, lambda: ours("bf16"), device)
-        rows.append({"work": work, "path": BF16_PATH, "seconds": bf16_seconds, "ratio": seconds / bf16_seconds,
-                     "ms_per_image_step": 1e3 * bf16_seconds / image_steps})
+        rows.append({"work": work, "path": BF16_PATH, **per_step(bf16_seconds), "ratio": seconds / bf16_seconds,
+                     "flops": ours_flops, "precision": "bf16"})
         check["min_center_cosine_bf16_vs_fp32"] = min(
             cosine(class_means(b["adv_features"], split.labels), class_means(f["adv_features"], split.labels)).min().item()
             for b, f in zip(bf16_runs, runs))
@@ -252,29 +260,34 @@ def breakdown(sizes: Sizes, device: torch.device) -> list[dict]:
                     "seconds": outside, "share": outside / total}]
 
 
-def startup_seconds() -> float:
-    """What every notebook pays before its work: a fresh Python importing the pipeline's modules."""
-    code = "import lib.pipeline, lib.train, lib.inverse, lib.tables, lib.plots, papermill"
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
-    return time.perf_counter() - start
+def paper_prediction(rows: list[dict], sizes: Sizes) -> list[dict]:
+    """The paper profile's compute, predicted per path from this run's rates (lib.cost counts the work of every
+    step of the plan), for the reproduction alone and with the extension (models C and D, three seeds)."""
+    from lib.pipeline import plan
 
-
-def paper_estimate(rows: list[dict], sizes: Sizes, startup: float) -> list[dict]:
-    """The paper profile's compute, extrapolated from this run's timings (4 trainings, every ε run)."""
     row = lambda work, path: next(r for r in rows if r["work"].startswith(work) and r["path"].startswith(path))
-    epoch = lambda path: row("training epoch (", path)["seconds"] * 60000 / sizes.train_samples
-    pgd = lambda path: row("inverse PGD", path)["seconds"] * (PAPER.steps / sizes.steps) * (10000 / sizes.attack_samples)
-    notebooks = 4 + len(PAPER.eps) + 2
-    total = lambda path: 4 * PAPER.epochs * epoch(path) + 2 * pgd(path) + notebooks * startup
-    ours, theirs = total("ours"), total("reference")
-    work = "paper profile compute (extrapolated)"
-    rows_out = [{"work": work, "path": "ours (share: notebook start-up)", "seconds": ours,
-                 "share": notebooks * startup / ours},
-                {"work": work, "path": "reference-style", "seconds": theirs, "ratio": theirs / ours}]
-    if any(r["path"] == BF16_PATH for r in rows):
-        rows_out.append({"work": work, "path": BF16_PATH, "seconds": total(BF16_PATH), "ratio": ours / total(BF16_PATH)})
-    return rows_out
+    forward = row("training epoch breakdown", "evaluation pass")["seconds"] / 10000
+
+    def rates(path: str) -> dict[str, float]:
+        pgd = row("inverse PGD", path)
+        stepped = len(PAPER.eps) if path.startswith("reference") else sum(e > 0 for e in PAPER.eps)
+        return {"train": row("training epoch (", path)["seconds"] / sizes.train_samples,
+                "pgd": pgd["seconds"] / (sizes.attack_samples * sizes.steps * stepped), "forward": forward}
+
+    paths = ["ours", "reference", *([BF16_PATH] if any(r["path"] == BF16_PATH for r in rows) else [])]
+    out = []
+    for label, study in (("reproduction (EXTENDED=0)", replace(PAPER, extended=False)),
+                         ("with the extension, 3 seeds", PAPER)):
+        work = [cost.task_work(study, t.notebook, t.params) for t in plan(study).values()]
+        total = {path: sum(cost.task_seconds(w, rates(path)) for w in work) for path in paths}
+        name = f"paper compute, {label} (predicted)"
+        out.append({"work": name, "path": "ours", "seconds": total["ours"]})
+        out.append({"work": name, "path": "reference-style", "seconds": total["reference"],
+                    "ratio": total["reference"] / total["ours"]})
+        if BF16_PATH in total:
+            out.append({"work": name, "path": BF16_PATH, "seconds": total[BF16_PATH],
+                        "ratio": total["ours"] / total[BF16_PATH]})
+    return out
 
 
 def peak_memory(device: torch.device) -> dict[str, float]:
@@ -287,11 +300,12 @@ def peak_memory(device: torch.device) -> dict[str, float]:
 
 def table(rows: list[dict]) -> str:
     """Rows as a fixed-width text table."""
-    lines = [f"{'work':<58} {'path':<58} {'seconds':>9} {'ratio':>7} {'share':>6}"]
+    lines = [f"{'work':<58} {'path':<50} {'seconds':>9} {'ratio':>7} {'share':>6} {'GFLOP/s':>8} {'of peak':>7}"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}x" if "ratio" in r else ""
         share = f"{100 * r['share']:.0f}%" if "share" in r else ""
-        lines.append(f"{r['work']:<58} {r['path']:<58} {r['seconds']:>9.2f} {ratio:>7} {share:>6}")
+        gflops, peak = (f"{r['gflops']:.0f}", f"{100 * r['peak']:.0f}%") if "gflops" in r else ("", "")
+        lines.append(f"{r['work']:<58} {r['path']:<50} {r['seconds']:>9.2f} {ratio:>7} {share:>6} {gflops:>8} {peak:>7}")
     return "\n".join(lines)
 
 
@@ -318,14 +332,19 @@ def main(argv: list[str] | None = None) -> dict:
     workers = (0, 4) if device.type == "cuda" else (0,)
     print(f"benchmark on {provenance(device)['device']}, sizes {sizes}", flush=True)
 
-    rows, checks = [], {}
-    for name, bench in (("training", lambda: bench_training(sizes, device, workers)),
-                        ("inverse PGD", lambda: bench_pgd(sizes, device))):
+    flops = cost.flops_per_image()
+    peaks = {p: matmul_peak(device, p) for p in ("fp32", *(["bf16"] if native_bf16(device.type) else []))}
+    rows = [{"work": "matrix product 2048² (the machine's peak)", "path": p, "seconds": 2 * 2048 ** 3 / g / 1e9,
+             "gflops": g, "peak": 1.0} for p, g in peaks.items()]
+    checks = {}
+    for name, bench in (("training", lambda: bench_training(sizes, device, workers, flops)),
+                        ("inverse PGD", lambda: bench_pgd(sizes, device, flops))):
         new_rows, checks[name] = bench()
+        roofline(new_rows, flops, peaks)
         rows += new_rows
         print(table(new_rows), "\n  check:", checks[name], flush=True)
     rows += breakdown(sizes, device)
-    rows += paper_estimate(rows, sizes, startup_seconds())
+    rows += paper_prediction(rows, sizes)
     print(table(rows))
     result = {"provenance": provenance(device), "sizes": asdict(sizes), "rows": rows, "checks": checks,
               "memory": peak_memory(device)}

@@ -270,9 +270,10 @@ def make_dry_run() -> bool:
     return bool(flags) and not flags[0].startswith("-") and "n" in flags[0]
 
 
-def jobs_threads() -> int | None:
-    """Torch threads per notebook under `make -jN`: the cores shared out, so N runs don't thrash."""
-    jobs = make_jobs()
+def jobs_threads(jobs: int | None = None) -> int | None:
+    """Torch threads per notebook under `make -jN` (N: `jobs`, else read from make): the cores shared out, so N
+    runs don't thrash; None with one job (torch's default)."""
+    jobs = make_jobs() if jobs is None else jobs
     return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
 
@@ -302,13 +303,12 @@ def cost_note(s: Study, jobs: int) -> tuple[str, dict[str, float]]:
     pending = [t for t in tasks if not t.executed.exists()]
     if not pending:
         return f"make report ({s.profile}): all {len(tasks)} steps are made; rendering the report", {}
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    rates = cost.calibrate(s.precision, default_device(), threads)
+    rates = cost.calibrate(s.precision, default_device(), jobs_threads(jobs))
     seconds = estimate(s, pending, rates)
     kinds = " · ".join(f"{n} {kind}" for kind, n in _counts(pending).items())
     total = sum(seconds.values())
     wall = f", ≈ {minutes(total / jobs)} wall with make -j{jobs}" if jobs > 1 else \
-        f" (make -j2 report runs two steps at a time)" if (os.cpu_count() or 1) > 1 else ""
+        " (make -j2 report runs two steps at a time)" if (os.cpu_count() or 1) > 1 else ""
     lines = [f"make report ({s.profile}, {s.precision}): {len(pending)} of {len(tasks)} steps to run — {kinds}",
              f"  estimated compute {minutes(total)}{wall}; timed just now on this machine: "
              f"{1e3 * rates['train']:.2f} ms per image per training step, {1e3 * rates['pgd']:.2f} ms per PGD step"]
