@@ -55,7 +55,7 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.T
     x_adv = x.detach().clone()
     if random_start:
         noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
-        x_adv = torch.min(torch.max(x_adv + noise * eps, lower), upper)
+        x_adv = torch.clamp(x_adv + noise * eps, lower, upper)
     was_training = model.training
     model.eval()
     try:
@@ -64,8 +64,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.T
             with autocast(precision, x.device):
                 loss = F.cross_entropy(model(x_adv), y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
-            x_adv = x_adv.detach() + direction * step_size * grad.sign()
-            x_adv = torch.min(torch.max(x_adv, lower), upper)
+            # one fused projection onto the ball ∩ [0, 1] (lower <= upper always): no temporaries per step
+            x_adv = torch.clamp(x_adv.detach().add_(grad.sign_(), alpha=direction * step_size), lower, upper)
     finally:
         model.train(was_training)
     return x_adv.detach()

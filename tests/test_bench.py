@@ -19,8 +19,14 @@ def test_bench_quick_runs_and_paths_agree(tmp_path):
     assert len(shares) == 5 and abs(sum(shares[:4]) - 1) < 1e-9 and abs(sum(shares[1:4]) - shares[4]) < 1e-9
     saved = json.loads(csv.with_suffix(".json").read_text())
     assert saved["provenance"]["device"].startswith("cpu") and saved["memory"]["host_peak_mb"] > 0
+    timed = rows[rows.work.str.startswith(("training epoch (", "inverse PGD"))]
+    assert timed.gflops.gt(0).all() and timed.peak.between(0, 1.5).all()  # the roofline: GFLOP/s, share of the peak
+    assert set(rows[rows.work.str.startswith("matrix product")].path) == ({"fp32", "bf16"} if native_bf16("cpu") else {"fp32"})
+    predicted = rows[rows.work.str.contains("predicted")].set_index(["work", "path"]).seconds
+    [reproduction, extended] = predicted.index.get_level_values(0).unique()
+    assert predicted[extended, "ours"] > 3 * predicted[reproduction, "ours"]  # C, D, three seeds, the sweep
     if native_bf16("cpu"):  # bf16 is timed beside fp32, and gives the same adversarial centers
-        assert rows[rows.path == bench.BF16_PATH].work.nunique() == 3  # training, PGD, paper estimate
+        assert rows[rows.path == bench.BF16_PATH].work.nunique() == 4  # training, PGD, both predictions
         assert result["checks"]["inverse PGD"]["min_center_cosine_bf16_vs_fp32"] > 0.99
 
 
