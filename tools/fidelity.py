@@ -14,7 +14,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from lib import claims, tables
 from lib.centers import compactness, split_features
