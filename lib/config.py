@@ -56,8 +56,11 @@ class TrainConfig:
     seed: int = 0
     # models C and D only: the inverse adversaries made for every training batch, and C's EMA rate
     train_eps: float = 0.1
-    train_steps: int = 5
-    train_step_size: float = 0.05  # 2.5·ε/T, Madry et al.'s rule, so the ball's boundary is reachable
+    # T = 2 inner PGD steps per batch: the adversarial centers of 2 and of 5 steps agree to cosine >= 0.9999, and
+    # C trained with 2 steps matches 5 within 0.6 points of clean and PGD accuracy and 0.0004 of compactness on
+    # both seeds tried, at 0.57x the arithmetic per batch (README, "Defaults of C and D"; reports/train_steps_sweep.csv).
+    train_steps: int = 2
+    train_step_size: float = 0.125  # 2.5·ε/T, Madry et al.'s rule, so the ball's boundary is reachable
     ema_rate: float = 0.1
     precision: str = "fp32"  # of the training steps (and C and D's inverse adversaries); lib/precision.py
 
