@@ -180,9 +180,11 @@ class Study:
             (self.mean_split in SPLITS, f"mean_split must be one of {SPLITS}, got {self.mean_split!r}"),
             (self.center_weight_2d >= 0, f"center_weight_2d must be >= 0, got {self.center_weight_2d!r}"),
             (isinstance(self.extended, bool), f"extended must be true or false, got {self.extended!r}"),
-            (all(isinstance(v, int) for v in self.extra_seeds) and self.seed not in self.extra_seeds
-             and len(set(self.extra_seeds)) == len(self.extra_seeds),
-             f"extra_seeds must be distinct integers other than seed={self.seed}, got {self.extra_seeds}"),
+            # The extra seeds only exist in the extension: `SET="seed=1 extended=0"` needs no other change.
+            (all(isinstance(v, int) for v in self.extra_seeds) and len(set(self.extra_seeds)) == len(self.extra_seeds)
+             and (self.seed not in self.extra_seeds or not self.extended),
+             f"extra_seeds must be distinct integers other than seed={self.seed}, got {self.extra_seeds}; e.g. "
+             f"extra_seeds={','.join(str(v) for v in range(self.seed + 1, self.seed + 1 + len(self.extra_seeds)))}"),
             (len(self.sweep_dims) >= 1 and all(isinstance(d, int) and d >= 1 for d in self.sweep_dims)
              and len(set(self.sweep_dims)) == len(self.sweep_dims),
              f"sweep_dims must be distinct integers >= 1, got {self.sweep_dims}"),

@@ -198,6 +198,7 @@ def test_seeds_models_and_extended_flag_of_a_study():
     plain = study("paper", "extended=0")
     assert plain.seeds == (0,) and plain.models() == [("A", 200), ("B", 200), ("A", 2), ("B", 2)]
     assert study("paper", "extra_seeds=4,5").seeds == (0, 4, 5) and study("paper", "extended=false").extended is False
+    assert study("paper", "seed=1 extended=0").seeds == (1,)  # the extra seeds (1, 2) are not used there
     assert s.train_config("A", 200).train_eps == s.train_config("A", 200, seed=0).train_eps  # A ignores it
     assert study("paper", "train_eps=0.3").train_config("A", 200) == s.train_config("A", 200)
     assert study("paper", "train_eps=0.3").train_config("D", 200).train_eps == 0.3
@@ -205,6 +206,7 @@ def test_seeds_models_and_extended_flag_of_a_study():
 
 @pytest.mark.parametrize("overrides, message", [
     ("extended=maybe", "extended must be 1 or 0"), ("extra_seeds=0", "extra_seeds must be distinct integers other"),
+    ("seed=1 extra_seeds=1,2", r"other than seed=1, got \(1, 2\); e.g. extra_seeds=2,3"),
     ("extra_seeds=1.5", "extra_seeds must be a comma-separated list of integers"), ("sweep_dims=0,2", "sweep_dims"),
     ("robust_eps=2", "robust_eps must list values"), ("train_steps=0", "train_steps must be"),
     ("ema_rate=0", "ema_rate must be in"), ("robust_samples=5", "robust_samples must be None"),
