@@ -278,8 +278,8 @@ def paper_prediction(rows: list[dict], sizes: Sizes) -> list[dict]:
     out = []
     for label, study in (("reproduction (EXTENDED=0)", replace(PAPER, extended=False)),
                          ("with the extension, 3 seeds", PAPER)):
-        work = [cost.task_work(study, t.notebook, t.params) for t in plan(study).values()]
-        total = {path: sum(cost.task_seconds(w, rates(path)) for w in work) for path in paths}
+        tasks = plan(study).values()
+        total = {path: sum(cost.estimate(study, tasks, rates(path)).values()) for path in paths}
         name = f"paper compute, {label} (predicted)"
         out.append({"work": name, "path": "ours", "seconds": total["ours"]})
         out.append({"work": name, "path": "reference-style", "seconds": total["reference"],

@@ -56,6 +56,11 @@ def task_seconds(work: dict[str, int], rates: dict[str, float]) -> float:
     return STEP_OVERHEAD + sum(n * rates[kind] for kind, n in work.items())
 
 
+def estimate(s: Study, tasks, rates: dict[str, float]) -> dict[str, float]:
+    """Estimated seconds of each task (lib.pipeline's Tasks: name, notebook, params) at `rates`."""
+    return {t.name: task_seconds(task_work(s, t.notebook, t.params), rates) for t in tasks}
+
+
 # --- timing --------------------------------------------------------------------------------------------------
 
 def sync(device: torch.device) -> None:

@@ -19,6 +19,7 @@ import re
 import shlex
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -284,11 +285,6 @@ def estimate_path(s: Study) -> Path:
     return runs_dir() / s.profile / "estimate.json"
 
 
-def estimate(s: Study, tasks: list[Task], rates: dict[str, float]) -> dict[str, float]:
-    """Estimated seconds of each task at `rates` (seconds per image and kind of step, lib.cost)."""
-    return {t.name: cost.task_seconds(cost.task_work(s, t.notebook, t.params), rates) for t in tasks}
-
-
 def minutes(seconds: float) -> str:
     """'45 s', '12 min', '3.4 h'."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
@@ -304,7 +300,7 @@ def cost_note(s: Study, jobs: int) -> tuple[str, dict[str, float]]:
     if not pending:
         return f"make report ({s.profile}): all {len(tasks)} steps are made; rendering the report", {}
     rates = cost.calibrate(s.precision, default_device(), jobs_threads(jobs))
-    seconds = estimate(s, pending, rates)
+    seconds = cost.estimate(s, pending, rates)
     kinds = " · ".join(f"{n} {kind}" for kind, n in _counts(pending).items())
     total = sum(seconds.values())
     wall = f", ≈ {minutes(total / jobs)} wall with make -j{jobs}" if jobs > 1 else \
@@ -314,7 +310,7 @@ def cost_note(s: Study, jobs: int) -> tuple[str, dict[str, float]]:
              f"{1e3 * rates['train']:.2f} ms per image per training step, {1e3 * rates['pgd']:.2f} ms per PGD step"]
     if s.profile == "paper":
         quick = study("quick", {"precision": s.precision})
-        preview = sum(estimate(quick, list(plan(quick).values()), rates).values())
+        preview = sum(cost.estimate(quick, plan(quick).values(), rates).values())
         lines.append(f"  a preview of the whole report: make report PROFILE=quick (≈ {minutes(preview / jobs)})")
     return "\n".join(lines), seconds
 
@@ -322,11 +318,7 @@ def cost_note(s: Study, jobs: int) -> tuple[str, dict[str, float]]:
 def _counts(tasks: list[Task]) -> dict[str, int]:
     """How many tasks run each notebook, named for a person ('trainings', 'ε runs', ...)."""
     names = {"01_train": "trainings", "02_inverse_adversaries": "ε runs", "05_evaluate": "evaluations"}
-    counts: dict[str, int] = {}
-    for t in tasks:
-        name = names.get(t.notebook, t.name)
-        counts[name] = counts.get(name, 0) + 1
-    return counts
+    return Counter(names.get(t.notebook, t.name) for t in tasks)
 
 
 def duration(t: Task) -> float:
