@@ -99,11 +99,22 @@ def test_watch_follows_the_steps_and_ends_when_all_are_made(empty_runs, monkeypa
     s = study("smoke")
     tasks = list(pipeline.plan(s).values())
 
+    watching = threading.Event()
+    eta = pipeline.eta
+
+    def eta_once_watching(*args):
+        watching.set()  # watch has listed what is to run and entered its loop
+        return eta(*args)
+
+    monkeypatch.setattr(pipeline, "eta", eta_once_watching)
+
     def finish_all():
-        time.sleep(0.3)  # after watch has listed what is to run
+        watching.wait(timeout=60)
         for t in tasks:
             t.executed.parent.mkdir(parents=True, exist_ok=True)
-            t.executed.write_text('{"metadata": {"papermill": {"duration": 1.5}}}')
+            partial = t.executed.with_suffix(".tmp")  # atomic, as execute writes it: never seen half-written
+            partial.write_text('{"metadata": {"papermill": {"duration": 1.5}}}')
+            partial.replace(t.executed)
             time.sleep(0.01)
 
     worker = threading.Thread(target=finish_all)
