@@ -26,8 +26,15 @@ def test_a_bad_precision_is_named():
         TrainConfig(precision="auto")  # a trained model records what actually ran
 
 
+@pytest.mark.parametrize("flags, expected", [({"amx_bf16"}, "bf16"), ({"avx2"}, "fp32")])
+def test_paper_and_quick_run_bf16_where_native_and_smoke_always_fp32(monkeypatch, flags, expected):
+    monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    assert study("paper").precision == study("quick").precision == expected
+    assert study("smoke").precision == "fp32"  # the regression check's references are fp32
+    assert study("paper", "precision=fp32").precision == "fp32"
+
+
 def test_the_study_resolves_auto_and_keys_every_product_by_the_precision():
-    assert study("smoke").precision == "fp32"  # the regression check runs fp32
     assert study("smoke", "precision=auto").precision in ("fp32", "bf16")
     fp32, bf16 = (pipeline.plan(study("smoke", f"precision={p}")) for p in ("fp32", "bf16"))
     assert all(fp32[name].key != bf16[name].key for name in fp32)
