@@ -28,14 +28,14 @@ env: $(VENV)/.installed
 # Pins live in pyproject.toml; tools/pins.py reads them so nothing is listed twice.
 $(VENV)/.installed: pyproject.toml tools/pins.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,workflow]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps $$($(PY) tools/pins.py crosscheck)
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
 	touch $@
 
 data: $(RAW)/.verified
 $(RAW)/.verified: | $(VENV)/.installed
-	$(PY) -m lib.data --root $(INVADV_DATA)
+	$(PY) -m lib.core.data --root $(INVADV_DATA)
 	touch $@
 
 # The DAG of notebooks lives in a generated Makefile whose targets are content-keyed products
@@ -57,7 +57,7 @@ test: $(VENV)/.installed $(RAW)/.verified
 
 # Same run, same device: ours vs reference-style paths, with a check that both give the same results.
 bench: $(VENV)/.installed $(RAW)/.verified
-	$(PY) -m lib.bench $(if $(QUICK),--quick)
+	$(PY) tools/bench.py $(if $(QUICK),--quick)
 
 bench-quick:
 	@$(MAKE) --no-print-directory bench QUICK=1

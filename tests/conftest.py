@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lib.config import TrainConfig
-from lib.data import load_split
-from lib.train import restore, train
+from lib.core.data import load_split
+from lib.core.protocol import TrainConfig
+from lib.core.train import restore, train
 
 torch.set_num_threads(max(1, torch.get_num_threads()))
 
@@ -30,7 +30,7 @@ def small_model(mnist):
 @pytest.fixture(scope="session")
 def test_batch(mnist):
     """256 test images as float inputs, with labels."""
-    from lib.data import to_input
+    from lib.core.data import to_input
 
     _, test_split = mnist
     return to_input(test_split.images[:256]), test_split.labels[:256]

@@ -15,10 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib import claims, pipeline, products, report, steps, tables
-from lib.centers import snapshot
-from lib.config import REPRODUCTION_MODELS, model_name, study
-from lib.train import restore
+from lib.analysis import claims, report, tables
+from lib.core import products
+from lib.core.centers import snapshot
+from lib.core.protocol import model_name
+from lib.core.train import restore
+from lib.pipeline import dag
+from lib.pipeline.config import FIGURE_MODELS, REPRODUCTION_MODELS, study
 from tests.smoke import environment
 
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
@@ -65,7 +68,7 @@ def tolerances(table: str, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
 
 
 def runs_at(folder: Path):
-    """Read products from another runs folder (pipeline.runs_dir follows INVADV_RUNS)."""
+    """Read products from another runs folder (dag.runs_dir follows INVADV_RUNS)."""
     return environment(INVADV_RUNS=str(folder))
 
 
@@ -74,8 +77,8 @@ def smoke_tables(runs: Path) -> dict[str, pd.DataFrame]:
     devices and paths left out)."""
     s = study("smoke")
     with runs_at(runs):
-        plan = pipeline.plan(s)
-        checkpoints = {model_name(m, d): products.load(plan[pipeline.train_name(s, m, d, s.seed)].output)
+        plan = dag.plan(s)
+        checkpoints = {model_name(m, d): products.load(dag.train_task(s, m, d).output)
                        for m, d in s.models()}
         folder = {name: plan[name].folder for name in ("centers", "extension")}
     read = lambda step, name: pd.read_csv(folder[step] / f"{name}.csv")
@@ -105,7 +108,7 @@ def mask(text: str) -> str:
 def categories(t: dict[str, pd.DataFrame]) -> dict[str, str]:
     """Every threshold-dependent word of the report (claim verdicts; directions, model lists and shares
     in the interpretations), computed from the tables by the report's own code."""
-    repro = lambda table: table[table.model.isin(steps.REPRODUCTION)]
+    repro = lambda table: table[table.model.isin(FIGURE_MODELS)]
     averages = repro(t["averages"])
     evaluation = t["evaluation"]
     claim4 = claims.claim4(evaluation, int(evaluation.samples.iloc[0]))

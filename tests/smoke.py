@@ -12,7 +12,7 @@ from typing import Iterator
 
 import torch
 
-from lib.config import ROOT
+from lib import ROOT
 
 OFFLINE = ROOT / "tests" / "offline"  # a sitecustomize that refuses non-loopback connections
 # The smoke pipeline's runs folder, apart from the one nbval's notebooks and the in-process tests fill

@@ -2,7 +2,7 @@
 import pandas as pd
 import torch
 
-from lib.config import REFERENCES
+from lib.core.centers import REFERENCES
 
 
 def references(seed: int, dim: int = 6) -> dict[str, torch.Tensor]:

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 import torchattacks
 
-from lib.attacks import ASCEND, DESCEND, inverse_adversary, pgd, pgd_attack
+from lib.core.attacks import ASCEND, DESCEND, inverse_adversary, pgd, pgd_attack
 
 EPS, STEP, STEPS = 0.1, 0.01, 20
 

@@ -4,8 +4,8 @@ import json
 import pandas as pd
 import pytest
 
-from lib import bench
-from lib.precision import native_bf16
+from lib.core.precision import native_bf16
+from tools import bench
 
 
 def test_bench_quick_runs_and_paths_agree(tmp_path):
@@ -31,7 +31,7 @@ def test_bench_quick_runs_and_paths_agree(tmp_path):
 
 
 def test_plain_pgd_matches_the_library_attack(small_model, test_batch):
-    from lib.attacks import inverse_adversary
+    from lib.core.attacks import inverse_adversary
 
     x, y = test_batch
     ours = inverse_adversary(small_model, x, y, 0.1, 0.01, 5)

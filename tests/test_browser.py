@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from lib import pipeline
-from lib.config import study
+from lib.pipeline import render
+from lib.pipeline.config import study
 from tests.smoke import make_report
 
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
@@ -36,7 +36,7 @@ window.addEventListener("load", () => {
 def test_report_renders_offline_in_headless_chromium(tmp_path):
     make_report()  # the suite's smoke report (no work when it exists)
     page = tmp_path / "report.html"
-    page.write_text(pipeline.report_path(study("smoke")).read_text() + PROBE)
+    page.write_text(render.report_path(study("smoke")).read_text() + PROBE)
     dom = subprocess.run([BROWSER, *OFFLINE, "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     found = re.search(r'<pre id="browser-check">(.*?)</pre>', dom)

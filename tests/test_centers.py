@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import centers as C
+from lib.core import centers as C
 
 
 def numpy_cosine(a, b):
@@ -93,7 +93,7 @@ def test_references_and_snapshot(small_model, mnist):
     split = test_split.subset(300)
     buffer = torch.rand(10, 200)
     refs = C.references(small_model, buffer, {"test": split})
-    from lib.data import to_input
+    from lib.core.data import to_input
 
     with torch.no_grad():
         expected = C.class_means(small_model.features(to_input(split.images)), split.labels)

@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from lib import claims
+from lib.analysis import claims
 from tests.synthetic import averages
 
 

@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from lib import cost, pipeline
-from lib.config import study
+from lib.pipeline import cost, dag, make
+from lib.pipeline.config import study
 
 
 def macs_of_smallcnn(feature_dim: int = 200) -> dict[str, int]:
@@ -30,15 +30,15 @@ def test_flops_match_the_closed_form():
 
 def test_work_is_counted_from_the_study():
     s = study("smoke")
-    tasks = pipeline.plan(s)
-    work = lambda name: cost.task_work(s, tasks[name].notebook, tasks[name].params)
+    tasks = dag.plan(s)
+    work = lambda name: cost.task_work(s, tasks[name].step.name, tasks[name].params)
     assert work("train-A-200d") == {"train": 2 * 4000, "pgd": 0, "forward": 2 * 500 + 4000 + 500}
     assert work("train-C-200d")["pgd"] == 2 * 4000 * s.train_steps
     assert work("eps-0")["pgd"] == 0 and work("eps-0.1")["pgd"] == 100 * len(s.attacked()) * s.steps
     assert work("evaluate")["pgd"] == 100 * 4 * s.robust_steps * 2
     assert work("figures") == {}
     paper = study("paper", "extended=0")
-    assert cost.task_work(paper, "01_train", {"model": "A", "feature_dim": 200, "seed": 0})["train"] == 25 * 60000
+    assert cost.task_work(paper, "train", {"model": "A", "feature_dim": 200, "seed": 0})["train"] == 25 * 60000
 
 
 def test_task_seconds_adds_the_start_up():
@@ -60,14 +60,14 @@ def test_calibration_times_every_kind_and_restores_the_threads():
     ({"a": 10, "b": 20, "c": 30}, {}, 0),
 ])
 def test_eta(finished, running, expected):
-    assert pipeline.eta({"a": 10, "b": 20, "c": 30}, finished, running, jobs=2) == pytest.approx(expected)
+    assert make.eta({"a": 10, "b": 20, "c": 30}, finished, running, jobs=2) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("flags, jobs, dry", [("", 1, False), ("-j2 --jobserver-auth=3,4", 2, False),
                                                ("n -j2", 2, True), ("ns -- FOO=1", 1, True), ("-j 4", 4, False)])
 def test_make_flags_are_read(monkeypatch, flags, jobs, dry):
     monkeypatch.setenv("MAKEFLAGS", flags)
-    assert pipeline.make_jobs() == jobs and pipeline.make_dry_run() == dry
+    assert make.make_jobs() == jobs and make.make_dry_run() == dry
 
 
 @pytest.fixture
@@ -79,34 +79,34 @@ def empty_runs(tmp_path, monkeypatch):
 
 def test_the_cost_note_says_what_runs_and_what_it_costs(empty_runs):
     s = study("smoke")
-    note, seconds = pipeline.cost_note(s, jobs=2)
+    note, seconds = make.cost_note(s, jobs=2)
     assert "13 of 13 steps to run — 6 trainings · 3 ε runs" in note and "wall with make -j2" in note
     assert "1.00 ms per image per training step, 0.50 ms per PGD step" in note
-    assert set(seconds) == set(pipeline.plan(s)) and all(v >= cost.STEP_OVERHEAD for v in seconds.values())
-    for t in pipeline.plan(s).values():
+    assert set(seconds) == set(dag.plan(s)) and all(v >= cost.STEP_OVERHEAD for v in seconds.values())
+    for t in dag.plan(s).values():
         t.executed.parent.mkdir(parents=True, exist_ok=True)
         t.executed.write_text("{}")
-    assert pipeline.cost_note(s, jobs=2) == ("make report (smoke): all 13 steps are made; rendering the report", {})
+    assert make.cost_note(s, jobs=2) == ("make report (smoke): all 13 steps are made; rendering the report", {})
 
 
 def test_the_paper_note_offers_the_quick_preview(empty_runs):
-    note, _ = pipeline.cost_note(study("paper", "extended=0"), jobs=1)
+    note, _ = make.cost_note(study("paper", "extended=0"), jobs=1)
     assert "a preview of the whole report: make report PROFILE=quick" in note
 
 
 def test_watch_follows_the_steps_and_ends_when_all_are_made(empty_runs, monkeypatch, capsys):
     monkeypatch.setenv("MAKEFLAGS", "-j2")
     s = study("smoke")
-    tasks = list(pipeline.plan(s).values())
+    tasks = list(dag.plan(s).values())
 
     watching = threading.Event()
-    eta = pipeline.eta
+    eta = make.eta
 
     def eta_once_watching(*args):
         watching.set()  # watch has listed what is to run and entered its loop
         return eta(*args)
 
-    monkeypatch.setattr(pipeline, "eta", eta_once_watching)
+    monkeypatch.setattr(make, "eta", eta_once_watching)
 
     def finish_all():
         watching.wait(timeout=60)
@@ -119,7 +119,7 @@ def test_watch_follows_the_steps_and_ends_when_all_are_made(empty_runs, monkeypa
 
     worker = threading.Thread(target=finish_all)
     worker.start()
-    pipeline.watch(s, poll=0.005)
+    make.watch(s, poll=0.005)
     worker.join()
     lines = capsys.readouterr().err.splitlines()  # not a terminal: one line per finished step
     assert lines[-1].startswith(f"[{len(tasks)}/{len(tasks)}] figures done in 2 s")
@@ -129,5 +129,5 @@ def test_watch_follows_the_steps_and_ends_when_all_are_made(empty_runs, monkeypa
 @pytest.mark.parametrize("flags", ["", "n -j2"])
 def test_watch_is_silent_with_one_job_or_a_dry_run(empty_runs, monkeypatch, capsys, flags):
     monkeypatch.setenv("MAKEFLAGS", flags)
-    pipeline.watch(study("smoke"), poll=0.005)  # returns at once: nothing is made here
+    make.watch(study("smoke"), poll=0.005)  # returns at once: nothing is made here
     assert capsys.readouterr().err == ""

@@ -1,6 +1,5 @@
 """MNIST acquisition and loading: checksums, the offline mirror's safeguards, atomic writes."""
 import gzip
-import hashlib
 import pickle
 import zipfile
 
@@ -9,9 +8,8 @@ import pytest
 import torch
 from torchvision.datasets.mnist import read_image_file, read_label_file
 
-from lib import data
-from lib.config import DATA_DIR
-from lib.data import DataError
+from lib.core import data
+from lib.core.data import DATA_DIR, DataError
 
 
 def test_real_data_matches_official_checksums_and_statistics(mnist):

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torchattacks
 
-from lib.centers import compactness
-from lib.data import Split
-from lib.evaluation import alignment, evaluate, feature_geometry, nc3, robust_accuracy
-from lib.train import accuracy
+from lib.core.centers import compactness
+from lib.core.data import Split
+from lib.core.evaluation import alignment, evaluate, feature_geometry, nc3, robust_accuracy
+from lib.core.train import accuracy
 
 
 def test_nc3_is_zero_for_self_dual_weights_and_sqrt2_for_orthogonal_ones():
@@ -35,7 +35,7 @@ def test_robust_accuracy_at_eps_zero_is_clean_accuracy_and_falls_with_eps(small_
     split = mnist[1].subset(300)
     clean = robust_accuracy(small_model, split, 0.0, 10, 0.03)
     with torch.no_grad():
-        from lib.data import to_input
+        from lib.core.data import to_input
         expected = (small_model(to_input(split.images)).argmax(1) == split.labels).float().mean().item()
     assert clean == pytest.approx(expected)
     weak, strong = (robust_accuracy(small_model, split, e, 10, 0.03) for e in (0.05, 0.3))
@@ -50,7 +50,7 @@ def test_robust_accuracy_agrees_with_torchattacks_pgd(small_model, mnist):
     Seeded alike, both draw the same random start, so they agree exactly today; the slack is for float rounding."""
     split = Split(mnist[1].images[:500], mnist[1].labels[:500])
     ours = robust_accuracy(small_model, split, 0.1, 40, 0.01, seed=0)
-    from lib.data import to_input
+    from lib.core.data import to_input
 
     torch.manual_seed(0)
     x, y = to_input(split.images), split.labels

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from lib import explore, pipeline
+from lib.pipeline import dag, explore, make
 
 
 def test_projection_puts_the_class_mean_at_the_origin_and_keeps_in_plane_points():
@@ -29,9 +29,9 @@ def test_inspect_at_eps_zero_changes_nothing_and_lowers_the_loss_otherwise(small
 def test_explorer_runs_headless_and_saves_its_view(tmp_path):
     import papermill
 
-    papermill.execute_notebook(pipeline.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
+    papermill.execute_notebook(dag.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
                                parameters={"profile": "smoke", "eps": 0.1, "digit_class": 7, "interactive": False},
-                               kernel_name=pipeline.KERNEL, cwd=str(pipeline.NOTEBOOKS), progress_bar=False,
+                               kernel_name=make.KERNEL, cwd=str(dag.NOTEBOOKS), progress_bar=False,
                                execution_timeout=600)  # a hung cell fails the test instead of the CI run
-    view = pipeline.reports_dir() / "figures" / "explore-smoke.png"
+    view = dag.reports_dir() / "figures" / "explore-smoke.png"
     assert view.stat().st_size > 20_000

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib.losses import AdversarialCenters, CenterLoss, pull
+from lib.core.losses import AdversarialCenters, CenterLoss, pull
 
 
 def make(centers):

@@ -2,7 +2,7 @@
 import torch
 from torch import nn
 
-from lib.models import SmallCNN
+from lib.core.models import SmallCNN
 
 # TRADES' state_dict keys (models/small_cnn.py), in order.
 TRADES_KEYS = [f"feature_extractor.conv{i}.{p}" for i in (1, 2, 3, 4) for p in ("weight", "bias")] + [

@@ -7,13 +7,15 @@ import pandas as pd
 import pytest
 import torch
 
-from lib import pipeline, products
-from lib.config import ROOT, study
+from lib import ROOT
+from lib.core import products
+from lib.pipeline import dag, make
+from lib.pipeline.config import study
 from tests.smoke import executed_steps, make_report, planned_steps, run_make_report
 
 
 def keys(s):
-    return {name: t.key for name, t in pipeline.plan(s).items()}
+    return {name: t.key for name, t in dag.plan(s).items()}
 
 
 def changed(before, after):
@@ -27,8 +29,8 @@ def test_changing_one_eps_recomputes_only_what_depends_on_it():
 
 
 def test_the_extension_adds_its_tasks_and_extended_0_leaves_them_out():
-    full = pipeline.plan(study("smoke", "extra_seeds=5 sweep_dims=2,16,200"))
-    plain = pipeline.plan(study("smoke", "extended=0 extra_seeds=5 sweep_dims=2,16,200"))
+    full = dag.plan(study("smoke", "extra_seeds=5 sweep_dims=2,16,200"))
+    plain = dag.plan(study("smoke", "extended=0 extra_seeds=5 sweep_dims=2,16,200"))
     assert set(plain) == {"train-A-200d", "train-B-200d", "train-A-2d", "train-B-2d", "eps-0", "eps-0.1", "eps-0.3",
                           "centers", "figures"}
     assert set(full) - set(plain) == {
@@ -63,22 +65,40 @@ def test_center_weight_changes_model_b_and_its_dependents_only():
     assert "train-B-200d" in diff and not {"train-A-200d", "train-A-2d", "train-B-2d"} & diff
 
 
-def test_code_change_recomputes_the_steps_that_run_it(tmp_path, monkeypatch):
+EPS_AND_AFTER = {"eps-0", "eps-0.1", "eps-0.3", "centers", "extension", "figures"}
+
+
+@pytest.mark.parametrize("module, recomputed", [
+    ("core/inverse.py", EPS_AND_AFTER),  # the ε runs' kernel: not the trainings
+    ("core/products.py", "all"),  # no hand-kept list named it: every step saves or loads through it
+    ("pipeline/config.py", "all"),  # the defaults and the Study: no list named it either
+    ("analysis/plots.py", {"extension", "figures"}),  # imported by the two notebooks that draw
+    ("pipeline/make.py", set()),  # orchestration (make, watch, cost note): no product runs it
+])
+def test_code_change_recomputes_the_steps_that_reach_it(tmp_path, monkeypatch, module, recomputed):
     shutil.copytree(ROOT / "lib", tmp_path / "lib")
     shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
-    monkeypatch.setattr(pipeline, "ROOT", tmp_path)
-    monkeypatch.setattr(pipeline, "NOTEBOOKS", tmp_path / "notebooks")
+    monkeypatch.setattr(dag, "ROOT", tmp_path)
+    monkeypatch.setattr(dag, "NOTEBOOKS", tmp_path / "notebooks")
     before = keys(study("smoke"))
-    with open(tmp_path / "lib" / "inverse.py", "a") as f:
+    with open(tmp_path / "lib" / module, "a") as f:
         f.write("\n# a change\n")
     after = keys(study("smoke"))
-    assert changed(before, after) == {"eps-0", "eps-0.1", "eps-0.3", "centers", "extension", "figures"}
+    assert changed(before, after) == (set(before) if recomputed == "all" else recomputed)
+
+
+def test_the_code_of_a_step_is_what_its_notebook_reaches():
+    files = {str(p.relative_to(ROOT)) for p in dag.code_files("01_train")}
+    assert {"lib/__init__.py", "lib/pipeline/steps/train.py", "lib/core/train.py", "lib/core/products.py",
+            "lib/pipeline/config.py", "lib/pipeline/dag.py", "lib/pipeline/registry.py"} <= files
+    assert not {"lib/pipeline/make.py", "lib/analysis/plots.py", "lib/core/inverse.py"} & files
+    assert "lib/core/inverse.py" in {str(p.relative_to(ROOT)) for p in dag.code_files("02_inverse_adversaries")}
 
 
 def test_makefile_has_a_rule_per_task():
     s = study("smoke", "epochs=3")
-    text = pipeline.makefile(s, "epochs=3")
-    tasks = pipeline.plan(s)
+    text = make.makefile(s, "epochs=3")
+    tasks = dag.plan(s)
     for t in tasks.values():
         assert f"{t.executed}:" in text
     assert "--set epochs=3" in text and "report:" in text
@@ -87,11 +107,11 @@ def test_makefile_has_a_rule_per_task():
 @pytest.mark.parametrize("flags, expected", [("", None), ("-j1", None), ("-j2 --jobserver-auth=3,4", (os.cpu_count() or 1) // 2 or 1)])
 def test_threads_are_shared_out_under_make_j(monkeypatch, flags, expected):
     monkeypatch.setenv("MAKEFLAGS", flags)
-    assert pipeline.jobs_threads() == (max(1, expected) if expected else None)
+    assert make.jobs_threads() == (max(1, expected) if expected else None)
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ("eps=0,0.1,0.1", "duplicates"), ("eps=-0.1", r"eps must lie in \[0, 1\]"), ("steps=0", "steps must be"),
+    ("eps=0,0.1,0.1", "eps must be distinct values"), ("eps=-0.1", r"eps must be distinct values, each in \[0, 1\]"), ("steps=0", "steps must be"),
     ("seed=1.5", "seed must be an integer"), ("lambda=0.1", r"unknown parameter\(s\) \['lambda'\]"),
     ("epochs", "name=value"), ("step_size=0", "step_size must be"), ("center_weight=-1", "center_weight"),
 ])
@@ -106,32 +126,32 @@ def test_unknown_profile_is_named():
 
 
 def test_a_notebook_run_by_hand_makes_its_missing_inputs(tmp_path, monkeypatch):
-    from lib import steps
+    from lib.pipeline.steps.eps import eps_run
 
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
     s = study("smoke", "seed=11 epochs=1 train_samples=300 test_samples=100 attack_samples=100 eps=0,0.1 extended=0")
-    run = steps.eps_run(s, 0.1)  # as 02_inverse_adversaries does, with nothing trained yet
-    assert set(run["models"]) == {"A-200d", "B-200d"} and pipeline.task(s, "eps-0.1").output.exists()
-    made = {t.name for t in pipeline.plan(s).values() if t.output.exists()}
+    run = eps_run(s, 0.1)  # as 02_inverse_adversaries does, with nothing trained yet
+    assert set(run["models"]) == {"A-200d", "B-200d"} and dag.task(s, "eps-0.1").output.exists()
+    made = {t.name for t in dag.plan(s).values() if t.output.exists()}
     assert made == {"train-A-200d", "train-B-200d", "eps-0.1"}  # exactly its inputs, nothing more
-    assert steps.eps_run(s, 0.1)["provenance"] == run["provenance"]  # the second call only loads
+    assert eps_run(s, 0.1)["provenance"] == run["provenance"]  # the second call only loads
 
 
 @pytest.mark.slow
 @pytest.mark.pipeline
 def test_smoke_report_end_to_end():
     log = make_report()
-    html = (pipeline.reports_dir() / "report-smoke.html").read_text()
+    html = (dag.reports_dir() / "report-smoke.html").read_text()
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 3
     for text in ("Figure 1", "Figure 2", "Figure 3", '<table class="claims">', "Profile:", "Device:",
                  "Beyond the original", "Claim 4 —", "Feature dimension sweep", "over seeds"):
         assert text in html, text
     assert "injected-parameters" not in html and not re.search(r"<script[^>]+src=\"http", html)
-    notebooks = pipeline.reports_dir() / "report-smoke_notebooks"
-    assert {p.stem for p in notebooks.glob("*.ipynb")} == set(pipeline.plan(study("smoke")))
-    assert executed_steps(log) <= set(pipeline.plan(study("smoke")))
+    notebooks = dag.reports_dir() / "report-smoke_notebooks"
+    assert {p.stem for p in notebooks.glob("*.ipynb")} == set(dag.plan(study("smoke")))
+    assert executed_steps(log) <= set(dag.plan(study("smoke")))
 
-    results, figures = (pipeline.reports_dir() / kind / "smoke" for kind in ("results", "figures"))
+    results, figures = (dag.reports_dir() / kind / "smoke" for kind in ("results", "figures"))
     assert {"centers.csv", "samples.csv", "attacks.csv", "models.csv", "history.csv", "comparison.csv", "probe.csv",
             "sweep.csv", "seed_centers.csv"} <= {p.name for p in results.iterdir()}
     assert list(pd.read_csv(results / "centers.csv").columns) == [
@@ -151,43 +171,43 @@ def test_smoke_report_end_to_end():
 
 def test_mid_run_edit_is_caught():
     with pytest.raises(SystemExit, match="changed while the pipeline ran"):
-        pipeline.main(["--profile", "smoke", "execute", "centers", "--key", "0123456789ab"])
+        make.main(["--profile", "smoke", "execute", "centers", "--key", "0123456789ab"])
 
 
 def test_bad_override_on_the_command_line_is_one_line():
-    with pytest.raises(SystemExit, match=r"^error: Study: eps has duplicates"):
-        pipeline.main(["--profile", "smoke", "--set", "eps=0.1,0.1", "makefile"])
+    with pytest.raises(SystemExit, match=r"^error: Study: eps must be distinct values"):
+        make.main(["--profile", "smoke", "--set", "eps=0.1,0.1", "makefile"])
 
 
 def test_bad_parameter_is_the_first_line_of_make_report():
     result = run_make_report("SET=eps=-0.1,0.2")
     assert result.returncode != 0
-    assert (result.stdout + result.stderr).startswith("error: Study: every eps must lie in [0, 1]")
+    assert (result.stdout + result.stderr).startswith("error: Study: eps must be distinct values, each in [0, 1]")
 
 
 def test_broken_product_is_set_aside_and_named(tmp_path, monkeypatch):
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
     s = study("smoke", "seed=7")
-    t = pipeline.task(s, "train-A-200d")
+    t = dag.task(s, "train-A-200d")
     t.folder.mkdir(parents=True)
     t.executed.write_text("{}")
     products.save({"model": {"w": torch.ones(1000)}}, t.output)
     t.output.write_bytes(t.output.read_bytes()[:200])  # truncated, e.g. a full disk
-    [note] = pipeline.set_aside_broken(s)
+    [note] = make.set_aside_broken(s)
     assert "step train-A-200d" in note and "unreadable" in note and "will be recomputed" in note
     assert not t.executed.exists() and not t.output.exists()
     assert len(list(t.folder.glob("*.broken-*"))) == 2  # kept for inspection, not deleted
-    assert pipeline.set_aside_broken(s) == []
+    assert make.set_aside_broken(s) == []
 
 
 def test_checkpoint_of_another_config_is_set_aside(tmp_path, monkeypatch):
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
     s = study("smoke", "seed=7")
-    a, b = pipeline.task(s, "train-A-200d"), pipeline.task(s, "train-B-200d")
+    a, b = dag.task(s, "train-A-200d"), dag.task(s, "train-B-200d")
     a.folder.mkdir(parents=True)
     a.executed.write_text("{}")
     products.save({"config": b.key_params, "model": {}}, a.output)  # B's checkpoint copied into A's place
-    [note] = pipeline.set_aside_broken(s)
+    [note] = make.set_aside_broken(s)
     assert "another config" in note and "'model': ('B', 'A')" in note
 
 
@@ -208,7 +228,7 @@ def test_seeds_models_and_extended_flag_of_a_study():
     ("extended=maybe", "extended must be 1 or 0"), ("extra_seeds=0", "extra_seeds must be distinct integers other"),
     ("seed=1 extra_seeds=1,2", r"other than seed=1, got \(1, 2\); e.g. extra_seeds=2,3"),
     ("extra_seeds=1.5", "extra_seeds must be a comma-separated list of integers"), ("sweep_dims=0,2", "sweep_dims"),
-    ("robust_eps=2", "robust_eps must list values"), ("train_steps=0", "train_steps must be"),
+    ("robust_eps=2", "robust_eps must be distinct values"), ("train_steps=0", "train_steps must be"),
     ("ema_rate=0", "ema_rate must be in"), ("robust_samples=5", "robust_samples must be None"),
 ])
 def test_bad_extension_overrides_are_named(overrides, message):
@@ -218,6 +238,6 @@ def test_bad_extension_overrides_are_named(overrides, message):
 
 def test_notebook_seed_outside_the_study_is_named():
     with pytest.raises(ValueError, match=r"seed=7 is not one of the study's seeds \[0\]; add it"):
-        pipeline.train_task(study("smoke"), "A", 200, seed=7)
+        dag.train_task(study("smoke"), "A", 200, seed=7)
     with pytest.raises(ValueError, match="leaves out"):
-        pipeline.evaluate_task(study("smoke", "extended=0"))
+        dag.evaluate_task(study("smoke", "extended=0"))

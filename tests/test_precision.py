@@ -2,13 +2,16 @@
 import pytest
 import torch
 
-from lib import pipeline, precision, report
-from lib.attacks import inverse_adversary
-from lib.centers import class_means, cosine, extract_features
-from lib.config import TrainConfig, study
-from lib.errors import ConfigError
-from lib.provenance import provenance
-from lib.train import restore, train
+from lib.analysis import report
+from lib.core import precision
+from lib.core.attacks import inverse_adversary
+from lib.core.centers import class_means, cosine, extract_features
+from lib.core.errors import ConfigError
+from lib.core.protocol import TrainConfig
+from lib.core.provenance import provenance
+from lib.core.train import restore, train
+from lib.pipeline import dag
+from lib.pipeline.config import study
 
 
 @pytest.mark.parametrize("flags, expected", [({"avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16"}, "bf16"),
@@ -36,7 +39,7 @@ def test_paper_and_quick_run_bf16_where_native_and_smoke_always_fp32(monkeypatch
 
 def test_the_study_resolves_auto_and_keys_every_product_by_the_precision():
     assert study("smoke", "precision=auto").precision in ("fp32", "bf16")
-    fp32, bf16 = (pipeline.plan(study("smoke", f"precision={p}")) for p in ("fp32", "bf16"))
+    fp32, bf16 = (dag.plan(study("smoke", f"precision={p}")) for p in ("fp32", "bf16"))
     assert all(fp32[name].key != bf16[name].key for name in fp32)
     assert study("smoke", "precision=bf16").train_config("A", 200).precision == "bf16"
 

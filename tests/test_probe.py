@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from lib.models import SmallCNN
-from lib.probe import head_probability, probe, reachability, weight_direction
+from lib.core.models import SmallCNN
+from lib.core.probe import head_probability, probe, reachability, weight_direction
 
 
 def head_model(weights: torch.Tensor, bias: torch.Tensor) -> SmallCNN:

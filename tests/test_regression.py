@@ -14,8 +14,10 @@ from typing import Callable
 import pandas as pd
 import pytest
 
-from lib import pipeline, products, steps
-from lib.config import study
+from lib.core import products
+from lib.pipeline import dag
+from lib.pipeline.steps.train import checkpoint
+from lib.pipeline.config import study
 from tests import regression
 from tests.smoke import PIPELINE_RUNS, make_report, offline_env, other_kernels
 
@@ -30,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
 def products_made(runs: Path) -> bool:
     """Whether `runs` holds every smoke product the tables are read from (the figures' notebook aside)."""
     with regression.runs_at(runs):
-        return all(t.output.exists() for t in pipeline.plan(study("smoke")).values() if t.name != "figures")
+        return all(t.output.exists() for t in dag.plan(study("smoke")).values() if t.name != "figures")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +44,7 @@ def runs(tmp_path_factory) -> Callable[[str], Path]:
         make_report()  # the background pipeline run: waits for it (no work when it is done)
         if run == "default-kernels":
             return PIPELINE_RUNS
-        nbval = pipeline.runs_dir()
+        nbval = dag.runs_dir()
         if not products_made(nbval):
             reports = tmp_path_factory.mktemp("reports")
             make_report(env=offline_env(INVADV_RUNS=str(nbval), INVADV_REPORTS=str(reports), **other_kernels()))
@@ -100,7 +102,7 @@ def test_the_two_computations_used_different_kernels(runs):
     checkpoints = []
     for run in RUNS:
         with regression.runs_at(runs(run)):
-            checkpoints.append(products.load(pipeline.task(study("smoke"), "train-A-200d").output))
+            checkpoints.append(products.load(dag.task(study("smoke"), "train-A-200d").output))
     a, b = checkpoints
     assert a["provenance"]["cpu_kernels"] != b["provenance"]["cpu_kernels"]
     assert any(not (x == y).all() for x, y in zip(a["model"].values(), b["model"].values()))
@@ -111,8 +113,8 @@ def test_same_kernels_and_threads_give_bit_identical_products(tmp_path, monkeypa
     pipeline's training of A-200d, made again in this process."""
     make_report()
     with regression.runs_at(PIPELINE_RUNS):
-        first = products.load(pipeline.task(study("smoke"), "train-A-200d").output)
+        first = products.load(dag.task(study("smoke"), "train-A-200d").output)
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
-    again = steps.checkpoint(study("smoke"), "A", 200)
+    again = checkpoint(study("smoke"), "A", 200)
     regression.assert_tensors_equal(again["model"], first["model"], "A-200d")
     regression.assert_tensors_equal(again["references"], first["references"], "A-200d references")

@@ -13,18 +13,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib import pipeline, products
-from lib.config import ROOT, study
-from lib.errors import ConfigError, NotWritable, ProductError
-from lib.train import load_checkpoint
+from lib import ROOT
+from lib.core import products
+from lib.core.errors import ConfigError, ProductError
+from lib.core.train import load_checkpoint
+from lib.pipeline import dag, make
+from lib.pipeline.config import study
 from tests.smoke import offline_env
 
 # A small training run in a real process: 3 epochs of 2k images, one thread (bitwise reproducible).
 TRAIN_SCRIPT = """
 import sys, torch
-from lib.config import TrainConfig
-from lib.data import load_split
-from lib.train import train_or_load
+from lib.core.protocol import TrainConfig
+from lib.core.data import load_split
+from lib.core.train import train_or_load
 torch.set_num_threads(1)
 config = TrainConfig(model="B", epochs=3, train_samples=2000, test_samples=300, seed=3)
 train_or_load(config, sys.argv[1], load_split(True), load_split(False), "cpu")
@@ -65,8 +67,8 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
 
 def test_resume_state_of_another_config_is_refused(tmp_path):
-    from lib.config import TrainConfig
-    from lib.train import train
+    from lib.core.protocol import TrainConfig
+    from lib.core.train import train
 
     state = tmp_path / "state.pt"
     products.save({"config": TrainConfig(model="A").to_dict()}, state)
@@ -99,11 +101,11 @@ def test_read_only_output_folder_is_named(tmp_path):
     folder.chmod(0o555)
     tmp_path.chmod(0o755)
     result = run_as_unprivileged(
-        "from lib import products\n"
+        "from lib.core import products\n"
         f"products.write_text('x', {str(folder / 'centers.csv')!r})")
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert re.match(rf"lib.errors.NotWritable: cannot write centers.csv into {folder}: Permission denied\. "
+    assert re.match(rf"lib.core.errors.NotWritable: cannot write centers.csv into {folder}: Permission denied\. "
                     r"Fix the folder's permissions, or point INVADV_RUNS", last), result.stderr
     assert list(folder.iterdir()) == []
 
@@ -113,7 +115,7 @@ def test_pipeline_refuses_a_read_only_runs_folder_before_running_anything(tmp_pa
     tmp_path.chmod(0o755)
     result = run_as_unprivileged(
         "import os; os.environ['INVADV_RUNS'] = " + repr(str(tmp_path / "runs")) + "\n"
-        "from lib import pipeline\npipeline.main(['--profile', 'smoke', 'makefile'])")
+        "from lib.pipeline import make\nmake.main(['--profile', 'smoke', 'makefile'])")
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: cannot write .write-check into {tmp_path / 'runs' / 'smoke'}")
 
@@ -124,7 +126,7 @@ def test_pipeline_refuses_a_read_only_runs_folder_before_running_anything(tmp_pa
 ])
 def test_bad_eps_of_a_notebook_is_named(eps, message):
     with pytest.raises(ConfigError, match=message):
-        pipeline.eps_task(study("smoke"), eps)
+        dag.eps_task(study("smoke"), eps)
 
 
 @pytest.mark.parametrize("model, dim, message", [
@@ -133,14 +135,14 @@ def test_bad_eps_of_a_notebook_is_named(eps, message):
 ])
 def test_bad_model_of_a_notebook_is_named(model, dim, message):
     with pytest.raises(ConfigError, match=message):
-        pipeline.train_task(study("smoke"), model, dim)
+        dag.train_task(study("smoke"), model, dim)
 
 
 @pytest.mark.parametrize("overrides, message", [
     ("eps=0,a", "eps must be a comma-separated list of numbers, got '0,a'"),
     ("step_size=fast", "step_size must be a number, got 'fast'"),
     ("steps=ten", "steps must be an integer, got 'ten'"),
-    ("eps=0,1.5", r"every eps must lie in \[0, 1\]"),
+    ("eps=0,1.5", r"eps must be distinct values, each in \[0, 1\]"),
     ("center_weight_2d=-0.1", "center_weight_2d must be >= 0"),
     ("attack_samples=5", "attack_samples must be None"),
     ("attack_split=val", "attack_split must be one of"),
@@ -155,9 +157,9 @@ def test_notebook_error_is_one_line_at_the_top_of_its_output(tmp_path):
 
     out = tmp_path / "02.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as info:
-        papermill.execute_notebook(pipeline.NOTEBOOKS / "02_inverse_adversaries.ipynb", out,
-                                   parameters={"profile": "smoke", "eps": -0.5}, kernel_name=pipeline.KERNEL,
-                                   cwd=str(pipeline.NOTEBOOKS), progress_bar=False, execution_timeout=600)
+        papermill.execute_notebook(dag.NOTEBOOKS / "02_inverse_adversaries.ipynb", out,
+                                   parameters={"profile": "smoke", "eps": -0.5}, kernel_name=make.KERNEL,
+                                   cwd=str(dag.NOTEBOOKS), progress_bar=False, execution_timeout=600)
     assert info.value.ename == "ConfigError"
     failed = [c for c in json.loads(out.read_text())["cells"]
               if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
@@ -168,13 +170,13 @@ def test_notebook_error_is_one_line_at_the_top_of_its_output(tmp_path):
 def test_failing_step_prints_its_error_first(monkeypatch, tmp_path):
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
     with pytest.raises(SystemExit, match=r"^error: eps-0.1 needs train-A-200d, train-B-200d.* first: run `make report PROFILE=smoke`"):
-        pipeline.main(["--profile", "smoke", "execute", "eps-0.1"])
+        make.main(["--profile", "smoke", "execute", "eps-0.1"])
 
 
 def test_every_torch_load_is_weights_only():
-    sources = [*ROOT.glob("lib/*.py"), *ROOT.glob("tools/*.py"), *ROOT.glob("notebooks/*.ipynb")]
+    sources = [*ROOT.glob("lib/**/*.py"), *ROOT.glob("tools/*.py"), *ROOT.glob("notebooks/*.ipynb")]
     calls = [(p.name, m) for p in sources for m in re.findall(r"torch\.load\([^)]*\)", p.read_text())]
-    assert calls, "expected at least lib/products.py to load products"
+    assert calls, "expected at least lib/core/products.py to load products"
     assert all("weights_only=True" in call for _, call in calls), calls
 
 

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lib import plots, report
+from lib.analysis import plots, report
+from lib.core import inverse
 from tests.synthetic import averages, eps_run
 
 
@@ -81,9 +82,8 @@ def test_figure1_shows_origin_and_weight_arrows():
 
 def test_other_figures_render():
     runs = [eps_run(e) for e in (0.0, 0.1, 0.3)]
-    from lib import tables
 
-    assert len(plots.attack_effect(tables.attack_table(runs)).axes) == 4
+    assert len(plots.attack_effect(inverse.attack_table(runs)).axes) == 4
     assert len(plots.example_grid(report.examples(runs, "B-200d")).axes) == 9 * 6
     history = pd.DataFrame([{"model": "A-200d", "epoch": i, "ce": 1 / i, "test_acc": 0.9} for i in (1, 2)])
     assert plots.training_curves(history).axes[1].get_ylabel() == "test accuracy"

@@ -2,10 +2,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
-from lib import tables
-from lib.centers import compare, cosine
+from lib.analysis import tables
+from lib.core import inverse
+from lib.core.centers import compare, cosine
 from tests.synthetic import eps_run, references
 
 
@@ -51,7 +51,7 @@ def test_sample_and_attack_tables(runs):
     samples = tables.sample_table(runs, "test")
     row = samples[(samples.model == "A-200d") & (samples.eps == 0.1) & (samples.reference == "feature_mean")]
     assert row.sample_cosine.item() == pytest.approx(runs[1]["models"]["A-200d"]["sample_cosine"]["feature_mean_test"].mean().item())
-    attacks = tables.attack_table(runs)
+    attacks = inverse.attack_table(runs)
     assert list(attacks.eps[attacks.model == "B-200d"]) == [0.0, 0.1, 0.3]
     assert attacks.linf_max.max() == pytest.approx(0.3)
 
@@ -64,7 +64,7 @@ def test_unknown_reference_is_named():
 def test_export_copies_csv_and_adds_parquet_only_when_pyarrow_is_there(tmp_path):
     import importlib.util
 
-    from lib.tables import export, save_csv
+    from lib.analysis.tables import export, save_csv
 
     source = tmp_path / "made" / "centers.csv"
     save_csv(pd.DataFrame({"model": ["A-200d"], "eps": [0.1], "cosine": [0.5]}), source)

@@ -3,10 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lib.config import TrainConfig
-from lib.data import Split, to_input
-from lib.products import save as save_checkpoint
-from lib.train import build, load_checkpoint, restore, train
+from lib.core.data import Split, to_input
+from lib.core.products import save as save_checkpoint
+from lib.core.protocol import TrainConfig
+from lib.core.train import build, load_checkpoint, restore, train
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_c_and_d_with_zero_weight_train_exactly_like_a(tiny, name):
 
 def inverse_targets(config: TrainConfig, split: Split):
     """The first batch's inverse adversaries' features, made by hand (eval mode, PGD descending CE)."""
-    from lib.attacks import inverse_adversary
+    from lib.core.attacks import inverse_adversary
 
     model, _ = build(config)
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(config.seed))
@@ -147,7 +147,7 @@ def test_one_step_of_c_and_d_matches_a_hand_written_step(tiny, name):
     _, centers = build(config)
     f = model.features(x)
     if name == "C":  # first batch: each class's center is its inverse adversaries' feature mean
-        from lib.centers import class_means
+        from lib.core.centers import class_means
 
         centers.centers.copy_(class_means(targets, y))
         targets = centers.centers[y]

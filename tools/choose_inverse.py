@@ -17,14 +17,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from lib.attacks import inverse_adversary
-from lib.centers import class_means, cosine
-from lib.config import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, TrainConfig
-from lib.data import load_split, to_input
-from lib.evaluation import evaluate
-from lib.precision import CHOICES, resolve
-from lib.provenance import default_device, device_name
-from lib.train import restore, train
+from lib.core.attacks import inverse_adversary
+from lib.core.centers import class_means, cosine
+from lib.core.data import load_split, to_input
+from lib.core.evaluation import evaluate
+from lib.core.precision import CHOICES, resolve
+from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, TrainConfig
+from lib.core.provenance import default_device, device_name
+from lib.core.train import restore, train
 
 
 def inverse_config(eps: float, steps: int) -> dict:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib.centers import compactness, extract_features, within_class_scatter
-from lib.config import TrainConfig
-from lib.data import load_split, to_input
-from lib.provenance import default_device, device_name
-from lib.train import restore, train
+from lib.core.centers import compactness, extract_features, within_class_scatter
+from lib.core.data import load_split, to_input
+from lib.core.protocol import TrainConfig
+from lib.core.provenance import default_device, device_name
+from lib.core.train import restore, train
 
 
 def main() -> None:

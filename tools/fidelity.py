@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from lib import claims, tables
-from lib.centers import compactness, split_features
-from lib.config import study
-from lib.data import load_split
-from lib.train import load_checkpoint, restore
+from lib.analysis import claims, tables
+from lib.core.centers import compactness, split_features
+from lib.core.data import load_split
+from lib.core.train import load_checkpoint, restore
+from lib.pipeline.config import study
 
 MODELS = ("A-200d", "B-200d")
 KEYS = ("quantity", "model", "eps")

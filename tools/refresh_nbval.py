@@ -32,8 +32,8 @@ def main() -> None:
                "INVADV_THREADS": "1"}  # as in tests/conftest.py
         subprocess.run(["make", "-s", "report", "PROFILE=smoke", f"VENV={sys.prefix}"], cwd=ROOT, env=env, check=True)
         os.environ.update(env)
-        from lib.config import study
-        from lib.pipeline import plan
+        from lib.pipeline.config import study
+        from lib.pipeline.dag import plan
 
         DEST.mkdir(exist_ok=True)
         for old in DEST.glob("*.ipynb"):

@@ -1,0 +1,180 @@
+"""Text of the report computed from this run's numbers: header, interpretations, links."""
+from __future__ import annotations
+
+import pandas as pd
+from IPython.display import HTML
+
+from lib.analysis.claims import Thresholds
+from lib.core.centers import compactness, cosine
+
+
+def header(study: dict, products: list[dict], wall_seconds: float | None = None) -> str:
+    """Markdown header: profile, parameters, commit(s), package versions, device(s), compute time."""
+    prov = [p["provenance"] for p in products]
+    commits = sorted({p["commit"] for p in prov})
+    devices = sorted({p["device"] + (f", {p['cpu_kernels']} kernels" if "cpu_kernels" in p else "") for p in prov})
+    packages = {**prov[0]["packages"], "python": prov[0]["python"]} if prov else {}
+    precisions = sorted({p.get("precision", "fp32") for p in prov})
+    compute = sum(p.get("compute_seconds", 0.0) for p in products)
+    params = ", ".join(f"{k}={v}" for k, v in study.items() if k != "profile")
+    lines = [
+        f"**Profile:** `{study['profile']}`  ",
+        f"**Parameters:** {params}  ",
+        f"**Code commit:** {', '.join(f'`{c}`' for c in commits)}  ",
+        f"**Packages:** {', '.join(f'{k} {v}' for k, v in packages.items())}  ",
+        f"**Device:** {'; '.join(devices)}  ",
+        f"**Precision of the training and PGD steps:** {', '.join(precisions)} (features and metrics in fp32)  ",
+        f"**Compute time of the products:** {compute / 60:.1f} min",
+    ]
+    if wall_seconds is not None:
+        lines[-1] += f"; wall time of the pipeline: {wall_seconds / 60:.1f} min"
+    return "\n".join(lines)
+
+
+def series(averages: pd.DataFrame, model: str, reference: str) -> pd.DataFrame:
+    return averages[(averages.model == model) & (averages.reference == reference)].sort_values("eps")
+
+
+def describe_series(averages: pd.DataFrame, model: str, reference: str, label: str) -> str:
+    """One sentence: how a class-averaged cosine moves from the smallest to the largest ε."""
+    s = series(averages, model, reference)
+    first, last = s.iloc[0], s.iloc[-1]
+    direction = "rises" if last.cosine > first.cosine + 1e-3 else "falls" if last.cosine < first.cosine - 1e-3 else "stays"
+    peak = s.loc[s.cosine.idxmax()]
+    return (f"For {model}, the cosine similarity to {label} {direction} from {first.cosine:.3f} at ε={first.eps:g} "
+            f"to {last.cosine:.3f} at ε={last.eps:g} (highest {peak.cosine:.3f} at ε={peak.eps:g}).")
+
+
+def interpret_figure2(averages: pd.DataFrame, models: tuple[str, ...] = ("A-200d", "B-200d")) -> str:
+    """Interpretation of Figure 2 from its numbers."""
+    sentences = [describe_series(averages, m, "feature_mean", "the feature means") for m in models]
+    at_zero = averages[(averages.eps == 0) & (averages.reference == "feature_mean")]
+    if len(at_zero):
+        sentences.append("At ε=0 nothing is perturbed: the adversarial centers are the clean class means of the "
+                         "attacked split, so their similarity to the feature means ("
+                         + ", ".join(f"{r.model}: {r.cosine:.3f}" for r in at_zero.itertuples())
+                         + ") is the starting point any trend in ε moves away from.")
+    sentences += [describe_series(averages, m, "weight", "the weight vectors") for m in models]
+    gap = {m: (series(averages, m, "feature_mean").cosine.mean() - series(averages, m, "weight").cosine.mean())
+           for m in models}
+    closer = [m for m, g in gap.items() if g > 0]
+    if closer:
+        sentences.append(f"Averaged over ε, adversarial centers are closer in direction to the feature means than "
+                         f"to the weight vectors for {', '.join(closer)} (gap "
+                         + ", ".join(f"{m}: {gap[m]:+.3f}" for m in closer) + ").")
+    return " ".join(sentences)
+
+
+def interpret_figure3(averages: pd.DataFrame, model: str = "B-200d", t: Thresholds = Thresholds()) -> str:
+    """Interpretation of Figure 3 from its numbers."""
+    s = series(averages, model, "center")
+    text = describe_series(averages, model, "center", "its center-loss centers")
+    text += (f" The MSE goes from {s.mse.iloc[0]:.4g} to {s.mse.iloc[-1]:.4g}, i.e. {s.relative_mse.iloc[0]:.3f} → "
+             f"{s.relative_mse.iloc[-1]:.3f} of the centers' mean square.")
+    high = (s.cosine >= t.high_cosine).mean()
+    text += f" The cosine is at or above {t.high_cosine} at {high:.0%} of the ε values."
+    return text
+
+
+def interpret_accuracy(accuracy: pd.DataFrame) -> str:
+    """One sentence per model on its final test accuracy."""
+    return " ".join(f"{r.model} ({r.loss}) reaches {r.test_acc:.2%} test accuracy after {r.epochs} epoch(s)."
+                    for r in accuracy.itertuples())
+
+
+def notebook_links(names: list[str], folder: str) -> str:
+    """Markdown list linking the executed notebooks copied beside the report."""
+    return "\n".join(f"- [{name}]({folder}/{name}.ipynb)" for name in names)
+
+
+def figure_table(averages: pd.DataFrame, references: list[str], metric: str = "cosine") -> pd.DataFrame:
+    """The numbers behind a figure: one class-averaged metric, one row per model × reference, one column per ε.
+
+    Cosines are rounded to 3 decimals; MSEs (tiny for some models) to 3 significant digits.
+    """
+    data = averages[averages.reference.isin(references)]
+    table = data.pivot_table(index=["model", "reference"], columns="eps", values=metric)
+    table.columns.name = f"{metric} at ε ="
+    return table.round(3) if metric == "cosine" else table.map(lambda v: float(f"{v:.3g}"))
+
+
+def angle_summary(panel: dict) -> dict[str, float]:
+    """For a 2-D model: alignment of class means with weight vectors, and class compactness."""
+    return {"mean cos(μ_c, W_c)": cosine(panel["means"], panel["weights"]).mean().item(),
+            "within/between scatter": compactness(panel["features"], panel["labels"]).item()}
+
+
+def pick_eps(values: list[float], k: int = 3) -> list[float]:
+    """k ε values spread over the grid (smallest, middle, largest)."""
+    values = sorted(values)
+    if len(values) <= k:
+        return values
+    return [values[round(i * (len(values) - 1) / (k - 1))] for i in range(k)]
+
+
+def examples(eps_runs: list[dict], model: str, k: int = 3) -> dict[float, dict]:
+    """The stored example digits of one model at k ε values spread over the grid."""
+    chosen = pick_eps([r["eps"] for r in eps_runs], k)
+    return {r["eps"]: r["models"][model]["examples"] for r in eps_runs if r["eps"] in chosen}
+
+
+def claims_html(table: pd.DataFrame) -> HTML:
+    """The claims table as HTML with full-width text and coloured verdicts."""
+    colours = {"holds": "#d8f0d8", "does not hold": "#f6d5d5", "inconclusive": "#f3ecd0"}
+    rows = "".join(
+        f"<tr><td>{r.claim}</td><td>{r.statement}</td><td>{r.evidence}</td>"
+        f"<td style='background:{colours.get(r.verdict, '#fff')}'><b>{r.verdict}</b></td></tr>"
+        for r in table.itertuples())
+    return HTML("<table class='claims'><thead><tr><th>claim</th><th>statement</th><th>evidence</th>"
+                f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
+LIKELY, REACHABLE = 0.9, 1.0  # probe: 'high-likelihood' probability, 'reachable' distance (in class spreads)
+
+
+def probe_summary(probe: pd.DataFrame) -> pd.DataFrame:
+    """Per model × candidate (adversarial centers per ε): class-averaged probability and distance, and
+    the share of classes where the point is both likely and reachable."""
+    data = probe.assign(both=(probe.probability >= LIKELY) & (probe.relative_distance <= REACHABLE),
+                        eps=probe.eps.fillna(-1))
+    table = data.groupby(["model", "candidate", "eps"], sort=False)[["probability", "relative_distance", "both"]].mean()
+    table = table.rename(columns={"both": "likely & reachable"}).reset_index()
+    table["candidate"] = [c if e < 0 else f"{c} ε={e:g}" for c, e in zip(table.candidate, table.eps)]
+    return table.drop(columns="eps").round(3)
+
+
+def interpret_probe(summary: pd.DataFrame) -> str:
+    """Per model: which candidates are likely (p ≥ 0.9) and reachable (within one class spread) for most classes."""
+    sentences = []
+    for model, d in summary.groupby("model", sort=False):
+        good = d[d["likely & reachable"] >= 0.5]
+        far = d.loc[d.relative_distance.idxmax()]
+        text = (f"{model}: likely and reachable for most classes — "
+                + (", ".join(f"{r.candidate} ({r.probability:.3f}, {r.relative_distance:.2f} spreads)"
+                             for r in good.itertuples()) if len(good) else "none of the candidates")
+                + f"; farthest from real features: {far.candidate} ({far.relative_distance:.2f} spreads, "
+                  f"probability {far.probability:.3f}).")
+        sentences.append(text)
+    return " ".join(sentences) + (f" (likely: probability ≥ {LIKELY}; reachable: nearest real feature within "
+                                  f"{REACHABLE:g} class spread.)")
+
+
+def sweep_pivot(sweep: pd.DataFrame, eps: float) -> pd.DataFrame:
+    """The numbers behind the sweep figure: cosine per reference (rows) and model family × dimension (columns)."""
+    data = sweep[(sweep.eps == eps) | sweep.eps.isna()]
+    table = data.pivot_table(index="reference", columns=["loss", "feature_dim"], values="cosine")
+    return table.round(3)
+
+
+def interpret_sweep(sweep: pd.DataFrame) -> str:
+    """Does the mean/weight mismatch grow with the feature dimension? Read off the clean alignment."""
+    clean = sweep[sweep.reference == "mean_vs_weight"].sort_values("feature_dim")
+    sentences = []
+    for loss, d in clean.groupby("loss"):
+        values = ", ".join(f"{r.cosine:.3f} ({r.feature_dim}-d)" for r in d.itertuples())
+        diffs = d.cosine.diff().dropna()
+        shape = ("falls at every step: the mismatch grows with the dimension" if (diffs < 0).all() else
+                 "rises at every step: the mismatch shrinks with the dimension" if (diffs > 0).all() else
+                 "is not monotone in the dimension")
+        sentences.append(f"Model {loss}: cos(feature mean, weight vector) is {values}; it {shape}.")
+    return " ".join(sentences)

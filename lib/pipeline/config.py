@@ -1,0 +1,225 @@
+"""A run of the study: the profiles, every parameter's default and check, which models run at which seed,
+and the parsing of `make report SET="k=v ..."` (STUDY.md §2–§3)."""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Callable
+
+import torch
+from pydantic import TypeAdapter, ValidationError
+
+from lib.core.data import Split, load_split
+from lib.core.errors import ConfigError
+from lib.core.precision import resolve as resolve_precision
+from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, MODELS, TrainConfig, model_name
+
+SWEEP_MODELS = ("A", "B")  # the models of the feature-dimension sweep
+SPLITS = ("train", "test")
+
+# The three profiles. `paper` is the protocol of STUDY.md §2; `quick` previews the same pipeline in
+# about 10 minutes on a 2-core CPU; `smoke` exercises every step in about a minute (tests).
+PROFILES: dict[str, dict] = {
+    "paper": {},
+    "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300,
+              "extra_seeds": (), "robust_samples": 500},
+    "smoke": {"epochs": 2, "train_samples": 4000, "test_samples": 500, "attack_samples": 100,
+              "eps": (0.0, 0.1, 0.3), "steps": 10, "step_size": 0.03,
+              "extra_seeds": (), "sweep_dims": (2, 200), "train_steps": 1, "train_step_size": 0.1,
+              "robust_eps": (0.1, 0.3), "robust_steps": 10, "robust_step_size": 0.03, "robust_samples": 100,
+              "precision": "fp32"},  # the regression check's references are fp32 (tests/regression.py)
+}
+
+
+Rule = tuple[str, Callable[[Any], bool]]  # what a value must be (for the message), and the test
+
+
+def is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def passes(rule: Rule, value: Any) -> bool:
+    """Whether `value` meets `rule`; a value of the wrong type (a comparison that raises) does not."""
+    try:
+        return bool(rule[1](value))
+    except TypeError:
+        return False
+
+
+AT_LEAST_1: Rule = ("an integer >= 1", lambda v: is_int(v) and v >= 1)
+POSITIVE: Rule = ("> 0", lambda v: v > 0)
+NON_NEGATIVE: Rule = (">= 0", lambda v: v >= 0)
+FIRST_N: Rule = ("None (all) or an integer >= 10", lambda v: v is None or (is_int(v) and v >= 10))
+A_SPLIT: Rule = (f"one of {SPLITS}", lambda v: v in SPLITS)
+BOOLEAN: Rule = ("true or false", lambda v: isinstance(v, bool))
+RADII: Rule = ("distinct values, each in [0, 1] (pixels are in [0, 1]), at least one",
+               lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(0 <= e <= 1 for e in v))
+DIMENSIONS: Rule = ("distinct integers >= 1, at least one",
+                    lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(is_int(d) and d >= 1 for d in v))
+SEEDS: Rule = ("distinct integers", lambda v: all(is_int(x) for x in v) and len(set(v)) == len(v))
+
+
+def param(default: Any, rule: Rule | None = None) -> Any:
+    """A Study parameter: its default and, beside it, the rule its value must meet (None: TrainConfig checks it)."""
+    return dataclasses.field(default=default, metadata={"rule": rule})
+
+
+@dataclass(frozen=True)
+class Study:
+    """All parameters of one run of the study: a profile's values plus any overrides."""
+
+    profile: str = param("paper", (f"one of {sorted(PROFILES)}", lambda v: v in PROFILES))
+    # training (STUDY.md §2); TrainConfig checks these
+    epochs: int = param(25)
+    train_samples: int | None = param(None)  # first N training images (None: all 60k)
+    test_samples: int | None = param(None)  # first N test images, everywhere the test split is used (None: all)
+    center_weight: float = param(DEFAULT_CENTER_WEIGHT)  # λ of model B at feature_dim 200
+    center_weight_2d: float = param(0.01, NON_NEGATIVE)  # λ of model B at feature_dim 2 (Wen et al.'s MNIST toy)
+    seed: int = param(0)
+    # inverse adversaries (STUDY.md §3): T·α' = 0.4 >= the largest ε
+    eps: tuple[float, ...] = param((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), RADII)
+    steps: int = param(40, AT_LEAST_1)
+    step_size: float = param(0.01, POSITIVE)
+    attack_samples: int | None = param(None, FIRST_N)  # first N images of attack_split (None: all)
+    attack_split: str = param("test", A_SPLIT)
+    mean_split: str = param("train", A_SPLIT)  # split the feature means are computed on
+    # the extension (STUDY.md §6); extended=False leaves it out
+    extended: bool = param(True, BOOLEAN)
+    extra_seeds: tuple[int, ...] = param((1, 2), SEEDS)  # besides `seed`: A–D at 200-d again, for mean ± std
+    sweep_dims: tuple[int, ...] = param((2, 16, 64, 200), DIMENSIONS)  # feature dimensions of A and B in the sweep
+    train_eps: float = param(TrainConfig.train_eps)  # models C and D: inverse adversaries while training
+    train_steps: int = param(TrainConfig.train_steps)
+    train_step_size: float = param(TrainConfig.train_step_size)
+    ema_rate: float = param(TrainConfig.ema_rate)  # model C: rate of the adversarial centers' running mean
+    robust_eps: tuple[float, ...] = param((0.1, 0.2, 0.3), RADII)  # the standard MNIST PGD evaluation (TRADES, Madry)
+    robust_steps: int = param(40, AT_LEAST_1)
+    robust_step_size: float = param(0.01, POSITIVE)
+    robust_samples: int | None = param(None, FIRST_N)  # first N test images under attack (None: all)
+    # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
+    # natively and is resolved here, so products are keyed by the precision that actually ran. bf16 moves
+    # the paper protocol's numbers less than a change of seed does (README, reports/fidelity_paper.csv).
+    precision: str = param("auto")  # lib.core.precision.resolve checks it
+
+    def __post_init__(self) -> None:
+        device_type = "cuda" if torch.cuda.is_available() else "cpu"
+        object.__setattr__(self, "precision", resolve_precision(self.precision, device_type))
+        for name in ("eps", "robust_eps"):
+            object.__setattr__(self, name, tuple(float(e) for e in getattr(self, name)))
+        for f in dataclasses.fields(self):
+            rule, value = f.metadata["rule"], getattr(self, f.name)
+            if rule and not passes(rule, value):
+                raise ConfigError(f"Study: {f.name} must be {rule[0]}, got {value!r}")
+        # The extra seeds only exist in the extension: `SET="seed=1 extended=0"` needs no other change.
+        if self.extended and self.seed in self.extra_seeds:
+            free = ",".join(str(v) for v in range(self.seed + 1, self.seed + 1 + len(self.extra_seeds)))
+            raise ConfigError(f"Study: extra_seeds must be distinct integers other than seed={self.seed}, got "
+                              f"{self.extra_seeds}; e.g. extra_seeds={free}")
+        self.train_config("B", 200)  # validates the training parameters too
+        self.train_config("C", 200)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """Every seed the study trains: the primary one first; the extra ones only when extended."""
+        return (self.seed, *self.extra_seeds) if self.extended else (self.seed,)
+
+    def models(self, seed: int | None = None) -> list[tuple[str, int]]:
+        """(model, feature_dim) trained at `seed` (default: the primary seed), in task order."""
+        seed = self.seed if seed is None else seed
+        if seed not in self.seeds:
+            raise ConfigError(f"seed {seed} is not one of the study's seeds {list(self.seeds)}")
+        models = list(REPRODUCTION_MODELS) if seed == self.seed else []
+        if self.extended:
+            models += [md for md in COMPARED_MODELS if md not in models]
+            if seed == self.seed:
+                models += [md for md in self.sweep() if md not in models]
+        return models
+
+    def attacked(self, seed: int | None = None) -> list[tuple[str, int]]:
+        """(model, feature_dim) whose inverse adversaries the ε runs of `seed` make."""
+        seed = self.seed if seed is None else seed
+        if not self.extended:
+            return list(EPS_MODELS)
+        return [(m, d) for m, d in self.models(seed) if d == 200 or (seed == self.seed and d in self.sweep_dims)]
+
+    def sweep(self) -> list[tuple[str, int]]:
+        """(model, feature_dim) of the feature-dimension sweep, by dimension."""
+        return [(m, d) for d in self.sweep_dims for m in SWEEP_MODELS]
+
+    def train_config(self, model: str, feature_dim: int, seed: int | None = None) -> TrainConfig:
+        """The TrainConfig of one model of the study."""
+        # Model A's loss never sees λ, and only C and D make inverse adversaries: storing the defaults
+        # keeps a change of a parameter a model does not use from retraining it.
+        weight = 0.0 if model == "A" else self.center_weight_2d if feature_dim == 2 else self.center_weight
+        inverse = {"train_eps": self.train_eps, "train_steps": self.train_steps,
+                   "train_step_size": self.train_step_size} if model in INVERSE_MODELS else {}
+        if model == "C":
+            inverse["ema_rate"] = self.ema_rate
+        return TrainConfig(model=model, feature_dim=feature_dim, center_weight=weight, epochs=self.epochs,
+                           train_samples=self.train_samples, test_samples=self.test_samples,
+                           seed=self.seed if seed is None else seed, precision=self.precision, **inverse)
+
+    def split(self, name: str) -> Split:
+        """A data split as this study uses it (the first train_samples / test_samples images)."""
+        if name not in SPLITS:
+            raise ConfigError(f"split must be one of {SPLITS}, got {name!r}")
+        n = self.train_samples if name == "train" else self.test_samples
+        return load_split(name == "train").subset(n)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# The reproduction's models: 200-d for figures 2–3 (and the ε runs), 2-d for figure 1.
+REPRODUCTION_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
+EPS_MODELS = (("A", 200), ("B", 200))
+FIGURE_MODELS = tuple(model_name(m, d) for m, d in EPS_MODELS)  # the models of figures 2–3 and the claims
+# The extension's comparison (evaluation over seeds, probe, seed bands): every model at 200-d.
+COMPARED_MODELS = tuple((m, 200) for m in MODELS)
+
+
+@cache
+def field_types() -> dict[str, object]:
+    """Each Study parameter's type, resolved from its annotation (e.g. tuple[float, ...], int | None)."""
+    return typing.get_type_hints(Study)
+
+
+def parse_value(name: str, text: str):
+    """An override's text as the type of the Study field it sets, converted and type-checked by pydantic (lax
+    mode: '3' is an int, '1'/'true'/'yes' a bool); lists are comma-separated and 'none' or 'all' mean None where
+    a field allows it."""
+    kind = field_types()[name]
+    args = typing.get_args(kind)
+    value: object = text
+    if text.lower() in ("none", "all") and type(None) in args:
+        value = None
+    elif typing.get_origin(kind) is tuple:
+        value = [item for item in text.replace(",", " ").split()]
+    try:
+        return TypeAdapter(kind).validate_python(value)
+    except ValidationError:
+        element = args[0] if typing.get_origin(kind) is tuple else next((a for a in args if a is not type(None)), kind)
+        expected = {int: "an integer", float: "a number", bool: "1 or 0 (true or false)", str: "text"}[element]
+        if typing.get_origin(kind) is tuple:
+            expected = f"a comma-separated list of {'integers' if element is int else 'numbers'}"
+        elif type(None) in args:
+            expected += " or none"
+        raise ConfigError(f"{name} must be {expected}, got {text!r}") from None
+
+
+def study(profile: str = "paper", overrides: str | dict = "") -> Study:
+    """The Study of a profile with overrides: a dict, or text like "epochs=3 eps=0,0.1,0.2"."""
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if isinstance(overrides, str):
+        pairs = [item.split("=", 1) for item in overrides.split()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ConfigError(f"overrides must look like 'name=value name=value', got {overrides!r}")
+        overrides = dict(pairs)
+    known = {f.name for f in dataclasses.fields(Study)} - {"profile"}
+    unknown = set(overrides) - known
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    values = {k: parse_value(k, v) if isinstance(v, str) else v for k, v in overrides.items()}
+    return Study(profile=profile, **{**PROFILES[profile], **values})

@@ -1,0 +1,146 @@
+"""What a study costs on this machine: its work counted in images per kind of step, this machine's seconds
+per image for each kind (timed on the spot with the pipeline's own code), and the two multiplied.
+
+Three kinds of step carry almost all the arithmetic: a training step (forward, backward, SGD), a PGD step
+(forward and the input's gradient) and a forward pass; `flops_per_image` counts each one's FLOPs for SmallCNN.
+Data handling and metrics are a few per cent of an epoch (`make bench`'s breakdown), so the estimate leaves them
+out, and adds a fixed start-up per notebook.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lib.core.attacks import BATCH, inverse_adversary
+from lib.core.data import Split, to_input
+from lib.core.models import SmallCNN
+from lib.core.protocol import INVERSE_MODELS, TrainConfig
+from lib.core.train import accuracy, build, train_epoch
+from lib.pipeline.config import COMPARED_MODELS, Study
+
+KINDS = ("train", "pgd", "forward")
+SIZES = {"train": 60000, "test": 10000}  # MNIST's splits
+# Seconds a notebook spends before and after its work (kernel start, imports, papermill's writes): the
+# smoke profile's centers and figures steps, whose work is a few seconds, take 8-12 s on the 2-core CPU.
+STEP_OVERHEAD = 10.0
+
+
+def first(n: int | None, split: str) -> int:
+    """How many images 'the first n of a split' is (None: all of it)."""
+    return SIZES[split] if n is None else min(n, SIZES[split])
+
+
+def task_work(s: Study, step: str, params: dict) -> dict[str, int]:
+    """Images through each kind of step that one task of the study runs (see lib.pipeline.registry)."""
+    n_train, n_test = first(s.train_samples, "train"), first(s.test_samples, "test")
+    if step == "train":
+        c = s.train_config(params["model"], params["feature_dim"], params["seed"])
+        inner = c.train_steps if c.model in INVERSE_MODELS else 0  # C and D's inverse adversaries, every batch
+        per_epoch_forward = n_test + (n_train if inner else 0)  # the test pass; C/D's features of their adversaries
+        return {"train": c.epochs * n_train, "pgd": c.epochs * n_train * inner,
+                "forward": c.epochs * per_epoch_forward + n_train + n_test}  # + the references at the end
+    if step == "eps":
+        n = min(first(s.attack_samples, s.attack_split), first(s.test_samples if s.attack_split == "test"
+                                                                 else s.train_samples, s.attack_split))
+        n *= len(s.attacked(params["seed"]))
+        return {"pgd": n * s.steps if params["eps"] > 0 else 0, "forward": 2 * n}
+    if step == "evaluate":
+        n = min(first(s.robust_samples, "test"), n_test) * len(COMPARED_MODELS)
+        attacked = sum(e > 0 for e in s.robust_eps)
+        return {"pgd": n * s.robust_steps * attacked, "forward": n * (1 + len(s.robust_eps))}
+    return {}  # the analysis steps: tables and figures from products, seconds of work
+
+
+def task_seconds(work: dict[str, int], rates: dict[str, float]) -> float:
+    """Estimated seconds of one task: its work at `rates` (seconds per image) plus the notebook's start-up."""
+    return STEP_OVERHEAD + sum(n * rates[kind] for kind, n in work.items())
+
+
+def estimate(s: Study, tasks, rates: dict[str, float]) -> dict[str, float]:
+    """Estimated seconds of each task (lib.pipeline.dag's Tasks: name, step, params) at `rates`."""
+    return {t.name: task_seconds(task_work(s, t.step.name, t.params), rates) for t in tasks}
+
+
+# --- timing --------------------------------------------------------------------------------------------------
+
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so a timer measures it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device):
+    """(seconds, result) of fn()."""
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return time.perf_counter() - start, result
+
+
+@contextlib.contextmanager
+def threads(n: int | None):
+    """torch's CPU thread count set to n for the block (None: unchanged)."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def random_digits(n: int, device: torch.device, seed: int = 0) -> Split:
+    """n random 28×28 uint8 images with labels: the arithmetic of a step does not depend on the pixels."""
+    g = torch.Generator().manual_seed(seed)
+    return Split(torch.randint(0, 256, (n, 28, 28), dtype=torch.uint8, generator=g),
+                 torch.randint(0, 10, (n,), generator=g)).to(device)
+
+
+def calibrate(precision: str, device: torch.device, n_threads: int | None = None) -> dict[str, float]:
+    """Seconds per image of each kind of step on this machine, now: a few batches of the pipeline's own
+    training epoch, PGD and evaluation pass (≈ 1-2 s on a 2-core CPU), each after one untimed warm-up run."""
+
+    config = TrainConfig(model="B", precision=precision)
+    model, centers = build(config, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    generator = torch.Generator().manual_seed(0)
+    split = random_digits(4 * config.batch_size, device)
+    x, y = to_input(split.images[:BATCH]), split.labels[:BATCH]
+    pgd_steps = 4
+    steps = {"train": (lambda: train_epoch(model, centers, optimizer, split, config, generator), len(split)),
+             "pgd": (lambda: inverse_adversary(model, x, y, 0.1, 0.01, pgd_steps, precision), BATCH * pgd_steps),
+             "forward": (lambda: accuracy(model, split), len(split))}
+    rates = {}
+    with threads(n_threads), contextlib.redirect_stderr(io.StringIO()):  # no progress bars for a 1-s timing
+        for kind, (step, images) in steps.items():
+            step()  # warm-up: allocator, kernel selection
+            rates[kind] = timed(step, device)[0] / images
+    return rates
+
+
+def flops_per_image(feature_dim: int = 200) -> dict[str, float]:
+    """FLOPs per image of each kind of step for SmallCNN, counted by torch's FlopCounterMode on a batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+
+    model, n = SmallCNN(feature_dim), 16
+    x, y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
+
+    def count(fn) -> float:
+        with FlopCounterMode(display=False) as counter:
+            fn()
+        return counter.get_total_flops() / n
+
+    def pgd_step():
+        x_adv = x.clone().requires_grad_(True)
+        F.cross_entropy(model.eval()(x_adv), y).backward(inputs=[x_adv])  # the input's gradient only, as pgd()
+
+    with torch.no_grad():
+        forward = count(lambda: model.eval()(x))
+    return {"train": count(lambda: F.cross_entropy(model.train()(x), y).backward()), "pgd": count(pgd_step),
+            "forward": forward}

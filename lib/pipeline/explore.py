@@ -1,0 +1,98 @@
+"""The explorer (notebooks/explore.ipynb): one test digit, its inverse adversary, and where its
+feature sits relative to its class's mean, center-loss center, adversarial center and weight vector.
+
+Everything here is plain computation on the pipeline's products; the notebook only wires widgets.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from lib.analysis.tables import reference
+from lib.core.attacks import inverse_adversary
+from lib.core.centers import split_features
+from lib.core.data import Split, to_input
+from lib.core.train import restore
+from lib.pipeline.steps.eps import eps_run
+from lib.pipeline.steps.train import checkpoints
+from lib.pipeline.config import EPS_MODELS, Study
+
+
+def inspect(model, x: torch.Tensor, y: int, eps: float, step_size: float, steps_: int) -> dict[str, torch.Tensor]:
+    """One digit x [1, 1, 28, 28]: its inverse adversary, softmax before/after and features."""
+    label = torch.tensor([y], device=x.device)
+    x_adv = inverse_adversary(model, x, label, eps, step_size, steps_)
+    with torch.no_grad():
+        f, f_adv = model.features(x), model.features(x_adv)
+        return {"clean": x[0, 0].cpu(), "adversarial": x_adv[0, 0].cpu(), "perturbation": (x_adv - x)[0, 0].cpu(),
+                "probs_before": model.classify(f).softmax(1)[0].cpu(),
+                "probs_after": model.classify(f_adv).softmax(1)[0].cpu(),
+                "feature": f[0].cpu(), "adv_feature": f_adv[0].cpu()}
+
+
+def project(class_features: torch.Tensor, points: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    """PCA plane of one class's features: (the features in 2-D, each named point in 2-D).
+
+    The plane is fitted on the class's features only, so the spread shown is the class's own;
+    every named point is projected onto the same plane.
+    """
+    mean = class_features.mean(0)
+    _, _, v = torch.linalg.svd(class_features - mean, full_matrices=False)
+    axes = v[:2].T  # [D, 2]
+    return (class_features - mean) @ axes, {name: (p - mean) @ axes for name, p in points.items()}
+
+
+class Explorer:
+    """State behind the explorer's widgets: the study's ε-run models, their products, the test split."""
+
+    def __init__(self, s: Study, device: torch.device):
+        self.study, self.device = s, device
+        self.checkpoints = checkpoints(s, EPS_MODELS, device)  # trained now if missing
+
+        self.models = {name: restore(ck, device)[0] for name, ck in self.checkpoints.items()}
+        self.split = s.split(s.attack_split).subset(s.attack_samples)
+        self.eps_grid = list(s.eps)
+        self._runs: dict[float, dict] = {}
+        self._features: dict[tuple[str, int], torch.Tensor] = {}
+
+    def indices(self, digit_class: int) -> list[int]:
+        """Positions (in the attack split) of the digits of one class."""
+        return (self.split.labels == digit_class).nonzero().flatten().tolist()
+
+    def eps_run(self, eps: float) -> dict:
+        """The ε run's product (computed now, with a progress bar, for an ε outside the grid)."""
+        if eps not in self._runs:
+            self.eps_grid = sorted({*self.eps_grid, float(eps)})
+            s = dataclasses.replace(self.study, eps=tuple(self.eps_grid))  # same study, ε added
+            self._runs[eps] = eps_run(s, eps, self.device)
+        return self._runs[eps]
+
+    def class_features(self, model: str, digit_class: int) -> torch.Tensor:
+        """Features of one class's attacked digits (computed once: every widget move redraws this cloud)."""
+        if (model, digit_class) not in self._features:
+            mask = self.split.labels == digit_class
+            split = Split(self.split.images[mask], self.split.labels[mask])
+            self._features[model, digit_class] = split_features(self.models[model], split).cpu()
+        return self._features[model, digit_class]
+
+    def state(self, model: str, digit_class: int, eps: float, index: int) -> dict:
+        """Everything the view shows for one choice of the widgets."""
+        indices = self.indices(digit_class)
+        if not indices:
+            raise ValueError(f"class {digit_class} has no digit among the attacked images")
+        position = indices[index % len(indices)]
+        net, refs = self.models[model], self.checkpoints[model]["references"]
+        x = to_input(self.split.images[position:position + 1]).to(self.device)
+        result = inspect(net, x, digit_class, eps, self.study.step_size, self.study.steps)
+        features = self.class_features(model, digit_class)
+        mean = reference(refs, "feature_mean", self.study.mean_split)[digit_class]
+        weight = reference(refs, "weight", self.study.mean_split)[digit_class]
+        points = {"this digit": result["feature"], "its inverse adversary": result["adv_feature"],
+                  "feature mean μ": mean, "center-loss center c": reference(refs, "center", self.study.mean_split)[digit_class],
+                  "adversarial center (ε)": self.eps_run(eps)["models"][model]["adv_centers"][digit_class],
+                  # W_c is a direction on another scale: shown at the mean's length
+                  "weight vector W (direction)": weight / weight.norm().clamp_min(1e-12) * mean.norm()}
+        cloud, projected = project(features, points)
+        return {**result, "cloud": cloud, "points": projected, "model": model, "digit_class": digit_class,
+                "eps": eps, "position": position}

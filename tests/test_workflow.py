@@ -1,0 +1,62 @@
+"""The same registry run by Snakemake (workflow/Snakefile): the DAG it plans, and products equal to make's."""
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from lib import ROOT
+from lib.pipeline import dag
+from lib.pipeline.config import study
+from tests.smoke import PIPELINE_RUNS, make_report, offline_env
+
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed (make env installs it)")
+
+
+def snakemake(runs: Path, *args: str) -> subprocess.CompletedProcess:
+    """`snakemake --cores 2 --config profile=smoke ARGS` on the runs folder `runs` (its metadata kept there too)."""
+    env = offline_env(INVADV_RUNS=str(runs), INVADV_REPORTS=str(runs.parent / "reports"), INVADV_THREADS="1")
+    return subprocess.run([str(SNAKEMAKE), "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory",
+                           str(runs.parent), "--cores", "2", "--config", "profile=smoke", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def job_counts(log: str) -> dict[str, int]:
+    """Snakemake's 'Job stats' table: jobs per rule."""
+    table = log[log.index("Job stats:"):]
+    return {rule: int(n) for rule, n in re.findall(r"^(step|report)\s+(\d+)$", table, flags=re.M)}
+
+
+def test_snakemake_plans_every_task_of_the_registry(tmp_path, monkeypatch):
+    result = snakemake(tmp_path / "runs", "--dry-run")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "runs"))  # task paths follow it
+    tasks = dag.plan(study("smoke"))
+    assert set(re.findall(r"output: (\S+)", result.stdout)) == {str(t.executed) for t in tasks.values()}
+    assert job_counts(result.stdout) == {"step": len(tasks), "report": 1}
+
+
+@pytest.mark.pipeline
+def test_snakemake_remakes_a_step_and_what_follows_as_make_made_them(tmp_path, monkeypatch):
+    make_report()  # the suite's smoke products (nothing to do once the background run finished)
+    runs = tmp_path / "runs"
+    shutil.copytree(PIPELINE_RUNS, runs, ignore=shutil.ignore_patterns("*.lock"))
+    monkeypatch.setenv("INVADV_RUNS", str(runs))  # task paths follow it
+    tasks = dag.plan(study("smoke"))
+    centers = tasks["centers"]
+    made_by_make = pd.read_csv(centers.output)
+    untouched = {name: t.executed.stat().st_mtime_ns for name, t in tasks.items()
+                 if name not in ("centers", "extension", "figures")}
+    shutil.rmtree(centers.folder)
+
+    result = snakemake(runs)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # centers again, then what reads it (its output is newer than theirs: make's rule, Snakemake's mtime trigger)
+    assert job_counts(result.stderr) == {"step": 3, "report": 1}
+    assert {name: tasks[name].executed.stat().st_mtime_ns for name in untouched} == untouched
+    pd.testing.assert_frame_equal(pd.read_csv(centers.output), made_by_make)  # the same computation, same numbers
+    assert (tmp_path / "reports" / "report-smoke.html").exists()
