@@ -66,8 +66,9 @@ nbval-refresh: $(VENV)/.installed $(RAW)/.verified
 	$(PY) tools/refresh_nbval.py
 
 # Open the URL it prints (http://127.0.0.1:8888/lab?token=...); LAB_ARGS="--port=9999" etc. pass through.
+LAB_ROOT ?= notebooks
 lab: $(VENV)/.installed $(RAW)/.verified
-	$(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+	$(PY) -m jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=$(LAB_ROOT) \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 clean-venv:

@@ -2,7 +2,9 @@
 import pytest
 import torch
 
+from lib.core.protocol import model_name
 from lib.pipeline import dag, explore, make
+from lib.pipeline.config import study
 
 
 def test_projection_puts_the_class_mean_at_the_origin_and_keeps_in_plane_points():
@@ -35,3 +37,20 @@ def test_explorer_runs_headless_and_saves_its_view(tmp_path):
                                execution_timeout=600)  # a hung cell fails the test instead of the CI run
     view = dag.reports_dir() / "figures" / "explore-smoke.png"
     assert view.stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_explorer_offers_every_attacked_model_bounds_the_digit_and_finds_computed_eps():
+    s = study("smoke")
+    ui = explore.Explorer(s, torch.device("cpu"))
+    assert list(ui.models) == [model_name(m, d) for m, d in s.attacked()]  # the menu: every model the ε runs attack
+    n = len(ui.indices(3))
+    last = ui.state("C-200d", 3, 0.1, n - 1)
+    assert (last["index"], last["count"]) == (n - 1, n)
+    assert ui.caption(last).startswith(f"C-200d · class 3: digit {n} of {n} (image #{last['position']} of the test split)")
+    with pytest.raises(ValueError, match=f"class 3 has {n} digits .* index must be in 0..{n - 1}, got {n}"):
+        ui.state("C-200d", 3, 0.1, n)  # no silent wrap-around to another digit
+    assert explore.computed_eps(s) == list(s.eps)
+    ui.eps_run(0.2)  # what the button does: the ε run stored beside the others
+    assert explore.computed_eps(s) == sorted([*s.eps, 0.2])
+    assert explore.Explorer(s, torch.device("cpu")).eps_grid == sorted([*s.eps, 0.2])  # a new session finds it

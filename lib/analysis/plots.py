@@ -221,7 +221,8 @@ def explorer_view(state: dict) -> plt.Figure:
     grid = fig.add_gridspec(1, 5, width_ratios=[1, 1, 1, 1.5, 2.2])
     limit = max(float(state["perturbation"].abs().max()), 1e-6)
     for i, (key, title, cmap, vmin, vmax) in enumerate((
-            ("clean", f"test digit #{state['position']} (class {state['digit_class']})", "gray", 0, 1),
+            ("clean", f"digit {state['index'] + 1} of class {state['digit_class']} (image #{state['position']})",
+             "gray", 0, 1),
             ("adversarial", f"inverse adversary, ε = {state['eps']:g}", "gray", 0, 1),
             ("perturbation", f"perturbation (max |δ| = {limit:.3f})", "RdBu_r", -limit, limit))):
         ax = fig.add_subplot(grid[i])
@@ -232,7 +233,7 @@ def explorer_view(state: dict) -> plt.Figure:
     ax.bar(classes - 0.2, state["probs_before"], 0.4, label="clean", color="gray")
     ax.bar(classes + 0.2, state["probs_after"], 0.4, label="inverse adversary", color=sns.color_palette("deep")[0])
     ax.set(xticks=classes, xlabel="class", ylabel="softmax probability", ylim=(0, 1.05), title="prediction")
-    ax.legend(fontsize=9)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # never over a bar
     ax = fig.add_subplot(grid[4])
     cloud = state["cloud"].numpy()
     ax.scatter(*cloud.T, s=6, alpha=0.25, color=PALETTE[state["digit_class"]], label="features of the class",
@@ -240,8 +241,12 @@ def explorer_view(state: dict) -> plt.Figure:
     markers = {"this digit": "o", "its inverse adversary": "D", "feature mean μ": "*", "center-loss center c": "P",
                "adversarial center (ε)": "X", "weight vector W (direction)": "^"}
     for (name, point), color in zip(state["points"].items(), sns.color_palette("dark", len(markers))):
-        ax.scatter(*point.numpy(), s=140 if name != "this digit" else 90, marker=markers.get(name, "o"),
-                   color=color, edgecolors="white", linewidths=0.8, zorder=3, label=name)
+        if name == "this digit":  # a ring on top: at ε = 0 the adversary sits exactly on it and must not hide it
+            ax.scatter(*point.numpy(), s=260, marker="o", facecolors="none", edgecolors=color, linewidths=2.2,
+                       zorder=5, label=name)
+        else:
+            ax.scatter(*point.numpy(), s=140, marker=markers.get(name, "o"), color=color, edgecolors="white",
+                       linewidths=0.8, zorder=3, label=name)
     start, end = state["points"]["this digit"].numpy(), state["points"]["its inverse adversary"].numpy()
     ax.annotate("", xy=tuple(end), xytext=tuple(start), arrowprops={"arrowstyle": "->", "color": "black"})
     ax.set(title=f"{state['model']}: feature space (PCA plane of class {state['digit_class']})",

@@ -16,7 +16,8 @@ from lib.core.data import Split, to_input
 from lib.core.train import restore
 from lib.pipeline.steps.eps import eps_run
 from lib.pipeline.steps.train import checkpoints
-from lib.pipeline.config import EPS_MODELS, Study
+from lib.pipeline import dag
+from lib.pipeline.config import Study
 
 
 def inspect(model, x: torch.Tensor, y: int, eps: float, step_size: float, steps_: int) -> dict[str, torch.Tensor]:
@@ -43,16 +44,34 @@ def project(class_features: torch.Tensor, points: dict[str, torch.Tensor]) -> tu
     return (class_features - mean) @ axes, {name: (p - mean) @ axes for name, p in points.items()}
 
 
+def with_eps(s: Study, eps: float) -> Study:
+    """The same study with ε added to its grid (what the explorer's button computes)."""
+    return dataclasses.replace(s, eps=tuple(sorted({*s.eps, float(eps)})))
+
+
+def computed_eps(s: Study) -> list[float]:
+    """ε values whose ε run exists for this study: its grid, and any computed beside it (the explorer's button)."""
+    found = set(s.eps)
+    for folder in (dag.runs_dir() / s.profile).glob("eps-*"):
+        label = folder.name.removeprefix("eps-").rsplit("-", 1)[0]  # 'eps-0.12-<key>'; other seeds end in -s<n>
+        try:
+            eps = float(label)
+        except ValueError:
+            continue
+        if eps not in found and 0 <= eps <= 1 and dag.eps_task(with_eps(s, eps), eps).output.exists():
+            found.add(eps)
+    return sorted(found)
+
+
 class Explorer:
-    """State behind the explorer's widgets: the study's ε-run models, their products, the test split."""
+    """State behind the explorer's widgets: every model the study's ε runs attack, their products, the test split."""
 
     def __init__(self, s: Study, device: torch.device):
         self.study, self.device = s, device
-        self.checkpoints = checkpoints(s, EPS_MODELS, device)  # trained now if missing
-
+        self.checkpoints = checkpoints(s, s.attacked(), device)  # trained now if missing
         self.models = {name: restore(ck, device)[0] for name, ck in self.checkpoints.items()}
         self.split = s.split(s.attack_split).subset(s.attack_samples)
-        self.eps_grid = list(s.eps)
+        self.eps_grid = computed_eps(s)
         self._runs: dict[float, dict] = {}
         self._features: dict[tuple[str, int], torch.Tensor] = {}
 
@@ -64,8 +83,7 @@ class Explorer:
         """The ε run's product (computed now, with a progress bar, for an ε outside the grid)."""
         if eps not in self._runs:
             self.eps_grid = sorted({*self.eps_grid, float(eps)})
-            s = dataclasses.replace(self.study, eps=tuple(self.eps_grid))  # same study, ε added
-            self._runs[eps] = eps_run(s, eps, self.device)
+            self._runs[eps] = eps_run(with_eps(self.study, eps), eps, self.device)
         return self._runs[eps]
 
     def class_features(self, model: str, digit_class: int) -> torch.Tensor:
@@ -77,11 +95,12 @@ class Explorer:
         return self._features[model, digit_class]
 
     def state(self, model: str, digit_class: int, eps: float, index: int) -> dict:
-        """Everything the view shows for one choice of the widgets."""
+        """Everything the view shows for one choice of the widgets; `index` is the digit's place in its class."""
         indices = self.indices(digit_class)
-        if not indices:
-            raise ValueError(f"class {digit_class} has no digit among the attacked images")
-        position = indices[index % len(indices)]
+        if not 0 <= index < len(indices):
+            raise ValueError(f"class {digit_class} has {len(indices)} digits among the attacked images; "
+                             f"index must be in 0..{len(indices) - 1}, got {index}")
+        position = indices[index]
         net, refs = self.models[model], self.checkpoints[model]["references"]
         x = to_input(self.split.images[position:position + 1]).to(self.device)
         result = inspect(net, x, digit_class, eps, self.study.step_size, self.study.steps)
@@ -95,4 +114,11 @@ class Explorer:
                   "weight vector W (direction)": weight / weight.norm().clamp_min(1e-12) * mean.norm()}
         cloud, projected = project(features, points)
         return {**result, "cloud": cloud, "points": projected, "model": model, "digit_class": digit_class,
-                "eps": eps, "position": position}
+                "eps": eps, "position": position, "index": index, "count": len(indices)}
+
+    def caption(self, state: dict) -> str:
+        """One line naming what the view shows, with one index per thing: the digit's place in its class and
+        its image number in the attack split."""
+        return (f"{state['model']} · class {state['digit_class']}: digit {state['index'] + 1} of {state['count']} "
+                f"(image #{state['position']} of the {self.study.attack_split} split) · ε = {state['eps']:g} · "
+                f"ε computed: {', '.join(f'{e:g}' for e in self.eps_grid)}")

@@ -1,0 +1,214 @@
+"""The explorer as a person uses it: `make lab`, explore.ipynb opened in headless Chromium (Selenium with Debian's
+chromium-driver), Run All, then every control moved; each move must redraw the view it names."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lib import ROOT
+from tests.smoke import PIPELINE_RUNS, make_report, offline_env
+from tests.test_lab import api, free_port
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make env installs it)")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+DRIVER = shutil.which("chromedriver")
+pytestmark = [pytest.mark.slow, pytest.mark.pipeline,
+              pytest.mark.skipif(BROWSER is None or DRIVER is None,
+                                 reason="Chromium and its driver are not installed (.ci/run installs Debian's "
+                                        "chromium and chromium-driver)")]
+TIMEOUT = 120  # seconds for starting JupyterLab, Run All, computing an ε
+MOVE = 30  # seconds for a control's move to redraw the view (it takes about one)
+# Where the test leaves its screenshot of the explorer at the notebook's own parameters (B-200d, class 3, ε 0.1,
+# the class's first digit); `INVADV_EXPLORER_SCREENSHOT=reports/figures/explorer.png` refreshes the README's.
+SCREENSHOT = os.environ.get("INVADV_EXPLORER_SCREENSHOT")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """`make lab` on a free port with a token, its root a folder with explore.ipynb set to the smoke profile, and
+    a copy of the suite's smoke products (the button writes a new ε run there)."""
+    make_report()
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(PIPELINE_RUNS, root / "runs")
+    notebook = json.loads((ROOT / "notebooks" / "explore.ipynb").read_text())
+    parameters = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    parameters["source"] = "".join(parameters["source"]).replace('profile = "quick"', 'profile = "smoke"')
+    (root / "explore.ipynb").write_text(json.dumps(notebook))
+    # No "get notified about Jupyter news?" prompt over the page (and no request for it).
+    settings = root / ".config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+    port, token = free_port(), secrets.token_hex(16)
+    env = offline_env(INVADV_RUNS=str(root / "runs"), INVADV_REPORTS=str(root / "reports"), INVADV_THREADS="1",
+                      JUPYTER_RUNTIME_DIR=str(root / ".runtime"), JUPYTER_CONFIG_DIR=str(root / ".config"))
+    args = f"--port={port} --ServerApp.port_retries=0 --IdentityProvider.token={token} --LabApp.expose_app_in_browser=True"
+    server = subprocess.Popen(["make", "-s", "lab", f"VENV={sys.prefix}", f"LAB_ROOT={root}", f"LAB_ARGS={args}"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + TIMEOUT
+        while True:
+            try:
+                api(port, token, "status")
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                assert time.time() < deadline, "JupyterLab did not answer"
+                time.sleep(0.5)
+        yield {"url": f"http://127.0.0.1:{port}/lab/tree/explore.ipynb?token={token}", "root": root}
+        api(port, token, "shutdown", method="POST")
+        server.wait(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1400", "--no-proxy-server",
+                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
+        options.add_argument(flag)
+    options.binary_location = BROWSER
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
+    driver.get(lab["url"])
+    yield driver
+    driver.quit()
+
+
+def wait(what: str, condition, timeout: float = TIMEOUT):
+    """Poll `condition` until it returns something true; fail naming `what`."""
+    deadline = time.time() + timeout
+    while not (result := condition()):
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return result
+
+
+def notebook(driver, expression: str):
+    """`expression` about the open notebook `w` (a JupyterLab NotebookPanel), once its kernel is there; else None."""
+    return driver.execute_script(
+        "const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        "const ready = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;"
+        f"return ready ? ({expression}) : null;")
+
+
+def kernel_status(driver) -> str | None:
+    return notebook(driver, "w.sessionContext.session.kernel.status")
+
+
+def caption(driver) -> str:
+    """The explorer's caption line (read in one script: the widgets redraw while we read)."""
+    return driver.execute_script(
+        "const c = [...document.querySelectorAll('.widget-html-content')].filter(e => e.textContent.includes('ε computed'));"
+        "return c.length ? c[0].innerText : '';")
+
+
+def view(driver) -> str:
+    """The explorer's figure, as the browser holds it (a PNG data URL)."""
+    return driver.execute_script(
+        "const i = [...document.querySelectorAll('.widget-output img')]; return i.length ? i[i.length - 1].src : '';")
+
+
+def settled(driver, before: tuple[str, str]):
+    """(caption, view) once the kernel is idle and both changed from `before`."""
+    now = caption(driver), view(driver)
+    return now if kernel_status(driver) == "idle" and now[0] != before[0] and now[1] != before[1] and now[1] else None
+
+
+def move(driver, action, timings: list, name: str, expect: str, timeout: float = MOVE) -> str:
+    """Do one control move, wait for the figure to change and the caption to say `expect`; the new caption."""
+    before = caption(driver), view(driver)
+    start = time.time()
+    action()
+    new_caption, _ = wait(f"the view after {name} ({expect!r})",
+                          lambda: (now := settled(driver, before)) and expect in now[0] and now, timeout)
+    timings.append((name, time.time() - start))
+    return new_caption
+
+
+def run_all(driver) -> None:
+    wait("the kernel", lambda: kernel_status(driver) == "idle")
+    driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    wait("Run All", lambda: kernel_status(driver) == "idle" and caption(driver) and view(driver))
+
+
+def problems(driver) -> list[str]:
+    """What a person would see as broken: widgets that failed to render, tracebacks in any output."""
+    text = driver.find_element(By.TAG_NAME, "body").text
+    return [line for line in text.splitlines() if "Error displaying widget" in line or "Traceback" in line]
+
+
+def sliders(driver):
+    """(ε slider, digit slider) handles: the two sliders of the controls, in order."""
+    return driver.find_elements(By.CSS_SELECTOR, ".widget-slider .noUi-handle")
+
+
+def readouts(driver) -> list[str]:
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".widget-slider .widget-readout")]
+
+
+def test_the_explorer_in_jupyterlab_redraws_what_each_control_names(lab, page):
+    driver, timings = page, []
+    wait("the notebook and its kernel", lambda: kernel_status(driver))
+    assert notebook(driver, "w.model.dirty") is False, "the notebook opens as modified"
+    start = time.time()
+    run_all(driver)
+    timings.append(("Run All", time.time() - start))
+    assert not problems(driver), problems(driver)
+    first = caption(driver)
+    assert first.startswith("B-200d · class 3: digit 1 of ") and "ε = 0.1 · ε computed: 0, 0.1, 0.3" in first, first
+    class3 = int(first.split("digit 1 of ")[1].split(" ")[0])
+
+    if SCREENSHOT:  # the explorer's widgets and view, as the reader sees them
+        Path(SCREENSHOT).parent.mkdir(parents=True, exist_ok=True)
+        driver.find_element(By.CSS_SELECTOR, ".jp-OutputArea .widget-vbox").screenshot(SCREENSHOT)
+
+    model, digit_class = (Select(e) for e in driver.find_elements(By.CSS_SELECTOR, ".widget-dropdown select"))
+    assert {"A-200d", "B-200d", "C-200d", "D-200d", "A-2d", "B-2d"} <= {o.text for o in model.options}
+    text = move(driver, lambda: model.select_by_visible_text("C-200d"), timings, "model", "C-200d ·")
+    assert text.startswith("C-200d · class 3: digit 1 of ")
+
+    text = move(driver, lambda: digit_class.select_by_visible_text("7"), timings, "class", "class 7:")
+    assert text.startswith("C-200d · class 7: digit 1 of ")
+    class7 = int(text.split("digit 1 of ")[1].split(" ")[0])
+    eps_slider, digit_slider = sliders(driver)
+    assert digit_slider.get_attribute("aria-valuemax") == f"{class7 - 1}.0"  # bounded by the class's digits
+    text = move(driver, lambda: digit_slider.send_keys(Keys.ARROW_RIGHT), timings, "digit", "digit 2 of")
+    assert f"class 7: digit 2 of {class7} " in text and readouts(driver)[1] == "1", (text, readouts(driver))
+
+    text = move(driver, lambda: eps_slider.send_keys(Keys.ARROW_RIGHT), timings, "ε", "ε = 0.3 ·")
+    assert "ε = 0.3 ·" in text and readouts(driver)[0] == "0.3", (text, readouts(driver))
+    text = move(driver, lambda: digit_class.select_by_visible_text("3"), timings, "class (back)", "class 3:")
+    assert f"class 3: digit 2 of {class3} " in text
+    assert sliders(driver)[1].get_attribute("aria-valuemax") == f"{class3 - 1}.0"
+
+    new_eps = driver.find_element(By.CSS_SELECTOR, ".widget-text input")
+    new_eps.send_keys(Keys.CONTROL, "a")
+    new_eps.send_keys("0.2", Keys.ENTER)
+    button = driver.find_element(By.XPATH, "//button[normalize-space()='compute this ε']")
+    text = move(driver, button.click, timings, "compute ε = 0.2", "ε = 0.2 ·", TIMEOUT)
+    assert "ε = 0.2 · ε computed: 0, 0.1, 0.2, 0.3" in text and readouts(driver)[0] == "0.2", text
+    shown = driver.find_element(By.XPATH, "//*[contains(text(), 'ε = 0.2: inverse adversaries of')]")
+    assert shown.is_displayed()  # the progress is in the cell, not in the log console
+    assert not problems(driver), problems(driver)
+
+    # Run again from a fresh kernel: the ε computed with the button is found among the products.
+    notebook(driver, "(w.sessionContext.restartKernel(), true)")
+    time.sleep(1)
+    run_all(driver)
+    assert "ε computed: 0, 0.1, 0.2, 0.3" in caption(driver), caption(driver)
+    assert not problems(driver), problems(driver)
+    print("\n" + "\n".join(f"{name}: {seconds:.1f} s" for name, seconds in timings))
