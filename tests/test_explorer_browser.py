@@ -162,7 +162,8 @@ def readouts(driver) -> list[str]:
 
 def test_the_explorer_in_jupyterlab_redraws_what_each_control_names(lab, page):
     driver, timings = page, []
-    wait("the notebook and its kernel", lambda: kernel_status(driver))
+    wait("the notebook and its kernel", lambda: kernel_status(driver) == "idle")
+    time.sleep(2)  # JupyterLab writes the kernel's language_info into the notebook once it answers
     assert notebook(driver, "w.model.dirty") is False, "the notebook opens as modified"
     start = time.time()
     run_all(driver)
