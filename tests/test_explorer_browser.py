@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +12,7 @@ import pytest
 
 from lib import ROOT
 from tests.smoke import PIPELINE_RUNS, make_report, offline_env
-from tests.test_lab import api, free_port
+from tests.test_lab import make_lab
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make env installs it)")
 from selenium.webdriver.common.by import By  # noqa: E402
@@ -50,29 +47,10 @@ def lab(tmp_path_factory):
     settings = root / ".config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
-    port, token = free_port(), secrets.token_hex(16)
     env = offline_env(INVADV_RUNS=str(root / "runs"), INVADV_REPORTS=str(root / "reports"), INVADV_THREADS="1",
                       JUPYTER_RUNTIME_DIR=str(root / ".runtime"), JUPYTER_CONFIG_DIR=str(root / ".config"))
-    args = f"--port={port} --ServerApp.port_retries=0 --IdentityProvider.token={token} --LabApp.expose_app_in_browser=True"
-    server = subprocess.Popen(["make", "-s", "lab", f"VENV={sys.prefix}", f"LAB_ROOT={root}", f"LAB_ARGS={args}"],
-                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.time() + TIMEOUT
-        while True:
-            try:
-                api(port, token, "status")
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()
-                assert time.time() < deadline, "JupyterLab did not answer"
-                time.sleep(0.5)
+    with make_lab(env, f"LAB_ROOT={root}", lab_args="--LabApp.expose_app_in_browser=True") as (port, token):
         yield {"url": f"http://127.0.0.1:{port}/lab/tree/explore.ipynb?token={token}", "root": root}
-        api(port, token, "shutdown", method="POST")
-        server.wait(timeout=60)
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
