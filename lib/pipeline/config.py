@@ -195,7 +195,7 @@ def parse_value(name: str, text: str):
     if text.lower() in ("none", "all") and type(None) in args:
         value = None
     elif typing.get_origin(kind) is tuple:
-        value = [item for item in text.replace(",", " ").split()]
+        value = text.replace(",", " ").split()
     try:
         return TypeAdapter(kind).validate_python(value)
     except ValidationError:

@@ -98,6 +98,7 @@ class Task:
     key_params: dict  # what the products depend on (beyond code and inputs)
     deps: list["Task"] = field(default_factory=list)
     profile: str = "paper"
+    code_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # per notebook, shared by one plan's tasks
 
     @property
     def notebook(self) -> str:
@@ -105,7 +106,9 @@ class Task:
 
     @cached_property  # plan() builds fresh Tasks, so an edit is seen by the next plan
     def key(self) -> str:
-        payload = json.dumps({"code": source_hash(self.notebook), "params": self.key_params,
+        if self.notebook not in self.code_hashes:  # the 18 trainings of a plan run one notebook: hash it once
+            self.code_hashes[self.notebook] = source_hash(self.notebook)
+        payload = json.dumps({"code": self.code_hashes[self.notebook], "params": self.key_params,
                               "deps": [d.key for d in self.deps]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -132,11 +135,12 @@ class Task:
 def plan(s: Study) -> dict[str, Task]:
     """All tasks of the study, by name, in the registry's order (every input before what reads it)."""
     tasks: dict[str, Task] = {}
+    code_hashes: dict[str, str] = {}
     for step in STEPS.values():
         for params in step.runs(s):
             name = step.task_name(s, params)
             tasks[name] = Task(name, step, params, step.key(s, params), [tasks[d] for d in step.inputs(s, params)],
-                               s.profile)
+                               s.profile, code_hashes)
     return tasks
 
 

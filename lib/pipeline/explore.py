@@ -14,10 +14,10 @@ from lib.core.attacks import inverse_adversary
 from lib.core.centers import split_features
 from lib.core.data import Split, to_input
 from lib.core.train import restore
-from lib.pipeline.steps.eps import eps_run
-from lib.pipeline.steps.train import checkpoints
 from lib.pipeline import dag
 from lib.pipeline.config import Study
+from lib.pipeline.steps.eps import eps_run
+from lib.pipeline.steps.train import checkpoints
 
 
 def inspect(model, x: torch.Tensor, y: int, eps: float, step_size: float, steps_: int) -> dict[str, torch.Tensor]:

@@ -4,9 +4,9 @@
 keys hash them, `render` exports and renders from them, and the notebooks load products through them. Adding a
 step is one entry here, its notebook, and the function that makes its product.
 
-A step's `runs(s)` lists one parameter dict per task; those parameters are injected into its notebook
-(papermill) and enter its key together with `key(s, params)`; `inputs(s, params)` names the tasks whose
-products it reads. The last of `files` marks the product done; `exports` go to reports/results/.
+A step's `runs(s)` lists one parameter dict per task, injected into its notebook (papermill); its key hashes
+`key(s, params)` (what the product depends on), the code its notebook reaches and its inputs' keys;
+`inputs(s, params)` names the tasks whose products it reads. The last of `files` marks the product done; `exports` go to reports/results/.
 """
 from __future__ import annotations
 
