@@ -62,18 +62,25 @@ def pipeline_env() -> dict[str, str]:
 
 
 # The suite's smoke run starts in the background when tests that need it are collected (conftest.py):
-# nbval's notebooks run single-threaded first, so the pipeline gets the other core meanwhile.
+# nbval's notebooks run single-threaded first, so the pipeline gets the other core meanwhile. A twin run starts
+# with it on the same runs folder, reporting elsewhere: it must wait for every product instead of computing it
+# again (tests/test_fail_fast.py), and costs only its waiting.
 _background: dict = {}
+TWIN_REPORTS = PIPELINE_RUNS.with_name("twin-reports")
+
+
+def background_log(name: str) -> Path:
+    """The log of the background run `name` ('main' or 'twin')."""
+    return PIPELINE_RUNS.with_name(f"pipeline-{name}.log")
 
 
 def start_in_background() -> None:
-    """Start the suite's smoke run (`make -j1 report`), its log in the scratch folder."""
-    log = PIPELINE_RUNS.with_name("pipeline-background.log")
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as out:  # the child keeps its own handle
-        _background["process"] = subprocess.Popen(make_command(jobs=1), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                                   env=pipeline_env(), start_new_session=True)
-    _background["log"] = log
+    """Start the suite's smoke run (`make -j1 report`) and its twin, their logs in the scratch folder."""
+    PIPELINE_RUNS.parent.mkdir(parents=True, exist_ok=True)
+    for name, env in (("main", pipeline_env()), ("twin", {**pipeline_env(), "INVADV_REPORTS": str(TWIN_REPORTS)})):
+        with open(background_log(name), "w") as out:  # the child keeps its own handle
+            _background[name] = subprocess.Popen(make_command(jobs=1), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                                  env=env, start_new_session=True)
     # A SIGTERM to pytest (CI timeouts, `kill`) would otherwise skip pytest_sessionfinish and orphan the run:
     # as an interrupt, pytest ends the session normally and stop_background() runs.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -81,22 +88,24 @@ def start_in_background() -> None:
 
 
 def wait_for_background() -> None:
-    """Wait for the background smoke run (if one was started) and fail with its log if it failed."""
-    process = _background.get("process")
-    if process is None:
-        return
-    returncode = process.wait()  # interrupted here, the run stays for stop_background() to end
-    del _background["process"]
-    if returncode != 0:
-        raise AssertionError("the background smoke run failed:\n" + _background["log"].read_text()[-3000:])
+    """Wait for the background smoke runs (if they were started) and fail with the log of one that failed."""
+    for name in ("main", "twin"):
+        process = _background.get(name)
+        if process is None:
+            continue
+        returncode = process.wait()  # interrupted here, the run stays for stop_background() to end
+        del _background[name]
+        if returncode != 0:
+            raise AssertionError(f"the background smoke run ({name}) failed:\n" + background_log(name).read_text()[-3000:])
 
 
 def stop_background() -> None:
     """At the end of the session: stop a background run nobody waited for (e.g. after `pytest -x`)."""
-    process = _background.pop("process", None)
-    if process is not None and process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait()
+    for name in ("main", "twin"):
+        process = _background.pop(name, None)
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait()
 
 
 def run_make_report(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

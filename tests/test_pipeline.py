@@ -45,7 +45,7 @@ def test_the_extension_adds_its_tasks_and_extended_0_leaves_them_out():
 
 
 def test_parameters_of_c_and_d_retrain_only_them():
-    diff = changed(keys(study("smoke")), keys(study("smoke", "train_eps=0.2")))
+    diff = changed(keys(study("smoke")), keys(study("smoke", "train_eps=0.2 train_step_size=0.2")))
     assert {"train-C-200d", "train-D-200d"} <= diff and not any(n.startswith("train-") and n[6] in "AB" for n in diff)
     diff = changed(keys(study("smoke")), keys(study("smoke", "ema_rate=0.5")))
     assert "train-C-200d" in diff and "train-D-200d" not in diff
@@ -220,8 +220,8 @@ def test_seeds_models_and_extended_flag_of_a_study():
     assert study("paper", "extra_seeds=4,5").seeds == (0, 4, 5) and study("paper", "extended=false").extended is False
     assert study("paper", "seed=1 extended=0").seeds == (1,)  # the extra seeds (1, 2) are not used there
     assert s.train_config("A", 200).train_eps == s.train_config("A", 200, seed=0).train_eps  # A ignores it
-    assert study("paper", "train_eps=0.3").train_config("A", 200) == s.train_config("A", 200)
-    assert study("paper", "train_eps=0.3").train_config("D", 200).train_eps == 0.3
+    assert study("paper", "train_eps=0.3 train_step_size=0.15").train_config("A", 200) == s.train_config("A", 200)
+    assert study("paper", "train_eps=0.3 train_step_size=0.15").train_config("D", 200).train_eps == 0.3
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -28,3 +28,11 @@ class MissingInput(UserFacing, FileNotFoundError):
 
 class NotWritable(UserFacing, PermissionError):
     """An output folder cannot be written."""
+
+
+class Diverged(UserFacing, FloatingPointError):
+    """A loss, weight or feature became NaN or infinite: the run stops, and writes no product."""
+
+
+class WriteFailed(UserFacing, OSError):
+    """A product could not be written (disk full, quota, I/O error); nothing was replaced."""

@@ -8,6 +8,7 @@ from tqdm import tqdm
 from lib.core.attacks import BATCH, pgd_attack
 from lib.core.centers import class_means, compactness, cosine, split_features
 from lib.core.data import Split, batches
+from lib.core.finite import NON_FINITE_MODEL, check_finite
 from lib.core.models import SmallCNN
 from lib.core.train import accuracy
 
@@ -56,6 +57,7 @@ def evaluate(model: SmallCNN, split: Split, robust_eps: tuple[float, ...], steps
              seed: int = 0, name: str = "", precision: str = "fp32") -> dict[str, float]:
     """One row of the extension's table: clean and robust accuracy, feature geometry on `split`."""
     features = split_features(model, split)
+    check_finite(f"evaluation of {name or 'the model'}", NON_FINITE_MODEL, features=features)
     with torch.no_grad():  # the clean prediction is read off the features the geometry needs anyway
         clean = (model.classify(features).argmax(1).cpu() == split.labels.cpu()).sum().item() / len(split)
     features = features.cpu()

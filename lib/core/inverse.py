@@ -11,6 +11,7 @@ from tqdm import tqdm
 from lib.core.attacks import BATCH, inverse_adversary
 from lib.core.centers import class_means, cosine
 from lib.core.data import Split, to_input
+from lib.core.finite import NON_FINITE_MODEL, check_finite
 from lib.core.models import SmallCNN
 
 N_EXAMPLES = 8  # digits kept for the example grid
@@ -71,6 +72,8 @@ def run(models: dict[str, tuple[SmallCNN, dict]], split: Split, eps: float, step
     for name, (model, refs) in models.items():
         start = time.perf_counter()
         per_sample = run_model(model, split, eps, step_size, steps, desc=f"ε={eps:g} {name}", precision=precision)
+        check_finite(f"ε run ε={eps:g} of {name}", NON_FINITE_MODEL, features=per_sample["clean_features"],
+                     **{"inverse adversaries' features": per_sample["adv_features"]}, loss=per_sample["loss_after"])
         summary = summarise(per_sample, split.labels, refs)
         summary["seconds"] = time.perf_counter() - start
         result["models"][name] = summary

@@ -1,6 +1,7 @@
 """Products on disk: written atomically, read back safely (weights_only), missing ones explained."""
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from contextlib import contextmanager
@@ -9,7 +10,7 @@ from typing import Iterator
 
 import torch
 
-from lib.core.errors import NotWritable, ProductError
+from lib.core.errors import NotWritable, ProductError, WriteFailed
 
 
 @contextmanager
@@ -27,6 +28,11 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; products are meant to be shared
         os.replace(tmp, path)
+    except OSError as exc:  # disk full, quota, I/O error: say so, and leave what was there
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteFailed(f"could not write {path.name} into {path.parent}: {exc.strerror or exc}. Nothing was "
+                          "replaced, so earlier products are intact; free space there (or point INVADV_RUNS / "
+                          "INVADV_REPORTS elsewhere) and run again") from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -40,21 +46,24 @@ def check_writable(folder: Path | str) -> None:
 
 
 def save(obj: dict, path: Path | str) -> None:
-    """torch.save atomically: a product is whole or absent."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save atomically: a product is whole or absent. Serialised in memory first, because torch's own
+    file writer turns a full disk into an opaque 'unexpected pos' error."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_bytes(buffer.getbuffer(), path)
 
 
-def write_bytes(payload: bytes, path: Path | str) -> None:
-    """Write bytes atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(payload)
+def write_bytes(payload: bytes | memoryview, path: Path | str) -> None:
+    """Write bytes atomically, on disk (fsync) before the rename makes them the product."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        file.write(payload)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def write_text(text: str, path: Path | str) -> None:
     """Write a text product (CSV, HTML) atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    write_bytes(text.encode(), path)
 
 
 def load(path: Path | str) -> dict:

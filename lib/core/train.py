@@ -13,12 +13,15 @@ from lib.core import products
 from lib.core.attacks import inverse_adversary
 from lib.core.centers import references
 from lib.core.data import Split, batches
-from lib.core.errors import ProductError
+from lib.core.errors import Diverged, ProductError
+from lib.core.finite import check_finite
 from lib.core.losses import AdversarialCenters, CenterLoss, pull
 from lib.core.models import SmallCNN
 from lib.core.precision import autocast
-from lib.core.protocol import INVERSE_MODELS, NUM_CLASSES, TrainConfig
+from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, NUM_CLASSES, TrainConfig, model_name
 from lib.core.provenance import provenance
+
+SYNC_EVERY = 32  # batches between reads of the loss's finiteness on a GPU (see train_epoch)
 
 
 @torch.no_grad()
@@ -55,15 +58,28 @@ def inverse_features(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, config: 
     return features
 
 
+def divergence_cause(config: TrainConfig) -> str:
+    """What most likely made a training diverge, for the error message."""
+    if config.loss_weight > 0:
+        return (f"λ (center_weight) = {config.center_weight:g} is too large for the learning rate {config.lr:g}; "
+                f"lower it (the study's λ is {DEFAULT_CENTER_WEIGHT:g})")
+    return f"the learning rate {config.lr:g} is too large for this model"
+
+
 def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Optimizer, split: Split,
-                config: TrainConfig, generator: torch.Generator, desc: str = "") -> dict[str, float]:
-    """One pass over `split`; returns the epoch's mean loss terms and running train accuracy."""
+                config: TrainConfig, generator: torch.Generator, epoch: int = 1) -> dict[str, float]:
+    """One pass over `split`; returns the epoch's mean loss terms and running train accuracy. Stops with
+    Diverged at the first non-finite loss."""
     model.train()
     device = split.labels.device
     sums = torch.zeros(3, device=device)  # CE, center loss, correct — summed on device, one sync per epoch
     n_batches = -(-len(split) // config.batch_size)
-    for x, y in tqdm(batches(split, config.batch_size, shuffle=True, generator=generator),
-                     total=n_batches, desc=desc, leave=False, mininterval=2):
+    # Reading the loss's finiteness is a host sync: every batch on a CPU (free there), every SYNC_EVERY-th on a
+    # GPU, where the first bad batch is recorded on the device so the message still names it.
+    check_every = 1 if device.type == "cpu" else SYNC_EVERY
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    for batch, (x, y) in enumerate(tqdm(batches(split, config.batch_size, shuffle=True, generator=generator),
+                                        total=n_batches, desc=f"epoch {epoch}", leave=False, mininterval=2), 1):
         inverse = inverse_features(model, x, y, config) if config.model in INVERSE_MODELS else None
         if config.model == "C":  # this batch's inverse adversaries already count towards its targets
             centers.update(inverse, y)
@@ -76,6 +92,11 @@ def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Opt
         # sample's inverse adversary. A only tracks centers: its loss never sees them.
         center = pull(features, inverse) if config.model == "D" else centers(features, y)
         loss = ce + config.loss_weight * center if config.loss_weight > 0 else ce
+        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch, first_bad)
+        if (batch % check_every == 0 or batch == n_batches) and (bad := int(first_bad)) > 0:
+            raise Diverged(f"training {model_name(config.model, config.feature_dim)} (seed {config.seed}) diverged at "
+                           f"epoch {epoch}, batch {bad} of {n_batches}: the loss became non-finite. Likely cause: "
+                           f"{divergence_cause(config)}. No product was written")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -84,6 +105,9 @@ def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Opt
         with torch.no_grad():
             correct = logits.argmax(1).eq(y).sum()
             sums += torch.stack([ce.detach() * len(y), center.detach() * len(y), correct.float()])
+    check_finite(f"training {model_name(config.model, config.feature_dim)} (seed {config.seed}), end of epoch {epoch}",
+                 divergence_cause(config), weights=torch.cat([p.detach().flatten() for p in model.parameters()]),
+                 centers=centers.centers)
     ce_sum, center_sum, correct = (sums / len(split)).tolist()
     return {"ce": ce_sum, "center_loss": center_sum, "loss": ce_sum + config.loss_weight * center_sum,
             "train_acc_running": correct}
@@ -131,7 +155,7 @@ def train(config: TrainConfig, train_split: Split, test_split: Split, device: to
                   disable=not progress, initial=len(history), total=config.epochs)
     for epoch in epochs:
         start = time.perf_counter()
-        metrics = train_epoch(model, centers, optimizer, train_split, config, generator, desc=f"epoch {epoch}")
+        metrics = train_epoch(model, centers, optimizer, train_split, config, generator, epoch)
         metrics["test_acc"] = accuracy(model, test_split)
         metrics["seconds"] = time.perf_counter() - start
         history.append({"epoch": epoch, **metrics})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Callable
@@ -13,11 +14,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from lib.core.data import Split, load_split
 from lib.core.errors import ConfigError
+from lib.core.precision import CHOICES as PRECISION_CHOICES
 from lib.core.precision import resolve as resolve_precision
-from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, MODELS, TrainConfig, model_name
+from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, MODELS, NUM_CLASSES, TrainConfig, model_name
+from lib.core.rules import (AT_LEAST_1, BOOLEAN, FIRST_N, NON_NEGATIVE, PIXEL_STEP, RADIUS, RATE, SEED, check_fields,
+                             check_reach, distinct, one_of, param, seeds_rule)
 
 SWEEP_MODELS = ("A", "B")  # the models of the feature-dimension sweep
 SPLITS = ("train", "test")
+SPLIT_SIZES = {"train": 60000, "test": 10000}  # MNIST's images per split
+DEVICE_TYPE = "cuda" if torch.cuda.is_available() else "cpu"  # where 'auto' precision resolves
 
 # The three profiles. `paper` is the protocol of STUDY.md §2; `quick` previews the same pipeline in
 # about 10 minutes on a 2-core CPU; `smoke` exercises every step in about a minute (tests).
@@ -33,91 +39,92 @@ PROFILES: dict[str, dict] = {
 }
 
 
-Rule = tuple[str, Callable[[Any], bool]]  # what a value must be (for the message), and the test
-
-
-def is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def passes(rule: Rule, value: Any) -> bool:
-    """Whether `value` meets `rule`; a value of the wrong type (a comparison that raises) does not."""
-    try:
-        return bool(rule[1](value))
-    except TypeError:
-        return False
-
-
-AT_LEAST_1: Rule = ("an integer >= 1", lambda v: is_int(v) and v >= 1)
-POSITIVE: Rule = ("> 0", lambda v: v > 0)
-NON_NEGATIVE: Rule = (">= 0", lambda v: v >= 0)
-FIRST_N: Rule = ("None (all) or an integer >= 10", lambda v: v is None or (is_int(v) and v >= 10))
-A_SPLIT: Rule = (f"one of {SPLITS}", lambda v: v in SPLITS)
-BOOLEAN: Rule = ("true or false", lambda v: isinstance(v, bool))
-RADII: Rule = ("distinct values, each in [0, 1] (pixels are in [0, 1]), at least one",
-               lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(0 <= e <= 1 for e in v))
-DIMENSIONS: Rule = ("distinct integers >= 1, at least one",
-                    lambda v: len(v) >= 1 and len(set(v)) == len(v) and all(is_int(d) and d >= 1 for d in v))
-SEEDS: Rule = ("distinct integers", lambda v: all(is_int(x) for x in v) and len(set(v)) == len(v))
-
-
-def param(default: Any, rule: Rule | None = None) -> Any:
-    """A Study parameter: its default and, beside it, the rule its value must meet (None: TrainConfig checks it)."""
-    return dataclasses.field(default=default, metadata={"rule": rule})
+A_SPLIT = one_of(SPLITS)
+RADII = distinct(RADIUS)
+DIMENSIONS = distinct(AT_LEAST_1, "integers")
 
 
 @dataclass(frozen=True)
 class Study:
     """All parameters of one run of the study: a profile's values plus any overrides."""
 
-    profile: str = param("paper", (f"one of {sorted(PROFILES)}", lambda v: v in PROFILES))
-    # training (STUDY.md §2); TrainConfig checks these
-    epochs: int = param(25)
-    train_samples: int | None = param(None)  # first N training images (None: all 60k)
-    test_samples: int | None = param(None)  # first N test images, everywhere the test split is used (None: all)
-    center_weight: float = param(DEFAULT_CENTER_WEIGHT)  # λ of model B at feature_dim 200
+    profile: str = param("paper", one_of(PROFILES))
+    # training (STUDY.md §2)
+    epochs: int = param(25, AT_LEAST_1)
+    train_samples: int | None = param(None, FIRST_N)  # first N training images (None: all 60k)
+    test_samples: int | None = param(None, FIRST_N)  # first N test images, everywhere the test split is used (None: all)
+    center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE)  # λ of model B at feature_dim 200
     center_weight_2d: float = param(0.01, NON_NEGATIVE)  # λ of model B at feature_dim 2 (Wen et al.'s MNIST toy)
-    seed: int = param(0)
+    seed: int = param(0, SEED)
     # inverse adversaries (STUDY.md §3): T·α' = 0.4 >= the largest ε
     eps: tuple[float, ...] = param((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), RADII)
     steps: int = param(40, AT_LEAST_1)
-    step_size: float = param(0.01, POSITIVE)
+    step_size: float = param(0.01, PIXEL_STEP)
     attack_samples: int | None = param(None, FIRST_N)  # first N images of attack_split (None: all)
     attack_split: str = param("test", A_SPLIT)
     mean_split: str = param("train", A_SPLIT)  # split the feature means are computed on
     # the extension (STUDY.md §6); extended=False leaves it out
     extended: bool = param(True, BOOLEAN)
-    extra_seeds: tuple[int, ...] = param((1, 2), SEEDS)  # besides `seed`: A–D at 200-d again, for mean ± std
+    extra_seeds: tuple[int, ...] = param((1, 2), seeds_rule())  # besides `seed`: A–D at 200-d again, for mean ± std
     sweep_dims: tuple[int, ...] = param((2, 16, 64, 200), DIMENSIONS)  # feature dimensions of A and B in the sweep
-    train_eps: float = param(TrainConfig.train_eps)  # models C and D: inverse adversaries while training
-    train_steps: int = param(TrainConfig.train_steps)
-    train_step_size: float = param(TrainConfig.train_step_size)
-    ema_rate: float = param(TrainConfig.ema_rate)  # model C: rate of the adversarial centers' running mean
+    train_eps: float = param(TrainConfig.train_eps, RADIUS)  # models C and D: inverse adversaries while training
+    train_steps: int = param(TrainConfig.train_steps, AT_LEAST_1)
+    train_step_size: float = param(TrainConfig.train_step_size, PIXEL_STEP)
+    ema_rate: float = param(TrainConfig.ema_rate, RATE)  # model C: rate of the adversarial centers' running mean
     robust_eps: tuple[float, ...] = param((0.1, 0.2, 0.3), RADII)  # the standard MNIST PGD evaluation (TRADES, Madry)
     robust_steps: int = param(40, AT_LEAST_1)
-    robust_step_size: float = param(0.01, POSITIVE)
+    robust_step_size: float = param(0.01, PIXEL_STEP)
     robust_samples: int | None = param(None, FIRST_N)  # first N test images under attack (None: all)
     # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
     # natively and is resolved here, so products are keyed by the precision that actually ran. bf16 moves
     # the paper protocol's numbers less than a change of seed does (README, reports/fidelity_paper.csv).
-    precision: str = param("auto")  # lib.core.precision.resolve checks it
+    precision: str = param("auto", one_of(PRECISION_CHOICES))
 
     def __post_init__(self) -> None:
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
-        object.__setattr__(self, "precision", resolve_precision(self.precision, device_type))
-        for name in ("eps", "robust_eps"):
-            object.__setattr__(self, name, tuple(float(e) for e in getattr(self, name)))
-        for f in dataclasses.fields(self):
-            rule, value = f.metadata["rule"], getattr(self, f.name)
-            if rule and not passes(rule, value):
-                raise ConfigError(f"Study: {f.name} must be {rule[0]}, got {value!r}")
+        for name in ("eps", "robust_eps"):  # 0 and 0.0 are one radius, and task names print floats
+            value = getattr(self, name)
+            if isinstance(value, tuple) and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in value):
+                object.__setattr__(self, name, tuple(float(e) for e in value))
+        check_fields(self)
+        object.__setattr__(self, "precision", resolve_precision(self.precision, DEVICE_TYPE))
         # The extra seeds only exist in the extension: `SET="seed=1 extended=0"` needs no other change.
         if self.extended and self.seed in self.extra_seeds:
             free = ",".join(str(v) for v in range(self.seed + 1, self.seed + 1 + len(self.extra_seeds)))
             raise ConfigError(f"Study: extra_seeds must be distinct integers other than seed={self.seed}, got "
                               f"{self.extra_seeds}; e.g. extra_seeds={free}")
-        self.train_config("B", 200)  # validates the training parameters too
+        check_reach("Study", "steps", self.steps, "step_size", self.step_size, "the largest eps", max(self.eps))
+        check_reach("Study", "robust_steps", self.robust_steps, "robust_step_size", self.robust_step_size,
+                    "the largest robust_eps", max(self.robust_eps))
+        # A count beyond what the split holds would silently run on fewer images than it says.
+        for name, split in (("train_samples", "train"), ("test_samples", "test"), ("attack_samples", self.attack_split),
+                            ("robust_samples", "test")):
+            n, available = getattr(self, name), self.split_size(split)
+            if n is not None and n > available:
+                raise ConfigError(f"Study: {name} must be at most the {available} {split} images this study uses, "
+                                  f"got {n}; use {name}=none for all of them")
+        self.train_config("B", 200)  # the training parameters as TrainConfig sees them (e.g. its own reach rule)
         self.train_config("C", 200)
+
+    def split_size(self, name: str) -> int:
+        """How many images of split `name` the study uses (the first train_samples / test_samples, else all)."""
+        n = self.train_samples if name == "train" else self.test_samples
+        return SPLIT_SIZES[name] if n is None else min(n, SPLIT_SIZES[name])
+
+    def check_classes(self) -> None:
+        """ConfigError when the first N images of a split the study uses miss a class (class centers and means
+        need every class). It reads the labels, so it runs once before any step (lib.pipeline.make.prepare)."""
+        uses = [("train_samples", "train", self.train_samples), ("test_samples", "test", self.test_samples),
+                ("attack_samples", self.attack_split, self.attack_samples),
+                ("robust_samples", "test", self.robust_samples)]
+        for name, split, n in uses:
+            labels = load_split(split == "train").labels.tolist()
+            missing = sorted(set(range(NUM_CLASSES)) - set(labels[:n]))
+            if n is not None and missing:
+                seen: set[int] = set()
+                enough = next(i for i, label in enumerate(labels, 1) if seen.add(label) or len(seen) == NUM_CLASSES)
+                raise ConfigError(f"Study: {name}={n}: the first {n} {split} images hold no digit "
+                                  f"{', '.join(map(str, missing))}, and every class needs one; use at least "
+                                  f"{name}={enough}")
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -216,6 +223,9 @@ def study(profile: str = "paper", overrides: str | dict = "") -> Study:
         pairs = [item.split("=", 1) for item in overrides.split()]
         if any(len(pair) != 2 for pair in pairs):
             raise ConfigError(f"overrides must look like 'name=value name=value', got {overrides!r}")
+        twice = sorted(name for name, n in Counter(name for name, _ in pairs).items() if n > 1)
+        if twice:  # the last one would win unseen
+            raise ConfigError(f"overrides set {', '.join(twice)} more than once: {overrides!r}; give each once")
         overrides = dict(pairs)
     known = {f.name for f in dataclasses.fields(Study)} - {"profile"}
     unknown = set(overrides) - known

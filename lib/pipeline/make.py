@@ -12,9 +12,15 @@ import os
 import re
 import shlex
 import sys
+import tempfile
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+from traitlets.config import Config
 
 from lib.core import products
 from lib.core.errors import MissingInput, ProductError, UserFacing
@@ -194,10 +200,16 @@ def watch(s: Study, poll: float = 2.0) -> None:
         bar.close()
 
 
-def execute(task: Task, overrides: str, expected_key: str | None = None) -> None:
-    """Run the task's notebook with papermill; the executed notebook appears only on success."""
-    import papermill
+def lock(task: Task) -> FileLock:
+    """The task's lock: whoever holds it computes the product, any other run waits for it. An OS-level lock
+    (flock), so a killed holder releases it at once and a lock file left behind blocks nobody."""
+    task.folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(task.folder / ".lock")
 
+
+def execute(task: Task, overrides: str, expected_key: str | None = None) -> None:
+    """Run the task's notebook with papermill, unless another run made it meanwhile; the executed notebook
+    appears only on success."""
     if expected_key and expected_key != task.key:
         raise SystemExit(f"error: the code or parameters of {task.name} changed while the pipeline ran "
                          f"(key {expected_key} -> {task.key}); run `make report` again")
@@ -205,7 +217,35 @@ def execute(task: Task, overrides: str, expected_key: str | None = None) -> None
     if missing:
         raise MissingInput(f"{task.name} needs {', '.join(d.name for d in missing)} first: "
                            f"run `make report PROFILE={task.profile}` (with the same SET=...)")
-    task.folder.mkdir(parents=True, exist_ok=True)
+    held = lock(task)
+    try:
+        held.acquire(blocking=False)
+    except Timeout:
+        print(f"[{task.name}] another run is making this product; waiting for it", file=sys.stderr, flush=True)
+        held.acquire()
+    try:
+        if task.executed.exists():  # the other run made it
+            print(f"[{task.name}] made by another run; using it", file=sys.stderr, flush=True)
+            return
+        run_notebook(task, overrides)
+    finally:
+        held.release()
+
+
+@contextmanager
+def kernel_sockets() -> Iterator[Config]:
+    """Kernel configuration for one notebook run: papermill and the kernel talk over Unix sockets in a folder of
+    this run's own. Both run on this machine, and over TCP ipykernel warns (rightly) about unencrypted traffic in
+    every step's output; a folder per run keeps parallel steps' sockets apart (a short path: sockets allow ~100
+    characters)."""
+    with tempfile.TemporaryDirectory(prefix="invadv-kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
+
+
+def run_notebook(task: Task, overrides: str) -> None:
+    """Execute the task's notebook into a partial file, renamed to the executed notebook once it ran to the end."""
+    import papermill
+
     partial = task.folder / f".{task.notebook}.partial.ipynb"
     env_threads = jobs_threads()
     if env_threads and "INVADV_THREADS" not in os.environ:
@@ -219,13 +259,18 @@ def execute(task: Task, overrides: str, expected_key: str | None = None) -> None
     if alone:
         print(f"[{task.name}] {task.notebook} -> {task.folder}", flush=True)
     try:
-        papermill.execute_notebook(
-            NOTEBOOKS / f"{task.notebook}.ipynb", partial, cwd=str(NOTEBOOKS), kernel_name=KERNEL,
-            parameters=params, log_output=alone, progress_bar=False)
+        with kernel_sockets() as config:
+            papermill.execute_notebook(
+                NOTEBOOKS / f"{task.notebook}.ipynb", partial, cwd=str(NOTEBOOKS), kernel_name=KERNEL,
+                parameters=params, log_output=alone, progress_bar=False, config=config)
     except papermill.PapermillExecutionError as exc:
         # The notebook's own error first, not papermill's traceback.
         raise SystemExit(f"error in {task.name} ({task.notebook}): {exc.ename}: {exc.evalue}\n"
                          f"  executed notebook kept for inspection: {partial}") from None
+    except OSError as exc:  # papermill could not write the notebook (disk full, ...)
+        partial.unlink(missing_ok=True)
+        raise SystemExit(f"error in {task.name}: could not write its notebook {partial}: {exc.strerror or exc}; "
+                         "free space there and run again") from None
     os.replace(partial, task.executed)
     if not task.output.exists():
         raise SystemExit(f"error: {task.notebook} ran but did not write {task.output}")
@@ -254,6 +299,7 @@ def prepare(s: Study) -> dict[str, Task]:
     products are set aside, so a problem is the first thing the user reads. Returns the plan."""
     products.check_writable(runs_dir() / s.profile)
     products.check_writable(reports_dir())
+    s.check_classes()
     for note in set_aside_broken(s):
         print(note, file=sys.stderr)
     return plan(s)
