@@ -79,20 +79,18 @@ def test_weights_that_go_non_finite_in_the_last_step_of_an_epoch_are_caught(mnis
                     torch.Generator().manual_seed(0))
 
 
-def test_a_diverging_step_fails_make_report_in_one_line_before_the_eps_runs(tmp_path):
-    """The issue's case: `make report SET="center_weight=1e9"` ends in the training step, named, and nothing that
-    would read its NaN runs."""
-    env = offline_env(INVADV_RUNS=str(tmp_path / "runs"), INVADV_REPORTS=str(tmp_path / "reports"))
-    result = subprocess.run(make_command("SET=center_weight=1e9 extended=0 eps=0,0.3"), cwd=ROOT, capture_output=True,
-                            text=True, env=env)
-    assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
-    assert re.match(r"error in train-B-200d \(01_train\): Diverged: training B-200d \(seed 0\) diverged at epoch 1, "
-                    r"batch \d+ of 32: the loss became non-finite\. Likely cause: λ \(center_weight\) = 1e\+09", errors[0]), \
-        result.stderr[-2000:]
-    folders = {p.name.rsplit("-", 1)[0]: p for p in (tmp_path / "runs" / "smoke").iterdir() if p.is_dir()}
-    assert not (folders["train-B-200d"] / "model.pt").exists()
-    assert not any(name.startswith(("eps", "centers", "figures")) for name in folders), sorted(folders)
+def test_a_diverging_step_fails_in_one_line_from_the_training_step(tmp_path):
+    """The issue's case, `make report SET="center_weight=1e9"`: the step make runs for B's training fails with the
+    training's one line and writes no checkpoint, so make stops before anything that would read it."""
+    env = offline_env(INVADV_RUNS=str(tmp_path / "runs"))
+    result = subprocess.run([sys.executable, "-m", "lib.pipeline", "--profile", "smoke", "--set", "center_weight=1e9",
+                             "execute", "train-B-200d"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert re.search(r"^error in train-B-200d \(01_train\): Diverged: training B-200d \(seed 0\) diverged at epoch 1, "
+                     r"batch \d+ of 32: the loss became non-finite\. Likely cause: λ \(center_weight\) = 1e\+09.*No "
+                     r"product was written$", result.stderr, flags=re.M), result.stderr[-2000:]
+    (folder,) = (tmp_path / "runs" / "smoke").iterdir()
+    assert not (folder / "checkpoint.pt").exists() and not (folder / "01_train.ipynb").exists()
 
 
 def nan_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -171,7 +169,7 @@ def test_a_step_whose_product_cannot_be_written_fails_in_one_line(tmp_path):
                      r"Nothing was replaced", result.stderr, flags=re.M), result.stderr[-2000:]
     folder = tmp_path / "runs" / "smoke" / t.folder.name
     left = {p.name for p in folder.iterdir()}
-    assert not {"model.pt", "01_train.ipynb"} & left and not any(n.endswith(".tmp") for n in left), left
+    assert not {"checkpoint.pt", "01_train.ipynb"} & left and not any(n.endswith(".tmp") for n in left), left
 
 
 # --- two runs on one runs/ folder -------------------------------------------------------------------------------

@@ -117,9 +117,11 @@ class Study:
                 ("attack_samples", self.attack_split, self.attack_samples),
                 ("robust_samples", "test", self.robust_samples)]
         for name, split, n in uses:
+            if n is None:  # the whole split holds every class
+                continue
             labels = load_split(split == "train").labels.tolist()
             missing = sorted(set(range(NUM_CLASSES)) - set(labels[:n]))
-            if n is not None and missing:
+            if missing:
                 seen: set[int] = set()
                 enough = next(i for i, label in enumerate(labels, 1) if seen.add(label) or len(seen) == NUM_CLASSES)
                 raise ConfigError(f"Study: {name}={n}: the first {n} {split} images hold no digit "
