@@ -44,7 +44,6 @@ $(RAW)/.verified: | $(VENV)/.installed
 # Before running, `makefile` prints the steps to run and their estimated time on this machine (lib/cost.py);
 # under -jN (N > 1) the steps keep their output to their notebooks and `watch` shows one progress line.
 report: $(VENV)/.installed $(RAW)/.verified
-	@mkdir -p $(INVADV_RUNS)/$(PROFILE) && touch $(INVADV_RUNS)/$(PROFILE)/.started
 	+@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile >/dev/null
 	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" watch & watcher=$$!; \
 	$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report; status=$$?; \

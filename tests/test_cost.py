@@ -1,5 +1,6 @@
 """The cost model behind `make report`'s estimate and `make bench`'s roofline: FLOPs against the closed form,
 work counted from the study's plan, rates timed on the spot, and the progress line's ETA."""
+import json
 import threading
 import time
 
@@ -131,3 +132,15 @@ def test_watch_is_silent_with_one_job_or_a_dry_run(empty_runs, monkeypatch, caps
     monkeypatch.setenv("MAKEFLAGS", flags)
     make.watch(study("smoke"), poll=0.005)  # returns at once: nothing is made here
     assert capsys.readouterr().err == ""
+
+
+def test_the_wall_time_counts_the_hours_steps_ran_not_the_pauses_between_sessions(empty_runs):
+    """The report's wall time: overlapping steps (make -j2) count once, a night between two sessions not at all."""
+    tasks = list(dag.plan(study("smoke")).values())[:4]
+    spans = [("10:00:00", "10:10:00"), ("10:05:00", "10:20:00"),  # side by side: 20 min together
+             ("23:00:00", "23:30:00"), ("23:30:00", "23:31:00")]  # resumed late in the evening: 31 min
+    for t, (start, end) in zip(tasks, spans):
+        t.executed.parent.mkdir(parents=True, exist_ok=True)
+        t.executed.write_text(json.dumps({"metadata": {"papermill": {
+            "start_time": f"2026-11-30T{start}+00:00", "end_time": f"2026-11-30T{end}+00:00"}}}))
+    assert make.busy_seconds(dag.plan(study("smoke")).values()) == 51 * 60  # unfinished tasks count nothing

@@ -16,8 +16,9 @@ import tempfile
 import time
 from collections import Counter
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from filelock import FileLock, Timeout
 from traitlets.config import Config
@@ -142,12 +143,38 @@ def _counts(tasks: list[Task]) -> dict[str, int]:
     return Counter(t.step.noun or t.name for t in tasks)
 
 
-def duration(t: Task) -> float:
-    """Seconds a finished task's notebook ran (papermill records it in the executed notebook)."""
+def papermill_record(t: Task) -> dict:
+    """What papermill recorded in a finished task's executed notebook (duration, start and end time), or {}."""
     try:
-        return float(json.loads(t.executed.read_text())["metadata"]["papermill"]["duration"])
+        return json.loads(t.executed.read_text())["metadata"]["papermill"]
     except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def duration(t: Task) -> float:
+    """Seconds a finished task's notebook ran."""
+    try:
+        return float(papermill_record(t)["duration"])
+    except (KeyError, TypeError, ValueError):
         return 0.0
+
+
+def busy_seconds(tasks: Iterable[Task]) -> float:
+    """Wall time the finished tasks took together: the union of their notebooks' [start, end] intervals. Steps that
+    ran side by side (make -jN) count once, and the pauses of a run resumed in a later session count not at all."""
+    spans = []
+    for t in tasks:
+        record = papermill_record(t)
+        try:
+            spans.append((datetime.fromisoformat(record["start_time"]).timestamp(),
+                          datetime.fromisoformat(record["end_time"]).timestamp()))
+        except (KeyError, TypeError, ValueError):
+            continue
+    total, reached = 0.0, float("-inf")
+    for start, end in sorted(spans):
+        total += max(0.0, end - max(start, reached))
+        reached = max(reached, end)
+    return total
 
 
 def eta(estimated: dict[str, float], finished: dict[str, float], running: dict[str, float], jobs: int) -> float:
@@ -251,9 +278,8 @@ def run_notebook(task: Task, overrides: str) -> None:
     if env_threads and "INVADV_THREADS" not in os.environ:
         os.environ["INVADV_THREADS"] = str(env_threads)  # read by lib.provenance.default_device
     params = {"profile": task.profile, "overrides": overrides_text(overrides), **task.params}
-    started = runs_dir() / task.profile / ".started"
-    if task.name == "figures" and started.exists():
-        params["wall_seconds"] = time.time() - started.stat().st_mtime
+    if task.name == "figures":  # the report's header gives the pipeline's wall time
+        params["wall_seconds"] = busy_seconds(plan(study(task.profile, overrides)).values())
     # With -jN (N > 1) the steps keep their output to their notebooks, and `watch` shows one progress line.
     alone = make_jobs() == 1
     if alone:
