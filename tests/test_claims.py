@@ -1,6 +1,9 @@
 """Claims verdicts follow the numbers: each verdict flips when the evidence does."""
+import numpy as np
 import pandas as pd
 import pytest
+
+from scipy.stats import norm
 
 from lib.analysis import claims
 from tests.synthetic import averages
@@ -98,3 +101,25 @@ def test_claim4_is_inconclusive_when_the_data_cannot_tell():
     one_seed = evaluation_table([0.52], [0.50], n_seeds=1)  # +2 points on 100 images: within the noise
     verdict, evidence = claims.claim4(one_seed, samples=100)
     assert verdict == claims.INCONCLUSIVE and "100 test images only" in evidence
+
+
+def test_seeds_needed_matches_the_normal_approximation_and_grows_with_the_spread():
+    """For a large n the t quantiles approach z: n ≈ (z₀.₉₇₅ + z₀.₈)²·(σa² + σb²)/effect²."""
+    rng = np.random.default_rng(0)
+    a, b = pd.Series(rng.normal(0.9, 0.02, 50)), pd.Series(rng.normal(0.9, 0.02, 50))
+    n = claims.seeds_needed(a, b, effect=0.01)
+    approx = (norm.ppf(0.975) + norm.ppf(0.8)) ** 2 * (a.var() + b.var()) / 0.01 ** 2
+    assert abs(n - approx) <= 2 and n > 20
+    assert claims.seeds_needed(a / 2, b / 2, effect=0.01) < n  # half the spread, fewer seeds
+    assert claims.seeds_needed(a[:1], b[:1], effect=0.01) is None
+
+
+def test_contrasts_report_every_pair_and_metric_with_intervals():
+    table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
+    result = claims.contrasts(table, samples=10000)
+    assert set(zip(result.model, result.baseline)) == {("C-200d", "B-200d"), ("C-200d", "A-200d"), ("B-200d", "A-200d")}
+    row = result[(result.model == "C-200d") & (result.baseline == "B-200d") & (result.metric == "robust_acc@0.1")].iloc[0]
+    assert row.difference == pytest.approx(0.20) and row.low < 0.20 < row.high and row.decided and row.seeds == 3
+    assert row.seeds_for_effect >= 2
+    clean = result[(result.model == "C-200d") & (result.baseline == "B-200d") & (result.metric == "clean_acc")].iloc[0]
+    assert clean.difference == pytest.approx(0.0) and not clean.decided

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, spearmanr, ttest_ind
+from scipy.stats import norm, spearmanr, t as student_t, ttest_ind
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 
@@ -145,3 +145,45 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
                   f"{100 * t.max_clean_drop:g} pp and {new} is more compact than {plain}; fails if an interval lies "
                   f"below 0, every interval excludes a gain of {100 * t.min_gain:g} pp, or the clean accuracy drops more.")
     return verdict, evidence
+
+
+# The extension's comparisons (STUDY.md §6): each model with inverse adversaries against classic center loss and
+# against cross-entropy alone, and center loss against cross-entropy for scale.
+CONTRASTS = (("C-200d", "B-200d"), ("D-200d", "B-200d"), ("C-200d", "A-200d"), ("D-200d", "A-200d"),
+             ("B-200d", "A-200d"))
+
+
+def seeds_needed(a: pd.Series, b: pd.Series, effect: float, confidence: float = 0.95, power: float = 0.8,
+                 most: int = 1000) -> int | None:
+    """Seeds per model for a Welch interval of a − b to exclude 0 with probability `power` when the true difference
+    is `effect`, from the measured seed variances; None with fewer than 2 seeds each, or more than `most`."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    va, vb = a.var(ddof=1), b.var(ddof=1)
+    for n in range(2, most + 1):
+        se = np.sqrt((va + vb) / n)
+        if se == 0:
+            return n
+        df = (va + vb) ** 2 / ((va ** 2 + vb ** 2) / (n - 1))  # Welch–Satterthwaite with n seeds each
+        if (student_t.ppf(0.5 + confidence / 2, df) + student_t.ppf(power, df)) * se <= effect:
+            return n
+    return None
+
+
+def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: float = 0.01,
+              confidence: float = 0.95) -> pd.DataFrame:
+    """One row per pair × accuracy (clean, and under PGD at each ε): the mean difference model − baseline over
+    seeds with its interval (`difference`), whether the interval excludes 0, and the seeds per model that would
+    decide a difference of `effect` (`seeds_needed`)."""
+    metrics = ["clean_acc", *sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))]
+    present = set(evaluation.model)
+    by = lambda model, column: evaluation.loc[evaluation.model == model, column].reset_index(drop=True)
+    rows = []
+    for model, baseline in (p for p in pairs if set(p) <= present):
+        for metric in metrics:
+            a, b = by(model, metric), by(baseline, metric)
+            diff, low, high = difference(a, b, samples, confidence)
+            rows.append({"model": model, "baseline": baseline, "metric": metric, "difference": diff, "low": low,
+                         "high": high, "seeds": min(len(a), len(b)), "decided": bool(low > 0 or high < 0),
+                         "seeds_for_effect": seeds_needed(a, b, effect, confidence)})
+    return pd.DataFrame(rows)
