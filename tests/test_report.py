@@ -1,4 +1,5 @@
 """Report text follows this run's numbers; figures are labelled and show what they claim."""
+import re
 import matplotlib
 
 matplotlib.use("Agg")
@@ -87,3 +88,19 @@ def test_other_figures_render():
     assert len(plots.example_grid(report.examples(runs, "B-200d")).axes) == 9 * 6
     history = pd.DataFrame([{"model": "A-200d", "epoch": i, "ce": 1 / i, "test_acc": 0.9} for i in (1, 2)])
     assert plots.training_curves(history).axes[1].get_ylabel() == "test accuracy"
+
+
+def test_contrasts_read_in_points_and_say_how_many_seeds_would_decide_the_rest():
+    from lib.analysis import claims
+    from tests.test_claims import evaluation_table
+
+    table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
+    table.loc[table.model == "C-200d", "robust_acc@0.3"] = [0.26, 0.25, 0.27]  # vs B's 0.25, 0.26, 0.255: open
+    contrast = claims.contrasts(table, samples=10000)
+    shown = report.contrast_table(contrast)
+    row = shown[(shown.comparison == "C − B") & (shown.accuracy == "PGD ε=0.1")].iloc[0]
+    assert row["difference (pp)"] == "+20.00" and row.decided == "yes" and row["95 % interval (pp)"].startswith("[+")
+    text = report.interpret_contrasts(contrast)
+    assert text.startswith("Over 3 seed(s), the 95 % interval excludes 0 for C − B (PGD ε=0.1) +20.00 pp")
+    assert re.search(r"deciding a 1-point difference would take \d+–\d+ seeds per model", text)
+    assert report.interpret_contrasts(contrast[contrast.model == "B-200d"]).startswith("No model trained")

@@ -178,3 +178,41 @@ def interpret_sweep(sweep: pd.DataFrame) -> str:
                  "is not monotone in the dimension")
         sentences.append(f"Model {loss}: cos(feature mean, weight vector) is {values}; it {shape}.")
     return " ".join(sentences)
+
+
+def metric_label(metric: str) -> str:
+    """'clean' or 'PGD ε=0.1' for a column of the evaluation table."""
+    return "clean" if metric == "clean_acc" else f"PGD ε={metric.split('@')[1]}"
+
+
+def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
+    """claims.contrasts for reading: differences and intervals in percentage points, one row per pair × accuracy."""
+    pp = lambda v: f"{100 * v:+.2f}"
+    return pd.DataFrame({
+        "comparison": [f"{m.split('-')[0]} − {b.split('-')[0]}" for m, b in zip(contrast.model, contrast.baseline)],
+        "accuracy": contrast.metric.map(metric_label),
+        "difference (pp)": contrast.difference.map(pp),
+        "95 % interval (pp)": [f"[{pp(lo)}, {pp(hi)}]" for lo, hi in zip(contrast.low, contrast.high)],
+        "decided": contrast.decided.map({True: "yes", False: "no"}),
+        "seeds for 1 pp": contrast.seeds_for_effect.map(lambda n: "—" if pd.isna(n) else f"{int(n)}"),
+    })
+
+
+def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d")) -> str:
+    """Which differences of the inverse-adversary models the seeds decide, and how many seeds the rest would need."""
+    ours = contrast[contrast.model.isin(new)]
+    if ours.empty:
+        return "No model trained towards inverse adversaries is in this run."
+    seeds = int(ours.seeds.min())
+    name = lambda r: f"{r.model.split('-')[0]} − {r.baseline.split('-')[0]} ({metric_label(r.metric)})"
+    decided = [f"{name(r)} {100 * r.difference:+.2f} pp" for r in ours.itertuples() if r.decided]
+    open_ = ours[~ours.decided]
+    text = f"Over {seeds} seed(s), the 95 % interval excludes 0 for " + (
+        ", ".join(decided) if decided else "none of the differences of C and D") + "."
+    if not open_.empty:
+        needed = open_.seeds_for_effect.dropna()
+        text += (f" The other {len(open_)} cannot tell a gain from a loss at this many seeds"
+                 + (f"; deciding a 1-point difference would take {int(needed.min())}–{int(needed.max())} seeds per "
+                    f"model at the measured seed spread (80 % power)." if len(needed) else
+                    "; with one seed there is no seed spread to estimate from."))
+    return text
