@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from lib.analysis import plots, report
@@ -104,3 +105,26 @@ def test_contrasts_read_in_points_and_say_how_many_seeds_would_decide_the_rest()
     assert text.startswith("Over 3 seed(s), the 95 % interval excludes 0 for C − B (PGD ε=0.1) +20.00 pp")
     assert re.search(r"deciding a 1-point difference would take \d+–\d+ seeds per model", text)
     assert report.interpret_contrasts(contrast[contrast.model == "B-200d"]).startswith("No model trained")
+
+
+def test_a_previous_run_is_compared_with_this_runs_seed_range(monkeypatch, tmp_path):
+    rows = []
+    for seed, shift in ((0, 0.00), (1, 0.02), (2, -0.01)):
+        for eps in (0.0, 0.3):
+            for c in range(10):
+                rows.append({"model": "A-200d", "reference": "weight", "eps": eps, "class": c, "cosine": 0.5 + shift,
+                             "mse": 1.0, "relative_mse": 0.1, "seed": seed})
+    seed_centers = pd.DataFrame(rows)
+    previous = seed_centers[seed_centers.seed == 0].drop(columns="seed").copy()
+    previous.loc[previous.eps == 0.3, "cosine"] = 0.55  # outside [0.49, 0.52]
+    table = report.agreement(seed_centers, previous, ("A-200d",))
+    assert list(table.within) == [True, False] and table["min"].iloc[0] == pytest.approx(0.49)
+    text = report.interpret_agreement(table, "abc1234", 3)
+    assert text.startswith("1 of 2 class-averaged cosines of figures 2–3 from the run of abc1234 lie within the range "
+                           "of this run's 3 seeds; the largest difference from this run's mean is +0.0467 (A-200d, weight, ε = 0.3")
+    assert report.compare_with_previous("smoke", seed_centers, ("A-200d",)).data == \
+        "<p>No earlier reference run exists for the smoke profile.</p>"
+    monkeypatch.setitem(report.PREVIOUS, "smoke", ("abc1234", tmp_path / "previous.csv"))
+    previous.to_csv(tmp_path / "previous.csv", index=False)
+    html = report.compare_with_previous("smoke", seed_centers, ("A-200d",)).data
+    assert "<table" in html and "1 of 2 class-averaged cosines" in html

@@ -4,7 +4,9 @@ from __future__ import annotations
 import pandas as pd
 from IPython.display import HTML
 
+from lib import ROOT
 from lib.analysis.claims import Thresholds
+from lib.analysis.tables import class_average
 from lib.core.centers import compactness, cosine
 
 
@@ -216,3 +218,42 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
                     f"model at the measured seed spread (80 % power)." if len(needed) else
                     "; with one seed there is no seed spread to estimate from."))
     return text
+
+
+# Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers
+# table the committed paper report of commit a76638a exported (fp32, before channels_last).
+PREVIOUS = {"paper": ("a76638a", ROOT / "reports" / "reference" / "centers_a76638a.csv")}
+
+
+def agreement(seed_centers: pd.DataFrame, previous: pd.DataFrame, models: tuple[str, ...]) -> pd.DataFrame:
+    """Per model × reference × ε of figures 2–3: the previous run's class-averaged cosine, this run's seed mean,
+    minimum and maximum, and whether the previous value lies within this run's seed range."""
+    per_seed = pd.concat([class_average(group).assign(seed=seed) for seed, group in seed_centers.groupby("seed")])
+    per_seed = per_seed[per_seed.model.isin(models)]
+    spread = per_seed.groupby(["model", "reference", "eps"]).cosine.agg(["mean", "min", "max"]).reset_index()
+    earlier = class_average(previous[previous.model.isin(models)])[["model", "reference", "eps", "cosine"]]
+    out = spread.merge(earlier.rename(columns={"cosine": "previous"}), on=["model", "reference", "eps"])
+    out["difference"] = out["previous"] - out["mean"]
+    out["within"] = (out["previous"] >= out["min"]) & (out["previous"] <= out["max"])
+    return out
+
+
+def interpret_agreement(table: pd.DataFrame, label: str, seeds: int) -> str:
+    """How many of the previous run's numbers lie within this run's seed range, and the largest difference."""
+    worst = table.loc[table.difference.abs().idxmax()]
+    largest = (f"the largest difference from this run's mean is {worst.difference:+.4f} ({worst.model}, "
+               f"{worst.reference}, ε = {worst.eps:g}; this run's seeds span {worst['min']:.4f}–{worst['max']:.4f})")
+    if seeds < 2:
+        return f"With one seed this run has no seed range to compare the run of {label} with; {largest}."
+    return (f"{int(table.within.sum())} of {len(table)} class-averaged cosines of figures 2–3 from the run of {label} "
+            f"lie within the range of this run's {seeds} seeds; {largest}.")
+
+
+def compare_with_previous(profile: str, seed_centers: pd.DataFrame, models: tuple[str, ...]) -> HTML:
+    """The agreement table with the profile's earlier reference run and its summary, for the report (a sentence
+    saying there is none for a profile without one)."""
+    if profile not in PREVIOUS:
+        return HTML(f"<p>No earlier reference run exists for the {profile} profile.</p>")
+    label, path = PREVIOUS[profile]
+    table = agreement(seed_centers, pd.read_csv(path), models)
+    return HTML(table.round(4).to_html(index=False) + f"<p>{interpret_agreement(table, label, seed_centers.seed.nunique())}</p>")
