@@ -2,8 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from scipy.stats import norm
+from scipy.stats import norm, ttest_ind
 
 from lib.analysis import claims
 from tests.synthetic import averages
@@ -84,6 +83,17 @@ def test_claim4_holds_when_c_is_clearly_more_robust_and_keeps_separability():
     assert verdict == claims.HOLDS and "ε=0.1: +20.00 pp" in evidence and "3 seed(s)" in evidence
 
 
+def test_claim4_is_cs_verdict_and_gives_d_the_same_rule_as_context():
+    table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
+    d = table[table.model == "C-200d"].assign(model="D-200d")
+    d["robust_acc@0.1"] = [0.40, 0.41, 0.42]  # D clearly less robust than B
+    verdict, evidence = claims.claim4(pd.concat([table, d]), samples=10000)
+    assert verdict == claims.HOLDS  # D does not change C's verdict
+    assert "Context, not part of the verdict: D-200d" in evidence and "by the same rule does not hold" in evidence
+    assert "D-200d − B-200d under PGD: ε=0.1: -10.00 pp" in evidence
+    assert "Context" not in claims.claim4(table, samples=10000)[1]  # no D in the table, no context
+
+
 def test_claim4_fails_when_c_is_less_robust_or_loses_clean_accuracy():
     assert claims.claim4(evaluation_table([0.40, 0.41, 0.42], [0.50, 0.52, 0.51]), 10000)[0] == claims.FAILS
     table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51], c_clean=0.95)
@@ -123,3 +133,11 @@ def test_contrasts_report_every_pair_and_metric_with_intervals():
     assert row.seeds_for_effect >= 2
     clean = result[(result.model == "C-200d") & (result.baseline == "B-200d") & (result.metric == "clean_acc")].iloc[0]
     assert clean.difference == pytest.approx(0.0) and not clean.decided
+    table.loc[table.model == "C-200d", "compactness"] = [0.05, 0.06, 0.055]
+    table.loc[table.model == "B-200d", "compactness"] = [0.10, 0.11, 0.105]
+    compact = claims.contrasts(table, 10000).query("model == 'C-200d' and baseline == 'B-200d' and metric == 'compactness'")
+    low, high = ttest_ind([0.05, 0.06, 0.055], [0.10, 0.11, 0.105], equal_var=False).confidence_interval(0.95)
+    assert compact.difference.item() == pytest.approx(-0.05) and compact.decided.item()
+    assert (compact.low.item(), compact.high.item()) == pytest.approx((low, high))
+    one = claims.contrasts(table[table.seed == 0], 10000).query("metric == 'compactness'")
+    assert one.low.isna().all() and not one.decided.any()  # one seed: no interval for compactness

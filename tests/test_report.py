@@ -99,12 +99,37 @@ def test_contrasts_read_in_points_and_say_how_many_seeds_would_decide_the_rest()
     table.loc[table.model == "C-200d", "robust_acc@0.3"] = [0.26, 0.25, 0.27]  # vs B's 0.25, 0.26, 0.255: open
     contrast = claims.contrasts(table, samples=10000)
     shown = report.contrast_table(contrast)
-    row = shown[(shown.comparison == "C − B") & (shown.accuracy == "PGD ε=0.1")].iloc[0]
-    assert row["difference (pp)"] == "+20.00" and row.decided == "yes" and row["95 % interval (pp)"].startswith("[+")
+    row = shown[(shown.comparison == "C − B") & (shown.metric == "PGD ε=0.1")].iloc[0]
+    assert row["difference"] == "+20.00 pp" and row.decided == "yes" and row["95 % interval"].startswith("[+")
+    compact = shown[(shown.comparison == "C − A") & (shown.metric == "compactness")].iloc[0]
+    assert compact["difference"] == "-0.2000" and compact["seeds for 1 pp"] == ""  # 0.1 vs 0.3, no spread: no interval
     text = report.interpret_contrasts(contrast)
     assert text.startswith("Over 3 seed(s), the 95 % interval excludes 0 for C − B (PGD ε=0.1) +20.00 pp")
     assert re.search(r"deciding a 1-point difference would take \d+–\d+ seeds per model", text)
     assert report.interpret_contrasts(contrast[contrast.model == "B-200d"]).startswith("No model trained")
+
+
+def test_the_report_says_whether_the_seeds_that_would_decide_fit_the_budget():
+    from lib.analysis import claims
+    from tests.test_claims import evaluation_table
+
+    table = evaluation_table([0.45, 0.60, 0.52], [0.50, 0.48, 0.55])  # noisy: nothing decided
+    table["epoch_seconds"] = table.model.map({"A-200d": 20.0, "B-200d": 25.0, "C-200d": 99.0})
+    hours = report.training_hours_per_seed(table, epochs=25)
+    assert hours == pytest.approx((20 + 25 + 99) * 25 / 3600)  # 1.0 h
+    contrast = claims.contrasts(table, samples=10000)
+    fewest = int(contrast[contrast.model == "C-200d"].seeds_for_effect.min())
+    text = report.interpret_contrasts(contrast, hours_per_seed=hours)
+    more = fewest - 3
+    assert f"The fewest, {fewest}, means {more} more seed(s): ≈ {more * hours:.1f} h of training, " \
+           f"≈ {more * hours / 2:.1f} h of wall time with 2 steps at once" in text
+    assert text.endswith(("beyond" if more * hours / 2 > 2 else "within") + " the 2 h this study budgets for more seeds.")
+    assert report.interpret_contrasts(contrast, hours_per_seed=0.001).endswith("within the 2 h this study budgets "
+                                                                                "for more seeds.")
+    table.loc[table.model == "C-200d", "robust_acc@0.3"] = [0.0, 0.5, 1.0]  # a spread no count of seeds decides
+    wide = claims.contrasts(table, samples=10000)
+    shown = report.contrast_table(wide)
+    assert shown.loc[(shown.comparison == "C − B") & (shown.metric == "PGD ε=0.3"), "seeds for 1 pp"].item() == "> 1000"
 
 
 def test_a_previous_run_is_compared_with_this_runs_seed_range(monkeypatch, tmp_path):
@@ -116,12 +141,17 @@ def test_a_previous_run_is_compared_with_this_runs_seed_range(monkeypatch, tmp_p
                              "mse": 1.0, "relative_mse": 0.1, "seed": seed})
     seed_centers = pd.DataFrame(rows)
     previous = seed_centers[seed_centers.seed == 0].drop(columns="seed").copy()
-    previous.loc[previous.eps == 0.3, "cosine"] = 0.55  # outside [0.49, 0.52]
+    # seeds 0.50, 0.52, 0.49: mean 0.5033, s = 0.01528, so the prediction interval is ± t₀.₉₇₅(2)·s·√(4/3) = ± 0.0759
+    previous.loc[previous.eps == 0.0, "cosine"] = 0.55  # outside the seeds' range, inside the prediction interval
+    previous.loc[previous.eps == 0.3, "cosine"] = 0.58  # outside both (0.5792 is the interval's end)
     table = report.agreement(seed_centers, previous, ("A-200d",))
-    assert list(table.within) == [True, False] and table["min"].iloc[0] == pytest.approx(0.49)
+    assert list(table.within) == [True, False] and list(table.in_range) == [False, False]
+    assert table["min"].iloc[0] == pytest.approx(0.49) and table["high"].iloc[0] == pytest.approx(0.5792, abs=1e-4)
     text = report.interpret_agreement(table, "abc1234", 3)
-    assert text.startswith("1 of 2 class-averaged cosines of figures 2–3 from the run of abc1234 lie within the range "
-                           "of this run's 3 seeds; the largest difference from this run's mean is +0.0467 (A-200d, weight, ε = 0.3")
+    assert text.startswith("1 of 2 class-averaged cosines of figures 2–3 from the run of abc1234 lie within the 95 % "
+                           "prediction interval of this run's 3 seeds")
+    assert "0 lie within the seeds' min–max range, which holds a rerun with probability 2/4 only" in text
+    assert "the largest difference from this run's mean is +0.0767 (A-200d, weight, ε = 0.3" in text
     assert report.compare_with_previous("smoke", seed_centers, ("A-200d",)).data == \
         "<p>No earlier reference run exists for the smoke profile.</p>"
     monkeypatch.setitem(report.PREVIOUS, "smoke", ("abc1234", tmp_path / "previous.csv"))

@@ -111,18 +111,11 @@ def difference(a: pd.Series, b: pd.Series, samples: int, confidence: float = 0.9
     return diff, diff - z * se, diff + z * se
 
 
-def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), new: str = "C-200d",
-           classic: str = "B-200d", plain: str = "A-200d") -> tuple[str, str]:
-    """Verdict and evidence on claim 4 from the evaluation table (one row per model × seed).
-
-    Holds when the model trained with adversarial centers (`new`) is more robust than the classic
-    center-loss model at some PGD ε (95 % interval of the difference above 0), less robust at none,
-    loses at most `max_clean_drop` clean accuracy and stays more compact than cross-entropy alone.
-    Does not hold when it is less robust somewhere, loses more clean accuracy, or every interval rules
-    out a gain of `min_gain`. Inconclusive otherwise.
-    """
+def replacement_test(evaluation: pd.DataFrame, samples: int, new: str, classic: str, plain: str,
+                     t: Thresholds = Thresholds()) -> tuple[str, dict, tuple[float, float, float]]:
+    """Claim 4's rule for one model trained towards inverse adversaries: verdict, its PGD differences to the
+    classic center-loss model per ε and its clean difference (each mean, low, high; see `claim4`)."""
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
-    seeds = evaluation.groupby("model").size()
     robust = sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))
     diffs = {c: difference(by(new, c), by(classic, c), samples) for c in robust}
     clean = difference(by(new, "clean_acc"), by(classic, "clean_acc"), samples)
@@ -133,17 +126,41 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     separable = clean[0] >= -t.max_clean_drop and compact
     verdict = HOLDS if gain and not loss and separable else \
         FAILS if loss or ruled_out or clean[0] < -t.max_clean_drop else INCONCLUSIVE
+    return verdict, diffs, clean
+
+
+def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), new: str = "C-200d",
+           classic: str = "B-200d", plain: str = "A-200d", variants: tuple[str, ...] = ("D-200d",)) -> tuple[str, str]:
+    """Verdict and evidence on claim 4 from the evaluation table (one row per model × seed).
+
+    Holds when the model trained with adversarial centers (`new`) is more robust than the classic
+    center-loss model at some PGD ε (95 % interval of the difference above 0), less robust at none,
+    loses at most `max_clean_drop` clean accuracy and stays more compact than cross-entropy alone.
+    Does not hold when it is less robust somewhere, loses more clean accuracy, or every interval rules
+    out a gain of `min_gain`. Inconclusive otherwise. The verdict is C's, the model STUDY.md §6 defines
+    for the claim; each of `variants` in the table (D: per-sample targets) gets the same rule's verdict
+    in the evidence, as context.
+    """
+    by = lambda model, column: evaluation.loc[evaluation.model == model, column]
+    verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t)
     pp = lambda d: f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
-    n = int(seeds.get(new, 0))
+    n = int(evaluation.groupby("model").size().get(new, 0))
+    present = [v for v in variants if v in set(evaluation.model)]
     evidence = (f"{new} − {classic}, robust accuracy under PGD: "
                 + "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
                 + f"; clean accuracy: {pp(clean)}. Compactness (within/between scatter, lower is more compact): "
-                + ", ".join(f"{m} {by(m, 'compactness').mean():.3f}" for m in (plain, classic, new))
+                + ", ".join(f"{m} {by(m, 'compactness').mean():.3f}" for m in (plain, classic, new, *present))
                 + f". Mean over {n} seed(s), 95 % interval "
                 + ("over seeds (Welch)." if n >= 2 else f"from {samples} test images only (one seed).")
                 + f" Holds if some interval lies above 0 with none below 0, the clean accuracy drops by at most "
                   f"{100 * t.max_clean_drop:g} pp and {new} is more compact than {plain}; fails if an interval lies "
                   f"below 0, every interval excludes a gain of {100 * t.min_gain:g} pp, or the clean accuracy drops more.")
+    for variant in present:
+        v_verdict, v_diffs, v_clean = replacement_test(evaluation, samples, variant, classic, plain, t)
+        evidence += (f" Context, not part of the verdict: {variant} (each feature pulled towards its own inverse "
+                     f"adversary) by the same rule {v_verdict}; {variant} − {classic} under PGD: "
+                     + "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in v_diffs.items())
+                     + f"; clean: {pp(v_clean)}.")
     return verdict, evidence
 
 
@@ -172,18 +189,27 @@ def seeds_needed(a: pd.Series, b: pd.Series, effect: float, confidence: float = 
 
 def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: float = 0.01,
               confidence: float = 0.95) -> pd.DataFrame:
-    """One row per pair × accuracy (clean, and under PGD at each ε): the mean difference model − baseline over
-    seeds with its interval (`difference`), whether the interval excludes 0, and the seeds per model that would
-    decide a difference of `effect` (`seeds_needed`)."""
-    metrics = ["clean_acc", *sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))]
+    """One row per pair × metric (clean accuracy, accuracy under PGD at each ε, compactness): the mean difference
+    model − baseline over seeds with its interval (`difference`), whether the interval excludes 0, and for the
+    accuracies the seeds per model that would decide a difference of `effect` (`seeds_needed`).
+
+    Compactness has no interval with one seed: unlike an accuracy it has no binomial error to fall back on."""
+    accuracies = ["clean_acc", *sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))]
     present = set(evaluation.model)
     by = lambda model, column: evaluation.loc[evaluation.model == model, column].reset_index(drop=True)
     rows = []
     for model, baseline in (p for p in pairs if set(p) <= present):
-        for metric in metrics:
+        for metric in [*accuracies, "compactness"]:
             a, b = by(model, metric), by(baseline, metric)
-            diff, low, high = difference(a, b, samples, confidence)
+            if metric in accuracies:
+                diff, low, high = difference(a, b, samples, confidence)
+                needed = seeds_needed(a, b, effect, confidence)
+            elif len(a) >= 2 and len(b) >= 2:
+                diff, (low, high), needed = a.mean() - b.mean(), ttest_ind(a, b, equal_var=False).confidence_interval(
+                    confidence), None
+            else:
+                diff, low, high, needed = a.mean() - b.mean(), np.nan, np.nan, None
             rows.append({"model": model, "baseline": baseline, "metric": metric, "difference": diff, "low": low,
                          "high": high, "seeds": min(len(a), len(b)), "decided": bool(low > 0 or high < 0),
-                         "seeds_for_effect": seeds_needed(a, b, effect, confidence)})
+                         "seeds_for_effect": needed})
     return pd.DataFrame(rows)

@@ -1,8 +1,10 @@
 """Text of the report computed from this run's numbers: header, interpretations, links."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from IPython.display import HTML
+from scipy.stats import t as student_t
 
 from lib import ROOT
 from lib.analysis.claims import Thresholds
@@ -183,41 +185,69 @@ def interpret_sweep(sweep: pd.DataFrame) -> str:
 
 
 def metric_label(metric: str) -> str:
-    """'clean' or 'PGD ε=0.1' for a column of the evaluation table."""
-    return "clean" if metric == "clean_acc" else f"PGD ε={metric.split('@')[1]}"
+    """'clean', 'PGD ε=0.1' or 'compactness' for a column of the evaluation table."""
+    return {"clean_acc": "clean", "compactness": "compactness"}.get(metric, f"PGD ε={metric.split('@')[-1]}")
 
 
 def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
-    """claims.contrasts for reading: differences and intervals in percentage points, one row per pair × accuracy."""
-    pp = lambda v: f"{100 * v:+.2f}"
+    """claims.contrasts for reading, one row per pair × metric: accuracies in percentage points, compactness in its
+    own units (within ÷ between scatter)."""
+    def show(value: float, metric: str) -> str:
+        if pd.isna(value):
+            return "—"
+        return f"{value:+.4f}" if metric == "compactness" else f"{100 * value:+.2f} pp"
+
     return pd.DataFrame({
         "comparison": [f"{m.split('-')[0]} − {b.split('-')[0]}" for m, b in zip(contrast.model, contrast.baseline)],
-        "accuracy": contrast.metric.map(metric_label),
-        "difference (pp)": contrast.difference.map(pp),
-        "95 % interval (pp)": [f"[{pp(lo)}, {pp(hi)}]" for lo, hi in zip(contrast.low, contrast.high)],
+        "metric": contrast.metric.map(metric_label),
+        "difference": [show(v, m) for v, m in zip(contrast.difference, contrast.metric)],
+        "95 % interval": [f"[{show(lo, m)}, {show(hi, m)}]" if not pd.isna(lo) else "— (one seed)"
+                          for lo, hi, m in zip(contrast.low, contrast.high, contrast.metric)],
         "decided": contrast.decided.map({True: "yes", False: "no"}),
-        "seeds for 1 pp": contrast.seeds_for_effect.map(lambda n: "—" if pd.isna(n) else f"{int(n)}"),
+        "seeds for 1 pp": ["" if m == "compactness" else ("—" if k < 2 else "> 1000") if pd.isna(n) else f"{int(n)}"
+                           for n, k, m in zip(contrast.seeds_for_effect, contrast.seeds, contrast.metric)],
     })
 
 
-def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d")) -> str:
-    """Which differences of the inverse-adversary models the seeds decide, and how many seeds the rest would need."""
+def training_hours_per_seed(comparison: pd.DataFrame, epochs: int) -> float:
+    """Training compute of one more seed of every compared model, in hours, at this run's seconds per epoch."""
+    return float(comparison.groupby("model").epoch_seconds.mean().sum() * epochs / 3600)
+
+
+def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d"),
+                        hours_per_seed: float | None = None, parallel: int = 2, budget_hours: float = 2.0) -> str:
+    """Which differences of the inverse-adversary models the seeds decide, how many seeds the rest would need and,
+    given `hours_per_seed` of compute, whether the fewest of them fit in `budget_hours` of wall time with
+    `parallel` steps at once (the budget issue 19 set for more seeds)."""
     ours = contrast[contrast.model.isin(new)]
     if ours.empty:
         return "No model trained towards inverse adversaries is in this run."
     seeds = int(ours.seeds.min())
     name = lambda r: f"{r.model.split('-')[0]} − {r.baseline.split('-')[0]} ({metric_label(r.metric)})"
-    decided = [f"{name(r)} {100 * r.difference:+.2f} pp" for r in ours.itertuples() if r.decided]
-    open_ = ours[~ours.decided]
+    decided = [f"{name(r)} {r.difference:+.4f}" if r.metric == "compactness" else
+               f"{name(r)} {100 * r.difference:+.2f} pp" for r in ours.itertuples() if r.decided]
+    open_ = ours[~ours.decided & (ours.metric != "compactness")]
     text = f"Over {seeds} seed(s), the 95 % interval excludes 0 for " + (
         ", ".join(decided) if decided else "none of the differences of C and D") + "."
-    if not open_.empty:
-        needed = open_.seeds_for_effect.dropna()
-        text += (f" The other {len(open_)} cannot tell a gain from a loss at this many seeds"
-                 + (f"; deciding a 1-point difference would take {int(needed.min())}–{int(needed.max())} seeds per "
-                    f"model at the measured seed spread (80 % power)." if len(needed) else
-                    "; with one seed there is no seed spread to estimate from."))
-    return text
+    if open_.empty:
+        return text
+    needed = open_.seeds_for_effect.dropna()
+    text += f" The other {len(open_)} accuracy differences cannot tell a gain from a loss at this many seeds"
+    if needed.empty:
+        unknown = "with one seed there is no seed spread" if seeds < 2 else "the measured spread is too large"
+        return text + f"; {unknown} to estimate how many would decide a 1-point difference."
+    text += (f"; deciding a 1-point difference would take {int(needed.min())}–{int(needed.max())} seeds per model "
+             f"at the measured seed spread (80 % power)")
+    if len(needed) < len(open_):
+        text += f", and more than 1000 for {len(open_) - len(needed)} of them"
+    if hours_per_seed is None:
+        return text + "."
+    more = int(needed.min()) - seeds
+    wall = more * hours_per_seed / parallel
+    fits = "within" if wall <= budget_hours else "beyond"
+    return text + (f". The fewest, {int(needed.min())}, means {more} more seed(s): ≈ {more * hours_per_seed:.1f} h "
+                   f"of training, ≈ {wall:.1f} h of wall time with {parallel} steps at once at this run's seconds per "
+                   f"epoch — {fits} the {budget_hours:g} h this study budgets for more seeds.")
 
 
 # Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers
@@ -225,28 +255,40 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
 PREVIOUS = {"paper": ("a76638a", ROOT / "reports" / "reference" / "centers_a76638a.csv")}
 
 
-def agreement(seed_centers: pd.DataFrame, previous: pd.DataFrame, models: tuple[str, ...]) -> pd.DataFrame:
-    """Per model × reference × ε of figures 2–3: the previous run's class-averaged cosine, this run's seed mean,
-    minimum and maximum, and whether the previous value lies within this run's seed range."""
+def agreement(seed_centers: pd.DataFrame, previous: pd.DataFrame, models: tuple[str, ...],
+              confidence: float = 0.95) -> pd.DataFrame:
+    """Per model × reference × ε of figures 2–3: the previous run's class-averaged cosine beside this run's seeds
+    (mean, std, min, max) and whether it lies in their prediction interval for one more seed.
+
+    The interval is mean ± t·s·√(1 + 1/n) over n seeds: where a run that differs only by its seed falls with
+    probability `confidence`. The seeds' min–max range is no such test: with 3 seeds, one more lands outside it
+    half of the time ((n − 1)/(n + 1) inside)."""
     per_seed = pd.concat([class_average(group).assign(seed=seed) for seed, group in seed_centers.groupby("seed")])
     per_seed = per_seed[per_seed.model.isin(models)]
-    spread = per_seed.groupby(["model", "reference", "eps"]).cosine.agg(["mean", "min", "max"]).reset_index()
+    spread = per_seed.groupby(["model", "reference", "eps"]).cosine.agg(["mean", "std", "min", "max", "count"])
+    spread = spread.reset_index()
+    n = spread["count"]
+    half = student_t.ppf(0.5 + confidence / 2, (n - 1).clip(lower=1)) * spread["std"] * np.sqrt(1 + 1 / n)
+    spread["low"], spread["high"] = spread["mean"] - half, spread["mean"] + half
     earlier = class_average(previous[previous.model.isin(models)])[["model", "reference", "eps", "cosine"]]
     out = spread.merge(earlier.rename(columns={"cosine": "previous"}), on=["model", "reference", "eps"])
     out["difference"] = out["previous"] - out["mean"]
-    out["within"] = (out["previous"] >= out["min"]) & (out["previous"] <= out["max"])
-    return out
+    out["within"] = (out["previous"] >= out["low"]) & (out["previous"] <= out["high"])
+    out["in_range"] = (out["previous"] >= out["min"]) & (out["previous"] <= out["max"])
+    return out.drop(columns="count")
 
 
 def interpret_agreement(table: pd.DataFrame, label: str, seeds: int) -> str:
-    """How many of the previous run's numbers lie within this run's seed range, and the largest difference."""
+    """How many of the previous run's numbers lie within this run's seed spread, and the largest difference."""
     worst = table.loc[table.difference.abs().idxmax()]
     largest = (f"the largest difference from this run's mean is {worst.difference:+.4f} ({worst.model}, "
                f"{worst.reference}, ε = {worst.eps:g}; this run's seeds span {worst['min']:.4f}–{worst['max']:.4f})")
     if seeds < 2:
-        return f"With one seed this run has no seed range to compare the run of {label} with; {largest}."
+        return f"With one seed this run has no seed spread to compare the run of {label} with; {largest}."
     return (f"{int(table.within.sum())} of {len(table)} class-averaged cosines of figures 2–3 from the run of {label} "
-            f"lie within the range of this run's {seeds} seeds; {largest}.")
+            f"lie within the 95 % prediction interval of this run's {seeds} seeds (mean ± t·s·√(1 + 1/n): where a "
+            f"rerun with another seed would fall); {int(table.in_range.sum())} lie within the seeds' min–max range, "
+            f"which holds a rerun with probability {seeds - 1}/{seeds + 1} only; {largest}.")
 
 
 def compare_with_previous(profile: str, seed_centers: pd.DataFrame, models: tuple[str, ...]) -> HTML:
