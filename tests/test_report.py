@@ -36,6 +36,17 @@ def test_header_states_provenance():
     text = report.header({"profile": "smoke", "epochs": 1}, [product, product], wall_seconds=60)
     for expected in ("`smoke`", "epochs=1", "`abc`", "torch 2.14.1", "python 3.11.7", "cpu (x86_64, 2 threads)", "4.0 min", "1.0 min"):
         assert expected in text
+    assert "keyed" not in text  # one commit: nothing to explain
+
+
+def test_header_gives_each_kind_of_steps_compute_and_explains_several_commits():
+    products = [{"provenance": {"commit": c, "device": "cpu", "packages": {}, "python": "3.11"}} for c in ("abc", "def")]
+    steps = {"train-A": 600.0, "train-B": 3000.0, "eps-0": 120.0, "centers": 30.0, "extension": 7200.0}
+    kinds = {"train-A": "trainings", "train-B": "trainings", "eps-0": "ε runs"}
+    text = report.header({"profile": "paper"}, products, wall_seconds=9000, step_seconds=steps, kinds=kinds)
+    assert "**Compute time of the steps:** 3.04 h before this report's own step: 2 trainings 60.0 min (10.0 min–50.0 min " \
+           "each), 1 ε runs 2.0 min, 1 centers 0.5 min, 1 extension 2.00 h; wall time of the pipeline: 2.50 h" in text
+    assert "`abc`, `def` (a product is reused across commits only while the code it depends on is unchanged" in text
 
 
 def test_pick_eps_and_examples():

@@ -12,27 +12,53 @@ from lib.analysis.tables import class_average
 from lib.core.centers import compactness, cosine
 
 
-def header(study: dict, products: list[dict], wall_seconds: float | None = None) -> str:
-    """Markdown header: profile, parameters, commit(s), package versions, device(s), compute time."""
+def header(study: dict, products: list[dict], wall_seconds: float | None = None,
+           step_seconds: dict[str, float] | None = None, kinds: dict[str, str] | None = None) -> str:
+    """Markdown header: profile, parameters, commit(s), package versions, device(s), compute time.
+
+    With `step_seconds` (seconds each finished step's notebook ran, by task name) and `kinds` (task name → what a
+    person calls it: 'trainings', ...), the compute time is the steps' and is broken down by kind; otherwise it is
+    the compute recorded in `products`."""
     prov = [p["provenance"] for p in products]
     commits = sorted({p["commit"] for p in prov})
     devices = sorted({p["device"] + (f", {p['cpu_kernels']} kernels" if "cpu_kernels" in p else "") for p in prov})
     packages = {**prov[0]["packages"], "python": prov[0]["python"]} if prov else {}
     precisions = sorted({p.get("precision", "fp32") for p in prov})
-    compute = sum(p.get("compute_seconds", 0.0) for p in products)
     params = ", ".join(f"{k}={v}" for k, v in study.items() if k != "profile")
     lines = [
         f"**Profile:** `{study['profile']}`  ",
         f"**Parameters:** {params}  ",
-        f"**Code commit:** {', '.join(f'`{c}`' for c in commits)}  ",
+        f"**Code commit:** {', '.join(f'`{c}`' for c in commits)}"
+        + (" (a product is reused across commits only while the code it depends on is unchanged: its folder is keyed "
+           "by that code)  " if len(commits) > 1 else "  "),
         f"**Packages:** {', '.join(f'{k} {v}' for k, v in packages.items())}  ",
         f"**Device:** {'; '.join(devices)}  ",
         f"**Precision of the training and PGD steps:** {', '.join(precisions)} (features and metrics in fp32)  ",
-        f"**Compute time of the products:** {compute / 60:.1f} min",
     ]
+    if step_seconds:
+        lines.append(f"**Compute time of the steps:** {hours(sum(step_seconds.values()))} before this report's own "
+                     f"step: {step_compute(step_seconds, kinds or {})}")
+    else:
+        lines.append(f"**Compute time of the products:** {sum(p.get('compute_seconds', 0.0) for p in products) / 60:.1f} min")
     if wall_seconds is not None:
-        lines[-1] += f"; wall time of the pipeline: {wall_seconds / 60:.1f} min"
+        lines[-1] += f"; wall time of the pipeline: {hours(wall_seconds)}"
     return "\n".join(lines)
+
+
+def hours(seconds: float) -> str:
+    """'42.5 min' below two hours, '5.31 h' above."""
+    return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
+
+
+def step_compute(step_seconds: dict[str, float], kinds: dict[str, str]) -> str:
+    """'18 trainings 5.10 h (10.2 min–52.0 min each), 1 centers 3.1 min, ...': compute per kind of step, in the
+    plan's order."""
+    groups: dict[str, list[float]] = {}
+    for name, seconds in step_seconds.items():
+        groups.setdefault(kinds.get(name, name), []).append(seconds)
+    part = lambda kind, t: (f"{len(t)} {kind} {hours(sum(t))}" + (f" ({hours(min(t))}–{hours(max(t))} each)"
+                                                                   if len(t) > 1 else ""))
+    return ", ".join(part(kind, t) for kind, t in groups.items())
 
 
 def series(averages: pd.DataFrame, model: str, reference: str) -> pd.DataFrame:
