@@ -3,6 +3,7 @@ work counted from the study's plan, rates timed on the spot, and the progress li
 import json
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -144,3 +145,32 @@ def test_the_wall_time_counts_the_hours_steps_ran_not_the_pauses_between_session
         t.executed.write_text(json.dumps({"metadata": {"papermill": {
             "start_time": f"2026-11-30T{start}+00:00", "end_time": f"2026-11-30T{end}+00:00"}}}))
     assert make.busy_seconds(dag.plan(study("smoke")).values()) == 51 * 60  # unfinished tasks count nothing
+
+
+def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_runs, monkeypatch):
+    """make passes the durations papermill recorded to the steps that report them (the cost of a seed, the header)."""
+    import papermill
+
+    plan = dag.plan(study("smoke"))
+    for t, seconds in zip(list(plan.values())[:2], (30.0, 90.0)):
+        t.executed.parent.mkdir(parents=True, exist_ok=True)
+        t.executed.write_text(json.dumps({"metadata": {"papermill": {
+            "duration": seconds, "start_time": "2026-11-30T10:00:00+00:00",
+            "end_time": f"2026-11-30T10:0{int(seconds) // 60}:{int(seconds) % 60:02d}+00:00"}}}))
+    seen = {}
+
+    def execute_notebook(source, output, parameters, **kwargs):
+        seen[Path(source).stem] = parameters
+        Path(output).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute_notebook)
+    for name in ("extension", "figures", "centers"):
+        plan[name].folder.mkdir(parents=True, exist_ok=True)
+        plan[name].output.touch()  # the product the notebook would write
+        make.run_notebook(plan[name], "")
+    first, second = list(plan)[:2]
+    assert seen["05_extension"]["step_seconds"] == {first: 30.0, second: 90.0}
+    assert "wall_seconds" not in seen["05_extension"]
+    assert seen["06_figures"]["step_seconds"] == {first: 30.0, second: 90.0, "extension": 0.0}  # ran, no duration
+    assert seen["06_figures"]["wall_seconds"] == 90.0  # the two ran side by side
+    assert "step_seconds" not in seen["03_centers"]

@@ -126,17 +126,25 @@ def test_the_report_says_whether_the_seeds_that_would_decide_fit_the_budget():
 
     table = evaluation_table([0.45, 0.60, 0.52], [0.50, 0.48, 0.55])  # noisy: nothing decided
     table["epoch_seconds"] = table.model.map({"A-200d": 20.0, "B-200d": 25.0, "C-200d": 99.0})
-    hours = report.training_hours_per_seed(table, epochs=25)
-    assert hours == pytest.approx((20 + 25 + 99) * 25 / 3600)  # 1.0 h
+    hours, counted = report.hours_per_seed(table, epochs=25)
+    assert hours == pytest.approx((20 + 25 + 99) * 25 / 3600) and "trainings alone" in counted  # 1.0 h
+    steps = {"train-A-200d": 500.0, "eps-0.1": 100.0, "train-A-200d-s1": 3000.0, "eps-0.1-s1": 600.0,
+             "evaluate-s1": 0.0, "train-A-200d-s2": 4000.0, "eps-0.1-s2": 1600.0}
+    seed_of = {"train-A-200d": 0, "eps-0.1": 0, "train-A-200d-s1": 1, "eps-0.1-s1": 1, "evaluate-s1": 1,
+               "train-A-200d-s2": 2, "eps-0.1-s2": 2, "figures": None}
+    hours, counted = report.hours_per_seed(table, 25, steps, seed_of, extra_seeds=(1, 2))
+    assert hours == pytest.approx((3600 + 5600) / 2 / 3600) and "all of a seed's steps" in counted  # seeds 1, 2 only
+    assert "trainings alone" in report.hours_per_seed(table, 25, steps, seed_of, extra_seeds=(1, 3))[1]  # 3 untimed
+
     contrast = claims.contrasts(table, samples=10000)
     fewest = int(contrast[contrast.model == "C-200d"].seeds_for_effect.min())
-    text = report.interpret_contrasts(contrast, hours_per_seed=hours)
+    text = report.interpret_contrasts(contrast, cost=(1.0, "the trainings alone"))
     more = fewest - 3
-    assert f"The fewest, {fewest}, means {more} more seed(s): ≈ {more * hours:.1f} h of training, " \
-           f"≈ {more * hours / 2:.1f} h of wall time with 2 steps at once" in text
-    assert text.endswith(("beyond" if more * hours / 2 > 2 else "within") + " the 2 h this study budgets for more seeds.")
-    assert report.interpret_contrasts(contrast, hours_per_seed=0.001).endswith("within the 2 h this study budgets "
-                                                                                "for more seeds.")
+    assert f"The fewest, {fewest}, means {more} more seed(s): ≈ {more:.1f} h of compute (the trainings alone), " \
+           f"≈ {more / 2:.1f} h of wall time with 2 steps at once" in text
+    assert text.endswith(("beyond" if more / 2 > 2 else "within") + " the 2 h this study budgets for more seeds.")
+    assert report.interpret_contrasts(contrast, cost=(0.001, "x")).endswith("within the 2 h this study budgets "
+                                                                             "for more seeds.")
     table.loc[table.model == "C-200d", "robust_acc@0.3"] = [0.0, 0.5, 1.0]  # a spread no count of seeds decides
     wide = claims.contrasts(table, samples=10000)
     shown = report.contrast_table(wide)

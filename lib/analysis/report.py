@@ -235,16 +235,23 @@ def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def training_hours_per_seed(comparison: pd.DataFrame, epochs: int) -> float:
-    """Training compute of one more seed of every compared model, in hours, at this run's seconds per epoch."""
-    return float(comparison.groupby("model").epoch_seconds.mean().sum() * epochs / 3600)
+def hours_per_seed(comparison: pd.DataFrame, epochs: int, step_seconds: dict[str, float] | None = None,
+                   seed_of: dict[str, int | None] | None = None, extra_seeds: tuple[int, ...] = ()) -> tuple[float, str]:
+    """Compute of one more seed in hours, and what it counts: with `step_seconds` (by task name) and `seed_of`
+    (task name → its seed), every step of this run's extra seeds (trainings, ε runs, evaluation), averaged over
+    them; otherwise the compared models' trainings alone, at this run's seconds per epoch."""
+    timed = [[v for name, v in (step_seconds or {}).items() if (seed_of or {}).get(name) == seed] for seed in extra_seeds]
+    if timed and all(timed):
+        return sum(map(sum, timed)) / len(timed) / 3600, "all of a seed's steps, as this run's extra seeds took them"
+    seconds = comparison.groupby("model").epoch_seconds.mean().sum() * epochs
+    return float(seconds / 3600), "the trainings alone, at this run's seconds per epoch"
 
 
 def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d"),
-                        hours_per_seed: float | None = None, parallel: int = 2, budget_hours: float = 2.0) -> str:
+                        cost: tuple[float, str] | None = None, parallel: int = 2, budget_hours: float = 2.0) -> str:
     """Which differences of the inverse-adversary models the seeds decide, how many seeds the rest would need and,
-    given `hours_per_seed` of compute, whether the fewest of them fit in `budget_hours` of wall time with
-    `parallel` steps at once (the budget issue 19 set for more seeds)."""
+    given the `cost` of a seed (`hours_per_seed`), whether the fewest of them fit in `budget_hours` of wall time
+    with `parallel` steps at once (the budget issue 19 set for more seeds)."""
     ours = contrast[contrast.model.isin(new)]
     if ours.empty:
         return "No model trained towards inverse adversaries is in this run."
@@ -266,14 +273,15 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
              f"at the measured seed spread (80 % power)")
     if len(needed) < len(open_):
         text += f", and more than 1000 for {len(open_) - len(needed)} of them"
-    if hours_per_seed is None:
+    if cost is None:
         return text + "."
+    hours, counted = cost
     more = int(needed.min()) - seeds
-    wall = more * hours_per_seed / parallel
+    wall = more * hours / parallel
     fits = "within" if wall <= budget_hours else "beyond"
-    return text + (f". The fewest, {int(needed.min())}, means {more} more seed(s): ≈ {more * hours_per_seed:.1f} h "
-                   f"of training, ≈ {wall:.1f} h of wall time with {parallel} steps at once at this run's seconds per "
-                   f"epoch — {fits} the {budget_hours:g} h this study budgets for more seeds.")
+    return text + (f". The fewest, {int(needed.min())}, means {more} more seed(s): ≈ {more * hours:.1f} h of compute "
+                   f"({counted}), ≈ {wall:.1f} h of wall time with {parallel} steps at once — {fits} the "
+                   f"{budget_hours:g} h this study budgets for more seeds.")
 
 
 # Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers

@@ -278,10 +278,11 @@ def run_notebook(task: Task, overrides: str) -> None:
     if env_threads and "INVADV_THREADS" not in os.environ:
         os.environ["INVADV_THREADS"] = str(env_threads)  # read by lib.provenance.default_device
     params = {"profile": task.profile, "overrides": overrides_text(overrides), **task.params}
-    if task.name == "figures":  # the report's header gives the pipeline's wall time and each step's compute
-        others = [t for t in plan(study(task.profile, overrides)).values() if t is not task]
-        params["wall_seconds"] = busy_seconds(others)
+    if task.name in ("extension", "figures"):  # the cost of a seed; the report's wall time and per-step compute
+        others = [t for t in plan(study(task.profile, overrides)).values() if t.name != task.name]
         params["step_seconds"] = {t.name: round(duration(t), 1) for t in others if t.executed.exists()}
+        if task.name == "figures":
+            params["wall_seconds"] = busy_seconds(others)
     # With -jN (N > 1) the steps keep their output to their notebooks, and `watch` shows one progress line.
     alone = make_jobs() == 1
     if alone:
