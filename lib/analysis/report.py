@@ -275,11 +275,11 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
         text += f", and more than 1000 for {len(open_) - len(needed)} of them"
     if cost is None:
         return text + "."
-    hours, counted = cost
+    per_seed, counted = cost
     more = int(needed.min()) - seeds
-    wall = more * hours / parallel
+    wall = more * per_seed / parallel
     fits = "within" if wall <= budget_hours else "beyond"
-    return text + (f". The fewest, {int(needed.min())}, means {more} more seed(s): ≈ {more * hours:.1f} h of compute "
+    return text + (f". The fewest, {int(needed.min())}, means {more} more seed(s): ≈ {more * per_seed:.1f} h of compute "
                    f"({counted}), ≈ {wall:.1f} h of wall time with {parallel} steps at once — {fits} the "
                    f"{budget_hours:g} h this study budgets for more seeds.")
 
