@@ -98,13 +98,16 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
     return pd.DataFrame(rows)
 
 
-def difference(a: pd.Series, b: pd.Series, samples: int, confidence: float = 0.95) -> tuple[float, float, float]:
+def difference(a: pd.Series, b: pd.Series, samples: int | None, confidence: float = 0.95) -> tuple[float, float, float]:
     """Mean of a − b with a confidence interval: Welch's over seeds when both have ≥ 2, otherwise (one seed)
-    the normal interval of a difference of two accuracies measured on `samples` test images each."""
+    the normal interval of a difference of two accuracies measured on `samples` test images each; NaN bounds
+    without `samples` (a quantity that is not an accuracy has no such fallback)."""
     diff = a.mean() - b.mean()
     if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
         low, high = ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
         return diff, float(low), float(high)
+    if samples is None:
+        return diff, np.nan, np.nan
     pa, pb = a.mean(), b.mean()
     se = np.sqrt((pa * (1 - pa) + pb * (1 - pb)) / samples)
     z = norm.ppf(0.5 + confidence / 2)
@@ -144,10 +147,10 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
     verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t)
     pp = lambda d: f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
+    per_eps = lambda diffs: "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
     n = int(evaluation.groupby("model").size().get(new, 0))
     present = [v for v in variants if v in set(evaluation.model)]
-    evidence = (f"{new} − {classic}, robust accuracy under PGD: "
-                + "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
+    evidence = (f"{new} − {classic}, robust accuracy under PGD: " + per_eps(diffs)
                 + f"; clean accuracy: {pp(clean)}. Compactness (within/between scatter, lower is more compact): "
                 + ", ".join(f"{m} {by(m, 'compactness').mean():.3f}" for m in (plain, classic, new, *present))
                 + f". Mean over {n} seed(s), 95 % interval "
@@ -159,8 +162,7 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
         v_verdict, v_diffs, v_clean = replacement_test(evaluation, samples, variant, classic, plain, t)
         evidence += (f" Context, not part of the verdict: {variant} (each feature pulled towards its own inverse "
                      f"adversary) by the same rule {v_verdict}; {variant} − {classic} under PGD: "
-                     + "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in v_diffs.items())
-                     + f"; clean: {pp(v_clean)}.")
+                     + per_eps(v_diffs) + f"; clean: {pp(v_clean)}.")
     return verdict, evidence
 
 
@@ -201,14 +203,9 @@ def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: f
     for model, baseline in (p for p in pairs if set(p) <= present):
         for metric in [*accuracies, "compactness"]:
             a, b = by(model, metric), by(baseline, metric)
-            if metric in accuracies:
-                diff, low, high = difference(a, b, samples, confidence)
-                needed = seeds_needed(a, b, effect, confidence)
-            elif len(a) >= 2 and len(b) >= 2:
-                diff, (low, high), needed = a.mean() - b.mean(), ttest_ind(a, b, equal_var=False).confidence_interval(
-                    confidence), None
-            else:
-                diff, low, high, needed = a.mean() - b.mean(), np.nan, np.nan, None
+            accuracy = metric in accuracies
+            diff, low, high = difference(a, b, samples if accuracy else None, confidence)
+            needed = seeds_needed(a, b, effect, confidence) if accuracy else None
             rows.append({"model": model, "baseline": baseline, "metric": metric, "difference": diff, "low": low,
                          "high": high, "seeds": min(len(a), len(b)), "decided": bool(low > 0 or high < 0),
                          "seeds_for_effect": needed})

@@ -8,7 +8,7 @@ from scipy.stats import t as student_t
 
 from lib import ROOT
 from lib.analysis.claims import Thresholds
-from lib.analysis.tables import class_average
+from lib.analysis.tables import class_average, class_average_per_seed
 from lib.core.centers import compactness, cosine
 
 
@@ -297,8 +297,7 @@ def agreement(seed_centers: pd.DataFrame, previous: pd.DataFrame, models: tuple[
     The interval is mean ± t·s·√(1 + 1/n) over n seeds: where a run that differs only by its seed falls with
     probability `confidence`. The seeds' min–max range is no such test: with 3 seeds, one more lands outside it
     half of the time ((n − 1)/(n + 1) inside)."""
-    per_seed = pd.concat([class_average(group).assign(seed=seed) for seed, group in seed_centers.groupby("seed")])
-    per_seed = per_seed[per_seed.model.isin(models)]
+    per_seed = class_average_per_seed(seed_centers[seed_centers.model.isin(models)])
     spread = per_seed.groupby(["model", "reference", "eps"]).cosine.agg(["mean", "std", "min", "max", "count"])
     spread = spread.reset_index()
     n = spread["count"]

@@ -67,10 +67,14 @@ def across_seeds(table: pd.DataFrame, by: list[str], values: list[str]) -> pd.Da
     return out.reset_index()
 
 
+def class_average_per_seed(centers: pd.DataFrame) -> pd.DataFrame:
+    """Class averages of a centers table with a seed column, one set per seed (with its seed)."""
+    return pd.concat([class_average(group).assign(seed=seed) for seed, group in centers.groupby("seed")])
+
+
 def seed_class_average(centers: pd.DataFrame) -> pd.DataFrame:
     """Class averages of a centers table with a seed column, then their mean ± std over seeds."""
-    per_seed = pd.concat([class_average(group).assign(seed=seed) for seed, group in centers.groupby("seed")])
-    return across_seeds(per_seed, ["model", "reference", "eps"], ["cosine", "mse", "relative_mse"])
+    return across_seeds(class_average_per_seed(centers), ["model", "reference", "eps"], ["cosine", "mse", "relative_mse"])
 
 
 def mean_std_text(summary: pd.DataFrame, values: list[str], scale: float = 1.0, digits: int = 2) -> pd.DataFrame:
