@@ -133,6 +133,7 @@ def test_contrasts_report_every_pair_and_metric_with_intervals():
     assert row.seeds_for_effect >= 2
     clean = result[(result.model == "C-200d") & (result.baseline == "B-200d") & (result.metric == "clean_acc")].iloc[0]
     assert clean.difference == pytest.approx(0.0) and not clean.decided
+    assert clean.bounded and not row.bounded  # clean: within ±1 pp, no 1-point difference; PGD: +20 pp
     table.loc[table.model == "C-200d", "compactness"] = [0.05, 0.06, 0.055]
     table.loc[table.model == "B-200d", "compactness"] = [0.10, 0.11, 0.105]
     compact = claims.contrasts(table, 10000).query("model == 'C-200d' and baseline == 'B-200d' and metric == 'compactness'")

@@ -192,8 +192,9 @@ def seeds_needed(a: pd.Series, b: pd.Series, effect: float, confidence: float = 
 def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: float = 0.01,
               confidence: float = 0.95) -> pd.DataFrame:
     """One row per pair × metric (clean accuracy, accuracy under PGD at each ε, compactness): the mean difference
-    model − baseline over seeds with its interval (`difference`), whether the interval excludes 0, and for the
-    accuracies the seeds per model that would decide a difference of `effect` (`seeds_needed`).
+    model − baseline over seeds with its interval (`difference`), whether the interval excludes 0 (`decided`), and
+    for the accuracies whether it lies within ±`effect` (`bounded`: no difference of that size either way) and the
+    seeds per model that would decide a difference of `effect` (`seeds_needed`).
 
     Compactness has no interval with one seed: unlike an accuracy it has no binomial error to fall back on."""
     accuracies = ["clean_acc", *sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))]
@@ -208,5 +209,6 @@ def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: f
             needed = seeds_needed(a, b, effect, confidence) if accuracy else None
             rows.append({"model": model, "baseline": baseline, "metric": metric, "difference": diff, "low": low,
                          "high": high, "seeds": min(len(a), len(b)), "decided": bool(low > 0 or high < 0),
+                         "bounded": bool(accuracy and -effect < low and high < effect),
                          "seeds_for_effect": needed})
     return pd.DataFrame(rows)

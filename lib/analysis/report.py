@@ -229,7 +229,9 @@ def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
         "difference": [show(v, m) for v, m in zip(contrast.difference, contrast.metric)],
         "95 % interval": [f"[{show(lo, m)}, {show(hi, m)}]" if not pd.isna(lo) else "— (one seed)"
                           for lo, hi, m in zip(contrast.low, contrast.high, contrast.metric)],
-        "decided": contrast.decided.map({True: "yes", False: "no"}),
+        "excludes 0": contrast.decided.map({True: "yes", False: "no"}),
+        "within ±1 pp": ["" if m == "compactness" else "yes" if b else "no"
+                         for b, m in zip(contrast.bounded, contrast.metric)],
         "seeds for 1 pp": ["" if m == "compactness" else ("—" if k < 2 else "> 1000") if pd.isna(n) else f"{int(n)}"
                            for n, k, m in zip(contrast.seeds_for_effect, contrast.seeds, contrast.metric)],
     })
@@ -249,7 +251,8 @@ def hours_per_seed(comparison: pd.DataFrame, epochs: int, step_seconds: dict[str
 
 def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d"),
                         cost: tuple[float, str] | None = None, parallel: int = 2, budget_hours: float = 2.0) -> str:
-    """Which differences of the inverse-adversary models the seeds decide, how many seeds the rest would need and,
+    """Which differences of the inverse-adversary models the seeds decide (interval excludes 0), which they bound
+    (interval within ±1 pp: no 1-point difference either way), how many seeds the rest would need and,
     given the `cost` of a seed (`hours_per_seed`), whether the fewest of them fit in `budget_hours` of wall time
     with `parallel` steps at once (the budget issue 19 set for more seeds)."""
     ours = contrast[contrast.model.isin(new)]
@@ -262,26 +265,32 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
     open_ = ours[~ours.decided & (ours.metric != "compactness")]
     text = f"Over {seeds} seed(s), the 95 % interval excludes 0 for " + (
         ", ".join(decided) if decided else "none of the differences of C and D") + "."
-    if open_.empty:
+    bounded, wide = open_[open_.bounded], open_[~open_.bounded]
+    if not bounded.empty:
+        text += (" It lies within ±1 pp, so the seeds rule out a difference of a point or more either way, for "
+                 + ", ".join(name(r) for r in bounded.itertuples()) + ".")
+    if wide.empty:
         return text
-    needed = open_.seeds_for_effect.dropna()
-    text += f" The other {len(open_)} accuracy differences cannot tell a gain from a loss at this many seeds"
+    needed = wide.seeds_for_effect.dropna()
+    text += f" The other {len(wide)} accuracy differences cannot tell a gain from a loss at this many seeds"
     if needed.empty:
         unknown = "with one seed there is no seed spread" if seeds < 2 else "the measured spread is too large"
         return text + f"; {unknown} to estimate how many would decide a 1-point difference."
     text += (f"; deciding a 1-point difference would take {int(needed.min())}–{int(needed.max())} seeds per model "
              f"at the measured seed spread (80 % power)")
-    if len(needed) < len(open_):
-        text += f", and more than 1000 for {len(open_) - len(needed)} of them"
+    if len(needed) < len(wide):
+        text += f", and more than 1000 for {len(wide) - len(needed)} of them"
     if cost is None:
         return text + "."
     per_seed, counted = cost
-    more = int(needed.min()) - seeds
+    fewest = int(needed.min())
+    more = max(fewest - seeds, 1)  # an interval can be wider than the spread predicts; then one more seed at least
     wall = more * per_seed / parallel
     fits = "within" if wall <= budget_hours else "beyond"
-    return text + (f". The fewest, {int(needed.min())}, means {more} more seed(s): ≈ {more * per_seed:.1f} h of compute "
-                   f"({counted}), ≈ {wall:.1f} h of wall time with {parallel} steps at once — {fits} the "
-                   f"{budget_hours:g} h this study budgets for more seeds.")
+    start = f"The fewest, {fewest}, means {more} more seed(s)" if fewest > seeds else \
+        f"The fewest, {fewest}, is no more than this run has (its interval is wider than the spread predicts): 1 more seed"
+    return text + (f". {start}: ≈ {more * per_seed:.1f} h of compute ({counted}), ≈ {wall:.1f} h of wall time with "
+                   f"{parallel} steps at once — {fits} the {budget_hours:g} h this study budgets for more seeds.")
 
 
 # Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers
