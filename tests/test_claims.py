@@ -5,6 +5,7 @@ import pytest
 from scipy.stats import norm, ttest_ind
 
 from lib.analysis import claims
+from lib.core.robustness import ALL
 from tests.synthetic import averages
 
 
@@ -81,6 +82,29 @@ def evaluation_table(c_robust: list[float], b_robust: list[float], c_clean: floa
 def test_claim4_holds_when_c_is_clearly_more_robust_and_keeps_separability():
     verdict, evidence = claims.claim4(evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51]), samples=10000)
     assert verdict == claims.HOLDS and "ε=0.1: +20.00 pp" in evidence and "3 seed(s)" in evidence
+
+
+def attack_check_table(c_worst: float, b_worst: float = 0.30, samples: int = 1000) -> pd.DataFrame:
+    rows = [{"model": m, "eps": 0.1, "attack": a, "accuracy": acc, "samples": samples}
+            for m, worst in (("B-200d", b_worst), ("C-200d", c_worst))
+            for a, acc in (("PGD, 40 steps (the evaluation's)", worst + 0.1), (ALL, worst))]
+    return pd.DataFrame(rows)
+
+
+def test_claim4_holds_only_if_the_gain_survives_the_attack_check():
+    table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
+    verdict, evidence = claims.claim4(table, 10000, check=attack_check_table(c_worst=0.40))
+    assert verdict == claims.HOLDS and "C-200d − B-200d ε=0.1: +10.00 pp [+5." in evidence and "survives." in evidence
+    assert "PGD, 40 steps (the evaluation's)" in evidence and "1000 test images" in evidence
+    verdict, evidence = claims.claim4(table, 10000, check=attack_check_table(c_worst=0.31))  # +1 pp ± 4: masked?
+    assert verdict == claims.INCONCLUSIVE and "no gain survives all attacks at any ε, so the gain under the " \
+        "evaluation's PGD may be masked gradients." in evidence
+    low = claims.worst_case_gain(attack_check_table(c_worst=0.31), "C-200d", "B-200d")[0.1][1]
+    se = (0.31 * 0.69 / 1000 + 0.30 * 0.70 / 1000) ** 0.5
+    assert low == pytest.approx(0.01 - 1.959964 * se, abs=1e-6)  # two accuracies on 1000 images each
+    failing = evaluation_table([0.40, 0.41, 0.42], [0.50, 0.52, 0.51])
+    verdict, evidence = claims.claim4(failing, 10000, check=attack_check_table(c_worst=0.29))
+    assert verdict == claims.FAILS and evidence.endswith("no gain survives all attacks at any ε.")  # only lowers
 
 
 def test_claim4_is_cs_verdict_and_gives_d_the_same_rule_as_context():

@@ -190,3 +190,24 @@ def test_a_previous_run_is_compared_with_this_runs_seed_range(monkeypatch, tmp_p
     previous.to_csv(tmp_path / "previous.csv", index=False)
     html = report.compare_with_previous("smoke", seed_centers, ("A-200d",)).data
     assert "<table" in html and "1 of 2 class-averaged cosines" in html
+
+
+def check_rows(model: str, pgd: float, long: float, margin: float, transfer: float, eps: float = 0.1) -> list[dict]:
+    attacks = {"PGD, 40 steps (the evaluation's)": pgd, "PGD, 200 steps": long, "PGD on the margin, 40 steps": margin,
+               "transferred from B-200d": transfer}
+    from lib.core.robustness import ALL
+    return [{"model": model, "eps": eps, "attack": a, "accuracy": v, "samples": 1000} for a, v in attacks.items()] + \
+        [{"model": model, "eps": eps, "attack": ALL, "accuracy": min(attacks.values()) - 0.01}]
+
+
+def test_the_attack_check_reads_as_a_table_and_names_masked_gradients():
+    honest = pd.DataFrame(check_rows("B-200d", 0.55, 0.50, 0.54, 0.55) + check_rows("C-200d", 0.81, 0.78, 0.80, 0.95))
+    table = report.attack_table(honest)
+    assert table.loc[("C-200d", "PGD, 200 steps"), "ε=0.1"] == 78.0 and list(table.columns) == ["ε=0.1"]
+    text = report.interpret_attack_check(honest, "B-200d")
+    assert text.startswith("On 1000 test images, all attacks together take at most 6.0 pp more than the evaluation's "
+                           "PGD (B-200d at ε=0.1).")
+    assert text.endswith("no sign of masked gradients.")
+    masked = pd.DataFrame(check_rows("B-200d", 0.55, 0.50, 0.54, 0.55) + check_rows("C-200d", 0.81, 0.78, 0.80, 0.20))
+    assert "beat the model's own white-box attacks for C-200d at ε=0.1 (20.0 % vs 78.0 %): a sign of masked " \
+           "gradients" in report.interpret_attack_check(masked, "B-200d")

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, spearmanr, t as student_t, ttest_ind
 
+from lib.core.robustness import ALL
+
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 
 
@@ -132,17 +134,28 @@ def replacement_test(evaluation: pd.DataFrame, samples: int, new: str, classic: 
     return verdict, diffs, clean
 
 
+def worst_case_gain(check: pd.DataFrame, new: str, classic: str) -> dict[float, tuple[float, float, float]]:
+    """Per ε, `new` − `classic` in accuracy under all attacks of the attack check (lib.core.robustness): each
+    (mean, low, high), the interval of two accuracies on the check's test images (one seed)."""
+    worst = check[check.attack == ALL]
+    by = lambda model, e: worst.loc[(worst.model == model) & (worst.eps == e), "accuracy"]
+    return {e: difference(by(new, e), by(classic, e), int(worst.samples.iloc[0])) for e in sorted(set(worst.eps))}
+
+
 def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), new: str = "C-200d",
-           classic: str = "B-200d", plain: str = "A-200d", variants: tuple[str, ...] = ("D-200d",)) -> tuple[str, str]:
+           classic: str = "B-200d", plain: str = "A-200d", variants: tuple[str, ...] = ("D-200d",),
+           check: pd.DataFrame | None = None) -> tuple[str, str]:
     """Verdict and evidence on claim 4 from the evaluation table (one row per model × seed).
 
     Holds when the model trained with adversarial centers (`new`) is more robust than the classic
     center-loss model at some PGD ε (95 % interval of the difference above 0), less robust at none,
     loses at most `max_clean_drop` clean accuracy and stays more compact than cross-entropy alone.
     Does not hold when it is less robust somewhere, loses more clean accuracy, or every interval rules
-    out a gain of `min_gain`. Inconclusive otherwise. The verdict is C's, the model STUDY.md §6 defines
-    for the claim; each of `variants` in the table (D: per-sample targets) gets the same rule's verdict
-    in the evidence, as context.
+    out a gain of `min_gain`. Inconclusive otherwise. With an attack `check` (lib.core.robustness), a gain
+    counts only if it survives stronger attacks: unless `new` − `classic` under all of them lies above 0 at
+    some ε, 'holds' becomes inconclusive (the gain may be masked gradients). The verdict is C's, the model
+    STUDY.md §6 defines for the claim; each of `variants` in the table (D: per-sample targets) gets the same
+    rule's verdict in the evidence, as context.
     """
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
     verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t)
@@ -158,6 +171,17 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
                 + f" Holds if some interval lies above 0 with none below 0, the clean accuracy drops by at most "
                   f"{100 * t.max_clean_drop:g} pp and {new} is more compact than {plain}; fails if an interval lies "
                   f"below 0, every interval excludes a gain of {100 * t.min_gain:g} pp, or the clean accuracy drops more.")
+    if check is not None:
+        worst = worst_case_gain(check, new, classic)
+        survives = any(low > 0 for _, low, _ in worst.values())
+        attacks = " / ".join(dict.fromkeys(check.attack[check.attack != ALL]))
+        outcome = "the gain survives." if survives else "no gain survives all attacks at any ε" + (
+            ", so the gain under the evaluation's PGD may be masked gradients." if verdict == HOLDS else ".")
+        evidence += (f" Attack check (the first seed's models, {int(check.samples.iloc[0])} test images; an image "
+                     f"counts only if it survives every attack: {attacks}): {new} − {classic} "
+                     + "; ".join(f"ε={e:g}: {pp(d)}" for e, d in worst.items()) + " — " + outcome)
+        if verdict == HOLDS and not survives:
+            verdict = INCONCLUSIVE
     for variant in present:
         v_verdict, v_diffs, v_clean = replacement_test(evaluation, samples, variant, classic, plain, t)
         evidence += (f" Context, not part of the verdict: {variant} (each feature pulled towards its own inverse "

@@ -10,6 +10,7 @@ from lib import ROOT
 from lib.analysis.claims import Thresholds
 from lib.analysis.tables import class_average, class_average_per_seed
 from lib.core.centers import compactness, cosine
+from lib.core.robustness import ALL, EVALUATIONS
 
 
 def header(study: dict, products: list[dict], wall_seconds: float | None = None,
@@ -291,6 +292,36 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
         f"The fewest, {fewest}, is no more than this run has (its interval is wider than the spread predicts): 1 more seed"
     return text + (f". {start}: ≈ {more * per_seed:.1f} h of compute ({counted}), ≈ {wall:.1f} h of wall time with "
                    f"{parallel} steps at once — {fits} the {budget_hours:g} h this study budgets for more seeds.")
+
+
+def attack_table(check: pd.DataFrame) -> pd.DataFrame:
+    """The attack check for reading: accuracy in % per model and attack (rows), one column per ε."""
+    table = check.assign(accuracy=100 * check.accuracy).pivot_table(index=["model", "attack"], columns="eps",
+                                                                     values="accuracy", sort=False)
+    return table.rename(columns=lambda e: f"ε={e:g}").round(1)
+
+
+def interpret_attack_check(check: pd.DataFrame, source: str) -> str:
+    """How much the stronger attacks take beyond the evaluation's PGD, and whether adversaries transferred from
+    `source` beat a model's own white-box attacks (the sign of masked gradients)."""
+    transfer = f"transferred from {source}"
+    white_box = check[~check.attack.isin([ALL, transfer])]
+    evaluation = white_box[white_box.attack.str.endswith(EVALUATIONS)].set_index(["model", "eps"]).accuracy
+    worst = check[check.attack == ALL].set_index(["model", "eps"]).accuracy
+    drop = (evaluation - worst).sort_values()
+    (model, eps), most = drop.index[-1], drop.iloc[-1]
+    text = (f"On {int(check.samples.iloc[0])} test images, all attacks together take at most {100 * most:.1f} pp "
+            f"more than the evaluation's PGD ({model} at ε={eps:g}). ")
+    best_white = white_box.groupby(["model", "eps"]).accuracy.min()
+    moved = check[(check.attack == transfer) & (check.model != source)].set_index(["model", "eps"]).accuracy
+    masked = [f"{m} at ε={e:g} ({100 * a:.1f} % vs {100 * best_white[m, e]:.1f} %)"
+              for (m, e), a in moved.items() if a < best_white[m, e]]
+    if masked:
+        return text + ("Adversaries made on " + source + " and transferred beat the model's own white-box attacks for "
+                       + ", ".join(masked) + ": a sign of masked gradients; trust the 'all attacks' row, not the "
+                       "evaluation's PGD.")
+    return text + (f"No model falls further to adversaries transferred from {source} than to its own white-box "
+                   "attacks: no sign of masked gradients.")
 
 
 # Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers

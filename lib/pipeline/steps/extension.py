@@ -1,5 +1,5 @@
 """Step `extension` (05_extension): the extension's tables (A–D over seeds, probe, dimension sweep, seed-wise
-centers) and the verdict on claim 4, as files in the step's folder."""
+centers) and the verdict on claim 4 with the attack check behind it, as files in the step's folder."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from lib.core.centers import split_features
 from lib.core.probe import probe
 from lib.core.protocol import model_name
 from lib.core.provenance import default_device
+from lib.core.robustness import CHECK_SAMPLES, attack_check
 from lib.core.train import restore
 from lib.pipeline import dag
 from lib.pipeline.config import COMPARED_MODELS, Study
@@ -23,11 +24,12 @@ from lib.pipeline.steps.evaluate import evaluation
 from lib.pipeline.steps.train import checkpoints
 
 TABLES = tuple(f.removesuffix(".csv") for f in STEPS["extension"].files if f.endswith(".csv"))
+SOURCE = "B-200d"  # the transfer attack's source: classic center loss, the baseline claim 4 compares with
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
-    """{'comparison', 'probe', 'sweep', 'seed_centers': tables, 'claim4': (verdict, evidence)}, made now unless
-    they exist."""
+    """{'comparison', 'probe', 'sweep', 'seed_centers', 'attack_check': tables, 'claim4': (verdict, evidence)},
+    made now unless they exist. The attack check is kept in claim4.json, beside the verdict it enters."""
     task = dag.task(s, "extension")
     if not task.output.exists():
         device = device or default_device()
@@ -54,8 +56,13 @@ def extension_tables(s: Study, device: torch.device | None = None) -> dict:
                   "seed_centers": pd.concat(seed_centers, ignore_index=True)}
         for name in TABLES:
             tables.save_csv(result[name], task.file(f"{name}.csv"))
-        verdict, evidence = claims.claim4(comparison, int(comparison.samples.iloc[0]))
-        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence}, ensure_ascii=False), task.output)
+        check = attack_check({name: restore(primary[name], device)[0] for name in compared},
+                             test_split.subset(s.robust_samples).subset(CHECK_SAMPLES), s.robust_eps, s.robust_steps,
+                             s.robust_step_size, SOURCE, s.seed, s.precision)
+        verdict, evidence = claims.claim4(comparison, int(comparison.samples.iloc[0]), check=check)
+        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence,
+                                        "attack_check": check.to_dict("records")}, ensure_ascii=False), task.output)
     loaded = {name: pd.read_csv(task.file(f"{name}.csv")) for name in TABLES}
     claim = json.loads(task.output.read_text())
-    return {**loaded, "claim4": (claim["verdict"], claim["evidence"])}
+    return {**loaded, "attack_check": pd.DataFrame(claim["attack_check"]),
+            "claim4": (claim["verdict"], claim["evidence"])}
