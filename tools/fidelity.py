@@ -1,6 +1,6 @@
 """Does bf16 change the study's numbers more than a change of seed does? The fidelity table of the paper protocol.
 
-Usage: python tools/fidelity.py RUNS [RUNS ...] [--centers fp32:0:reports/results/paper/centers.csv] \
+Usage: python tools/fidelity.py RUNS [RUNS ...] [--centers fp32-a76638a:0:reports/reference/centers_a76638a.csv] \
            --out reports/fidelity_paper.csv
 Every training of A-200d / B-200d found under RUNS/paper (its checkpoint says its precision and seed) gives its
 test accuracy and compactness (within / between class scatter of its test features); every centers step (its
