@@ -68,6 +68,17 @@ def test_a_count_whose_images_miss_a_class_stops_before_any_step(overrides, mess
     assert not any(p.is_dir() for p in (tmp_path / "runs" / "smoke").glob("*"))
 
 
+def test_the_class_check_reads_each_split_once(monkeypatch):
+    """test_samples and robust_samples both count test images: one read of the test labels serves both."""
+    from lib.pipeline import config
+
+    reads = []
+    real = config.load_split
+    monkeypatch.setattr(config, "load_split", lambda train: reads.append(train) or real(train))
+    study("smoke", "test_samples=500 robust_samples=200 attack_samples=100 train_samples=4000").check_classes()
+    assert sorted(reads) == [False, True]
+
+
 # Hostile text: numbers of every kind, lists, words, unicode, separators in the wrong places.
 NUMBERS = st.one_of(st.integers(min_value=-2 ** 70, max_value=2 ** 70).map(str), st.floats().map(repr),
                     st.sampled_from(["nan", "-inf", "1e999", "1e-999", "0", "-0", "0x10", "1_000", "٣", "10" * 2500]))

@@ -116,10 +116,13 @@ class Study:
         uses = [("train_samples", "train", self.train_samples), ("test_samples", "test", self.test_samples),
                 ("attack_samples", self.attack_split, self.attack_samples),
                 ("robust_samples", "test", self.robust_samples)]
+        labels_of: dict[str, list[int]] = {}  # each split's labels read once, however many counts use it
         for name, split, n in uses:
             if n is None:  # the whole split holds every class
                 continue
-            labels = load_split(split == "train").labels.tolist()
+            if split not in labels_of:
+                labels_of[split] = load_split(split == "train").labels.tolist()
+            labels = labels_of[split]
             missing = sorted(set(range(NUM_CLASSES)) - set(labels[:n]))
             if missing:
                 seen: set[int] = set()

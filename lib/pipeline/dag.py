@@ -18,6 +18,7 @@ from pathlib import Path
 from lib import ROOT
 from lib.core.errors import ConfigError
 from lib.core.protocol import model_name
+from lib.core.rules import RADIUS, passes
 from lib.pipeline.config import Study
 from lib.pipeline.registry import STEPS, Step, eps_label
 
@@ -174,8 +175,8 @@ def train_task(s: Study, model: str, feature_dim: int, seed: int | None = None) 
 
 def eps_task(s: Study, eps: float, seed: int | None = None) -> Task:
     """The ε run of one radius (a notebook's parameter checked first)."""
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 <= eps <= 1:
-        raise ConfigError(f"eps must be a number in [0, 1] (pixels are in [0, 1]), got {eps!r}")
+    if not passes(RADIUS, eps):
+        raise ConfigError(f"eps must be {RADIUS[0]}, got {eps!r}")
     if float(eps) not in s.eps:
         raise ConfigError(f"eps={eps:g} is not in the study's grid {list(s.eps)}; add it to the grid, "
                           f"e.g. overrides=\"eps={','.join(eps_label(e) for e in sorted({*s.eps, float(eps)}))}\"")

@@ -13,6 +13,7 @@ from lib.analysis.tables import reference
 from lib.core.attacks import inverse_adversary
 from lib.core.centers import split_features
 from lib.core.data import Split, to_input
+from lib.core.rules import RADIUS, passes
 from lib.core.train import restore
 from lib.pipeline import dag
 from lib.pipeline.config import Study
@@ -58,7 +59,7 @@ def computed_eps(s: Study) -> list[float]:
             eps = float(label)
         except ValueError:
             continue
-        if eps not in found and 0 <= eps <= 1 and dag.eps_task(with_eps(s, eps), eps).output.exists():
+        if eps not in found and passes(RADIUS, eps) and dag.eps_task(with_eps(s, eps), eps).output.exists():
             found.add(eps)
     return sorted(found)
 
