@@ -64,6 +64,15 @@ def test_ascending_pgd_agrees_with_torchattacks(small_model, test_batch):
     assert_same_adversaries(ours, reference)
 
 
+def test_pgd_steps_on_the_objective_it_is_given(small_model, test_batch):
+    """Ascending the negated cross-entropy is descending the cross-entropy: the same adversaries, bit for bit."""
+    x, y = test_batch
+    negated = lambda logits, labels: -F.cross_entropy(logits, labels, reduction="sum")
+    ours = pgd(small_model, x, y, EPS, STEP, STEPS, direction=ASCEND, loss=negated)
+    assert torch.equal(ours, inverse_adversary(small_model, x, y, EPS, STEP, STEPS))
+    assert not torch.equal(ours, pgd(small_model, x, y, EPS, STEP, STEPS, direction=ASCEND))
+
+
 def test_per_sample_eps_equals_separate_runs(small_model, test_batch):
     x, y = test_batch
     x, y = x[:64], y[:64]

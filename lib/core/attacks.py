@@ -1,8 +1,11 @@
 """L∞ projected gradient steps on the cross-entropy: inverse adversaries descend it, attacks ascend it.
 
-One function, `pgd`, does both; the sign of the step is the only difference (STUDY.md §3).
+One function, `pgd`, does both; the sign of the step is the only difference (STUDY.md §3). Its objective is the
+cross-entropy unless a caller passes another (the attack check ascends the logit margin).
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +19,14 @@ DESCEND, ASCEND = -1.0, 1.0
 # past 256 the activations no longer fit the caches. PGD treats every image on its own, so this changes no result
 # beyond float rounding (and where a robustness batch's random start is drawn from the seeded stream).
 BATCH = 256
+
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, labels) -> the scalar PGD steps on
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PGD's default objective: the cross-entropy summed, not averaged, so that per-sample gradients keep their sign
+    instead of underflowing to zero in large batches."""
+    return F.cross_entropy(logits, y, reduction="sum")
 
 
 def as_radius(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -34,13 +45,14 @@ def as_radius(eps: float | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.Tensor,
         step_size: float, steps: int, direction: float, random_start: bool = False,
-        generator: torch.Generator | None = None, precision: str = "fp32") -> torch.Tensor:
-    """Signed-gradient steps on CE(model(x'), y), each projected onto B∞(x, ε) ∩ [0, 1].
+        generator: torch.Generator | None = None, precision: str = "fp32",
+        loss: Objective = cross_entropy) -> torch.Tensor:
+    """Signed-gradient steps on loss(model(x'), y) (the summed cross-entropy by default), each projected onto
+    B∞(x, ε) ∩ [0, 1].
 
     The model runs in eval mode (restored afterwards) and only the input gets a gradient, so no
-    parameter's .grad is touched. The loss is summed, not averaged, so per-sample gradients keep
-    their sign instead of underflowing to zero in large batches. With precision 'bf16' the forward
-    and backward passes run under bf16 autocast; the iterate, its gradient and the projection stay fp32.
+    parameter's .grad is touched. With precision 'bf16' the forward and backward passes run under bf16
+    autocast; the iterate, its gradient and the projection stay fp32.
     """
     if steps < 0 or not isinstance(steps, int):
         raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
@@ -62,8 +74,8 @@ def pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | torch.T
         for _ in range(steps):
             x_adv.requires_grad_(True)
             with autocast(precision, x.device):
-                loss = F.cross_entropy(model(x_adv), y, reduction="sum")
-            (grad,) = torch.autograd.grad(loss, x_adv)
+                objective = loss(model(x_adv), y)
+            (grad,) = torch.autograd.grad(objective, x_adv)
             # one fused projection onto the ball ∩ [0, 1] (lower <= upper always): no temporaries per step
             x_adv = torch.clamp(x_adv.detach().add_(grad.sign_(), alpha=direction * step_size), lower, upper)
     finally:

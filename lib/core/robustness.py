@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from lib.core.attacks import BATCH, as_radius, pgd_attack
+from lib.core.attacks import ASCEND, BATCH, pgd, pgd_attack
 from lib.core.data import Split, batches
-from lib.core.precision import autocast
 
 LONGER = 5  # the long attack makes this many times the evaluation's steps (40 → 200 at the paper protocol)
 CHECK_SAMPLES = 1000  # test images per check: ±3 points at 95 % on an accuracy near 50 %, 1/10 of the evaluation's cost
@@ -32,25 +31,16 @@ def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return other - true
 
 
+def margin_objective(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The margin summed over the batch, in fp32 (under bf16 autocast the logits arrive in bf16)."""
+    return margin_loss(logits.float(), y).sum()
+
+
 def margin_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, step_size: float, steps: int,
                generator: torch.Generator | None = None, precision: str = "fp32") -> torch.Tensor:
     """PGD ascending the logit margin (random start, signed steps, projection onto B∞(x, ε) ∩ [0, 1]), eval mode."""
-    radius = as_radius(eps, x)
-    lower, upper = (x - radius).clamp(min=0), (x + radius).clamp(max=1)
-    noise = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype) * 2 - 1
-    x_adv = torch.clamp(x + noise * radius, lower, upper)
-    was_training = model.training
-    model.eval()
-    try:
-        for _ in range(steps):
-            x_adv.requires_grad_(True)
-            with autocast(precision, x.device):
-                logits = model(x_adv)
-            (grad,) = torch.autograd.grad(margin_loss(logits.float(), y).sum(), x_adv)
-            x_adv = torch.clamp(x_adv.detach() + step_size * grad.sign(), lower, upper)
-    finally:
-        model.train(was_training)
-    return x_adv.detach()
+    return pgd(model, x, y, eps, step_size, steps, direction=ASCEND, random_start=True, generator=generator,
+               precision=precision, loss=margin_objective)
 
 
 def attack_check(models: dict[str, nn.Module], split: Split, eps: tuple[float, ...], steps: int, step_size: float,
