@@ -29,7 +29,7 @@ SOURCE = "B-200d"  # the transfer attack's source: classic center loss, the base
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
     """{'comparison', 'probe', 'sweep', 'seed_centers', 'attack_check': tables, 'claim4': (verdict, evidence)},
-    made now unless they exist. The attack check is kept in claim4.json, beside the verdict it enters."""
+    made now unless they exist."""
     task = dag.task(s, "extension")
     if not task.output.exists():
         device = device or default_device()
@@ -53,16 +53,15 @@ def extension_tables(s: Study, device: torch.device | None = None) -> dict:
         sweep_refs = {name: primary[name]["references"] for name in (model_name(*md) for md in s.sweep())}
         result = {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
                   "sweep": tables.sweep_table(center_tables(s, device)["centers"], sweep_refs, s.mean_split),
-                  "seed_centers": pd.concat(seed_centers, ignore_index=True)}
+                  "seed_centers": pd.concat(seed_centers, ignore_index=True),
+                  "attack_check": attack_check({name: restore(primary[name], device)[0] for name in compared},
+                                               test_split.subset(s.robust_samples).subset(CHECK_SAMPLES),
+                                               s.robust_eps, s.robust_steps, s.robust_step_size, SOURCE, s.seed,
+                                               s.precision)}
         for name in TABLES:
             tables.save_csv(result[name], task.file(f"{name}.csv"))
-        check = attack_check({name: restore(primary[name], device)[0] for name in compared},
-                             test_split.subset(s.robust_samples).subset(CHECK_SAMPLES), s.robust_eps, s.robust_steps,
-                             s.robust_step_size, SOURCE, s.seed, s.precision)
-        verdict, evidence = claims.claim4(comparison, int(comparison.samples.iloc[0]), check=check)
-        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence,
-                                        "attack_check": check.to_dict("records")}, ensure_ascii=False), task.output)
-    loaded = {name: pd.read_csv(task.file(f"{name}.csv")) for name in TABLES}
+        verdict, evidence = claims.claim4(comparison, int(comparison.samples.iloc[0]), check=result["attack_check"])
+        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence}, ensure_ascii=False), task.output)
     claim = json.loads(task.output.read_text())
-    return {**loaded, "attack_check": pd.DataFrame(claim["attack_check"]),
+    return {**{name: pd.read_csv(task.file(f"{name}.csv")) for name in TABLES},
             "claim4": (claim["verdict"], claim["evidence"])}
