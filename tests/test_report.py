@@ -117,9 +117,14 @@ def test_contrasts_read_in_points_and_say_how_many_seeds_would_decide_the_rest()
     text = report.interpret_contrasts(contrast)
     assert text.startswith("Over 3 seed(s), the 95 % interval excludes 0 for C − B (PGD ε=0.1) +20.00 pp")
     assert re.search(r"deciding a 1-point difference would take \d+–\d+ seeds per model", text)
-    assert "rule out a difference of a point or more either way, for C − B (clean)" in text  # 0 ± 0.3 pp
+    assert "rule out a difference of 1 pp or more either way, for C − B (clean)" in text  # 0 ± 0.3 pp
     assert shown.loc[(shown.comparison == "C − B") & (shown.metric == "clean"), "within ±1 pp"].item() == "yes"
     assert report.interpret_contrasts(contrast[contrast.model == "B-200d"]).startswith("No model trained")
+    # the effect is one number: asked for 2 points, the table and the text say 2 points, and fewer seeds suffice
+    coarse = claims.contrasts(table, samples=10000, effect=0.02)
+    assert "within ±2 pp" in report.contrast_table(coarse).columns
+    assert "deciding a 2-point difference" in report.interpret_contrasts(coarse)
+    assert (coarse.seeds_for_effect.fillna(1e9) <= contrast.seeds_for_effect.fillna(1e9)).all()
 
 
 def test_the_report_says_whether_the_seeds_that_would_decide_fit_the_budget():
@@ -158,7 +163,7 @@ def test_an_interval_wider_than_its_spread_predicts_asks_for_one_more_seed_not_f
     # 3 seeds, and the spread says 3 would detect a 1-point difference, yet this interval reaches past +1 pp
     contrast = pd.DataFrame([{"model": "C-200d", "baseline": "B-200d", "metric": "robust_acc@0.1", "difference": 0.005,
                               "low": -0.002, "high": 0.012, "seeds": 3, "decided": False, "bounded": False,
-                              "seeds_for_effect": 3}])
+                              "seeds_for_effect": 3, "effect": 0.01}])
     text = report.interpret_contrasts(contrast, cost=(1.5, "x"))
     assert "The fewest, 3, is no more than this run has (its interval is wider than the spread predicts): 1 more " \
            "seed: ≈ 1.5 h of compute (x), ≈ 0.8 h of wall time with 2 steps at once — within" in text

@@ -218,7 +218,7 @@ def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: f
     """One row per pair × metric (clean accuracy, accuracy under PGD at each ε, compactness): the mean difference
     model − baseline over seeds with its interval (`difference`), whether the interval excludes 0 (`decided`), and
     for the accuracies whether it lies within ±`effect` (`bounded`: no difference of that size either way) and the
-    seeds per model that would decide a difference of `effect` (`seeds_needed`).
+    seeds per model that would decide a difference of `effect` (`seeds_for_effect`); `effect` is kept in each row.
 
     Compactness has no interval with one seed: unlike an accuracy it has no binomial error to fall back on."""
     accuracies = ["clean_acc", *sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))]
@@ -234,5 +234,5 @@ def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: f
             rows.append({"model": model, "baseline": baseline, "metric": metric, "difference": diff, "low": low,
                          "high": high, "seeds": min(len(a), len(b)), "decided": bool(low > 0 or high < 0),
                          "bounded": bool(accuracy and -effect < low and high < effect),
-                         "seeds_for_effect": needed})
+                         "seeds_for_effect": needed, "effect": effect})
     return pd.DataFrame(rows)

@@ -216,6 +216,11 @@ def metric_label(metric: str) -> str:
     return {"clean_acc": "clean", "compactness": "compactness"}.get(metric, f"PGD ε={metric.split('@')[-1]}")
 
 
+def effect_points(contrast: pd.DataFrame) -> str:
+    """The effect claims.contrasts decided against, in percentage points, as the text writes it ('1')."""
+    return f"{100 * contrast.effect.iloc[0]:g}"
+
+
 def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
     """claims.contrasts for reading, one row per pair × metric: accuracies in percentage points, compactness in its
     own units (within ÷ between scatter)."""
@@ -224,6 +229,7 @@ def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
             return "—"
         return f"{value:+.4f}" if metric == "compactness" else f"{100 * value:+.2f} pp"
 
+    pp = effect_points(contrast)
     return pd.DataFrame({
         "comparison": [f"{m.split('-')[0]} − {b.split('-')[0]}" for m, b in zip(contrast.model, contrast.baseline)],
         "metric": contrast.metric.map(metric_label),
@@ -231,9 +237,9 @@ def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
         "95 % interval": [f"[{show(lo, m)}, {show(hi, m)}]" if not pd.isna(lo) else "— (one seed)"
                           for lo, hi, m in zip(contrast.low, contrast.high, contrast.metric)],
         "excludes 0": contrast.decided.map({True: "yes", False: "no"}),
-        "within ±1 pp": ["" if m == "compactness" else "yes" if b else "no"
+        f"within ±{pp} pp": ["" if m == "compactness" else "yes" if b else "no"
                          for b, m in zip(contrast.bounded, contrast.metric)],
-        "seeds for 1 pp": ["" if m == "compactness" else ("—" if k < 2 else "> 1000") if pd.isna(n) else f"{int(n)}"
+        f"seeds for {pp} pp": ["" if m == "compactness" else ("—" if k < 2 else "> 1000") if pd.isna(n) else f"{int(n)}"
                            for n, k, m in zip(contrast.seeds_for_effect, contrast.seeds, contrast.metric)],
     })
 
@@ -253,7 +259,7 @@ def hours_per_seed(comparison: pd.DataFrame, epochs: int, step_seconds: dict[str
 def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d"),
                         cost: tuple[float, str] | None = None, parallel: int = 2, budget_hours: float = 2.0) -> str:
     """Which differences of the inverse-adversary models the seeds decide (interval excludes 0), which they bound
-    (interval within ±1 pp: no 1-point difference either way), how many seeds the rest would need and,
+    (interval within ±effect: no difference that large either way), how many seeds the rest would need and,
     given the `cost` of a seed (`hours_per_seed`), whether the fewest of them fit in `budget_hours` of wall time
     with `parallel` steps at once (the budget issue 19 set for more seeds)."""
     ours = contrast[contrast.model.isin(new)]
@@ -261,6 +267,7 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
         return "No model trained towards inverse adversaries is in this run."
     seeds = int(ours.seeds.min())
     name = lambda r: f"{r.model.split('-')[0]} − {r.baseline.split('-')[0]} ({metric_label(r.metric)})"
+    pp = effect_points(contrast)
     decided = [f"{name(r)} {r.difference:+.4f}" if r.metric == "compactness" else
                f"{name(r)} {100 * r.difference:+.2f} pp" for r in ours.itertuples() if r.decided]
     open_ = ours[~ours.decided & (ours.metric != "compactness")]
@@ -268,7 +275,7 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
         ", ".join(decided) if decided else "none of the differences of C and D") + "."
     bounded, wide = open_[open_.bounded], open_[~open_.bounded]
     if not bounded.empty:
-        text += (" It lies within ±1 pp, so the seeds rule out a difference of a point or more either way, for "
+        text += (f" It lies within ±{pp} pp, so the seeds rule out a difference of {pp} pp or more either way, for "
                  + ", ".join(name(r) for r in bounded.itertuples()) + ".")
     if wide.empty:
         return text
@@ -276,8 +283,8 @@ def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d"
     text += f" The other {len(wide)} accuracy differences cannot tell a gain from a loss at this many seeds"
     if needed.empty:
         unknown = "with one seed there is no seed spread" if seeds < 2 else "the measured spread is too large"
-        return text + f"; {unknown} to estimate how many would decide a 1-point difference."
-    text += (f"; deciding a 1-point difference would take {int(needed.min())}–{int(needed.max())} seeds per model "
+        return text + f"; {unknown} to estimate how many would decide a {pp}-point difference."
+    text += (f"; deciding a {pp}-point difference would take {int(needed.min())}–{int(needed.max())} seeds per model "
              f"at the measured seed spread (80 % power)")
     if len(needed) < len(wide):
         text += f", and more than 1000 for {len(wide) - len(needed)} of them"
