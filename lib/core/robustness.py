@@ -64,9 +64,10 @@ def attack_check(models: dict[str, nn.Module], split: Split, eps: tuple[float, .
             x, y = x.to(device), y.to(device)
             make = lambda fn, m, s, n=steps: fn(models[m], x, y, e, step_size, n, generator=torch.Generator(
                 device=x.device).manual_seed(s), precision=precision)
-            transferred = make(pgd_attack, source, seed)
+            transferred = make(pgd_attack, source, seed)  # also the source's own evaluation attack: not made twice
             for m, model in models.items():
-                adversaries = {"pgd": make(pgd_attack, m, seed), "long": make(pgd_attack, m, seed + 1, LONGER * steps),
+                own = transferred if m == source else make(pgd_attack, m, seed)
+                adversaries = {"pgd": own, "long": make(pgd_attack, m, seed + 1, LONGER * steps),
                                "margin": make(margin_pgd, m, seed + 2), "transfer": transferred}
                 with torch.no_grad():
                     for k, x_adv in adversaries.items():
