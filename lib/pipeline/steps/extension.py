@@ -37,10 +37,9 @@ def extension_tables(s: Study, device: torch.device | None = None) -> dict:
         test_split = s.split("test")
         runs = eps_runs(s, device)
         primary = checkpoints(s, device=device)  # every model of the primary seed, loaded once
-        compared = [model_name(*md) for md in COMPARED_MODELS]
+        compared = {name: restore(primary[name], device)[0] for name in (model_name(*md) for md in COMPARED_MODELS)}
         probes = []
-        for name in compared:
-            model = restore(primary[name], device)[0]
+        for name, model in compared.items():
             adv = {r["eps"]: r["models"][name]["adv_centers"] for r in runs}
             probes.append(probe(model, name, primary[name]["references"], adv,
                                 split_features(model, test_split).cpu(), test_split.labels, s.mean_split))
@@ -49,13 +48,12 @@ def extension_tables(s: Study, device: torch.device | None = None) -> dict:
             cks = primary if seed == s.seed else checkpoints(s, s.attacked(seed), device, seed)
             refs = {name: cks[name]["references"] for name in (model_name(*md) for md in s.attacked(seed))}
             centers = make_center_tables(s, eps_runs(s, device, seed), refs)["centers"]
-            seed_centers.append(centers[centers.model.isin(compared)].assign(seed=seed))
+            seed_centers.append(centers[centers.model.isin(list(compared))].assign(seed=seed))
         sweep_refs = {name: primary[name]["references"] for name in (model_name(*md) for md in s.sweep())}
         result = {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
                   "sweep": tables.sweep_table(center_tables(s, device)["centers"], sweep_refs, s.mean_split),
                   "seed_centers": pd.concat(seed_centers, ignore_index=True),
-                  "attack_check": attack_check({name: restore(primary[name], device)[0] for name in compared},
-                                               test_split.subset(s.robust_samples).subset(CHECK_SAMPLES),
+                  "attack_check": attack_check(compared, test_split.subset(s.robust_samples).subset(CHECK_SAMPLES),
                                                s.robust_eps, s.robust_steps, s.robust_step_size, SOURCE, s.seed,
                                                s.precision)}
         for name in TABLES:
