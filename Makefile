@@ -14,12 +14,13 @@ EXTENDED ?=
 # EXTENDED=0 leaves out the extension (models C and D, robustness, probe, dimension sweep, extra seeds).
 OVERRIDES = $(strip $(SET) $(if $(EXTENDED),extended=$(EXTENDED)))
 
-.PHONY: help env data report test bench bench-quick nbval-refresh lab clean-venv
+.PHONY: help env data report test bench bench-quick nbval-refresh lab orphans clean-orphans clean-venv
 help:
 	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\", EXTENDED=0)"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
 	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
+	@echo "make orphans - list product folders in runs/ that no key of this PROFILE and SET names (clean-orphans removes them)"
 	@echo "make data    - fetch and verify MNIST into $(INVADV_DATA)"
 	@echo "make env     - create/refresh the virtual environment only"
 
@@ -48,6 +49,13 @@ report: $(VENV)/.installed $(RAW)/.verified
 	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" watch & watcher=$$!; \
 	$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report; status=$$?; \
 	kill $$watcher 2>/dev/null; wait $$watcher 2>/dev/null; exit $$status
+
+# Products of other parameters or code stay in runs/ (switching back finds them); these list or remove them.
+orphans: $(VENV)/.installed
+	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" orphans
+
+clean-orphans: $(VENV)/.installed
+	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" orphans --remove
 
 # The suite includes nbval: tests/nbval/ holds smoke-profile notebooks with their outputs, re-executed and
 # compared with numbers masked; tests/test_regression.py compares the numbers within stated tolerances.

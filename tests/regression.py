@@ -26,10 +26,12 @@ from tests.smoke import environment
 
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
 # exactly (labels, counts, ε). In brackets: the largest difference measured between the AVX-512 and the
-# AVX2 kernel set on the smoke profile (README, "Reproducibility"); each tolerance is 2–10× that.
+# AVX2 kernel set on the smoke profile (README, "Reproducibility"), and between Intel's and AMD's AVX-512 kernels
+# where it is larger; each tolerance is 2–10× that.
 TOLERANCES: dict[str, tuple[float, float]] = {
-    # class-averaged cosines of adversarial centers, samples, the sweep [≤ 0.0011]; alignment, NC3 [≤ 0.0002]
-    "cosine": (0.005, 0), "sample_cosine": (0.005, 0), "alignment": (0.005, 0), "nc3": (0.005, 0),
+    # class-averaged cosines of adversarial centers, the sweep [≤ 0.0011; 0.0050 between Intel's and AMD's AVX-512
+    # kernels]; sample-level cosines [0.0070 between those two]; alignment, NC3 [≤ 0.0002]
+    "cosine": (0.01, 0), "sample_cosine": (0.015, 0), "alignment": (0.005, 0), "nc3": (0.005, 0),
     "mean cos(μ_c, W_c)": (0.005, 0),
     # mean squared differences, their relative form, compactness: relative [≤ 1.3 %]
     "mse": (0, 0.03), "relative_mse": (0, 0.03), "compactness": (0, 0.01), "within/between scatter": (0, 0.01),
@@ -50,8 +52,10 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 }
 # Per-class rows (centers.csv, seed_centers.csv): at the smoke size a class has ~10 attacked images, so one
 # PGD sign step taken differently moves its center [cosine ≤ 0.015, MSE ≤ 7.5 %]; the report's numbers are
-# the class averages, held to the tolerances above.
-PER_CLASS: dict[str, tuple[float, float]] = {"cosine": (0.03, 0), "mse": (0, 0.15), "relative_mse": (0, 0.15)}
+# the class averages, held to the tolerances above. The 2-d model A, barely trained at this size, has class MSEs
+# near 1e-5 that Intel's and AMD's AVX-512 kernels move by up to 3.1e-5 (relative MSE by up to 0.15), hence the
+# absolute parts (an interim bound from three kernel sets; issue 31 derives them from more).
+PER_CLASS: dict[str, tuple[float, float]] = {"cosine": (0.03, 0), "mse": (4e-5, 0.15), "relative_mse": (0.2, 0.15)}
 PER_CLASS_TABLES = ("centers", "seed_centers")
 FLOAT = re.compile(r"-?\d+\.\d+(?:e[+-]?\d+)?")  # a printed float (an explicit '+' stays: it is a direction)
 

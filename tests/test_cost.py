@@ -36,8 +36,10 @@ def test_work_is_counted_from_the_study():
     work = lambda name: cost.task_work(s, tasks[name].step.name, tasks[name].params)
     assert work("train-A-200d") == {"train": 2 * 4000, "pgd": 0, "forward": 2 * 500 + 4000 + 500}
     assert work("train-C-200d")["pgd"] == 2 * 4000 * s.train_steps
-    assert work("eps-0")["pgd"] == 0 and work("eps-0.1")["pgd"] == 100 * len(s.attacked()) * s.steps
-    assert work("evaluate")["pgd"] == 100 * 4 * s.robust_steps * 2
+    assert work("eps-0-A-200d")["pgd"] == 0 and work("eps-0.1-C-200d")["pgd"] == 100 * s.steps
+    assert work("evaluate-B-200d")["pgd"] == 100 * s.robust_steps * 2
+    # per ε > 0: B's PGD to transfer, and each of A–D's 5× longer PGD and margin PGD
+    assert work("check")["pgd"] == s.check_samples * 2 * s.robust_steps * (1 + 4 * 6)
     assert work("figures") == {}
     paper = study("paper", "extended=0")
     assert cost.task_work(paper, "train", {"model": "A", "feature_dim": 200, "seed": 0})["train"] == 25 * 60000
@@ -82,13 +84,13 @@ def empty_runs(tmp_path, monkeypatch):
 def test_the_cost_note_says_what_runs_and_what_it_costs(empty_runs):
     s = study("smoke")
     note, seconds = make.cost_note(s, jobs=2)
-    assert "13 of 13 steps to run — 6 trainings · 3 ε runs" in note and "wall with make -j2" in note
+    assert "32 of 32 steps to run — 6 trainings · 18 ε runs" in note and "wall with make -j2" in note
     assert "1.00 ms per image per training step, 0.50 ms per PGD step" in note
     assert set(seconds) == set(dag.plan(s)) and all(v >= cost.STEP_OVERHEAD for v in seconds.values())
     for t in dag.plan(s).values():
         t.executed.parent.mkdir(parents=True, exist_ok=True)
         t.executed.write_text("{}")
-    assert make.cost_note(s, jobs=2) == ("make report (smoke): all 13 steps are made; rendering the report", {})
+    assert make.cost_note(s, jobs=2) == ("make report (smoke): all 32 steps are made; rendering the report", {})
 
 
 def test_the_paper_note_offers_the_quick_preview(empty_runs):
@@ -169,8 +171,8 @@ def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_r
         plan[name].output.touch()  # the product the notebook would write
         make.run_notebook(plan[name], "")
     first, second = list(plan)[:2]
-    assert seen["05_extension"]["step_seconds"] == {first: 30.0, second: 90.0}
-    assert "wall_seconds" not in seen["05_extension"]
-    assert seen["06_figures"]["step_seconds"] == {first: 30.0, second: 90.0, "extension": 0.0}  # ran, no duration
-    assert seen["06_figures"]["wall_seconds"] == 90.0  # the two ran side by side
+    assert seen["06_extension"]["step_seconds"] == {first: 30.0, second: 90.0}
+    assert "wall_seconds" not in seen["06_extension"]
+    assert seen["07_figures"]["step_seconds"] == {first: 30.0, second: 90.0, "extension": 0.0}  # ran, no duration
+    assert seen["07_figures"]["wall_seconds"] == 90.0  # the two ran side by side
     assert "step_seconds" not in seen["03_centers"]

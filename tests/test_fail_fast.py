@@ -22,7 +22,7 @@ from lib.core.errors import Diverged, WriteFailed
 from lib.core.evaluation import evaluate
 from lib.core.protocol import TrainConfig
 from lib.core.train import train_or_load
-from lib.pipeline import make
+from lib.pipeline import locks, make
 from lib.pipeline.config import study
 from lib.pipeline.dag import plan
 from tests import smoke
@@ -179,7 +179,19 @@ def test_a_second_run_waits_for_the_product_and_uses_it(tmp_path, monkeypatch, c
     uses it instead of running the notebook again."""
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "runs"))
     t = plan(study("smoke"))["train-A-200d"]
-    make.lock(t)  # creates the folder
+    holder = hold_and_make(t)
+    monkeypatch.setattr(make, "run_notebook", lambda *a: pytest.fail("the product was computed twice"))
+    start = time.monotonic()
+    make.execute(t, "")
+    assert time.monotonic() - start > 0.5 and holder.wait() == 0
+    err = capsys.readouterr().err
+    assert "[train-A-200d] another run is making this product; waiting for it" in err
+    assert "[train-A-200d] made by another run; using it" in err
+
+
+def hold_and_make(t) -> subprocess.Popen:
+    """A process that holds the task's lock for 1.5 s and makes its product meanwhile (another run)."""
+    locks.lock(t.folder)  # creates the folder
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import pathlib, sys, time
         from filelock import FileLock
@@ -190,13 +202,30 @@ def test_a_second_run_waits_for_the_product_and_uses_it(tmp_path, monkeypatch, c
             pathlib.Path({str(t.executed)!r}).write_text("{{}}")
     """)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline() == "held\n"
-    monkeypatch.setattr(make, "run_notebook", lambda *a: pytest.fail("the product was computed twice"))
-    start = time.monotonic()
-    make.execute(t, "")
-    assert time.monotonic() - start > 0.5 and holder.wait() == 0
-    err = capsys.readouterr().err
-    assert "[train-A-200d] another run is making this product; waiting for it" in err
-    assert "[train-A-200d] made by another run; using it" in err
+    return holder
+
+
+def test_the_command_line_waits_for_another_run_before_loading_the_pipeline(tmp_path):
+    """What the generated Makefile runs: a step another run is making costs the second run only its wait (no torch,
+    no plan), and is then used."""
+    runs = tmp_path / "runs"
+    with smoke.environment(INVADV_RUNS=str(runs)):  # task paths follow INVADV_RUNS when they are read
+        t = plan(study("smoke"))["train-A-200d"]
+        executed = t.executed
+        holder = hold_and_make(t)
+    code = textwrap.dedent(f"""
+        import runpy, sys
+        sys.argv = ["lib.pipeline", "--profile", "smoke", "execute", "train-A-200d", "--key", {t.key!r},
+                    "--executed", {str(executed)!r}]
+        try:
+            runpy.run_module("lib.pipeline", run_name="__main__")
+        except SystemExit as exc:
+            print("exit", exc.code, "torch" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "INVADV_RUNS": str(runs)})
+    assert holder.wait() == 0 and result.stdout.strip() == "exit 0 False", result.stdout + result.stderr
+    assert "made by another run; using it" in result.stderr
 
 
 def test_a_lock_left_by_a_killed_run_blocks_nobody(tmp_path, monkeypatch):
@@ -207,11 +236,12 @@ def test_a_lock_left_by_a_killed_run_blocks_nobody(tmp_path, monkeypatch):
         from lib.pipeline import make
         from lib.pipeline.config import study
         from lib.pipeline.dag import plan
-        make.lock(plan(study("smoke"))["train-A-200d"]).acquire()
+        from lib.pipeline import locks
+        locks.lock(plan(study("smoke"))["train-A-200d"].folder).acquire()
         os.kill(os.getpid(), signal.SIGKILL)
     """)], cwd=ROOT, env={**os.environ, "INVADV_RUNS": str(tmp_path / "runs")})
     assert killed.returncode == -signal.SIGKILL and (t.folder / ".lock").exists()
-    held = make.lock(t)
+    held = locks.lock(t.folder)
     held.acquire(timeout=5)  # raises Timeout if the dead run's lock still held
     held.release()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import lib
-from lib.pipeline import dag
+from lib.pipeline import code
 
 LIB = Path(lib.__file__).parent
 LAYERS = ("lib.core", "lib.analysis", "lib.pipeline")  # each may import only itself and the ones before it
@@ -18,7 +18,7 @@ def modules() -> dict[str, Path]:
     """Every module of lib by dotted name."""
     found = {"lib": LIB / "__init__.py"}
     for info in pkgutil.walk_packages([str(LIB)], prefix="lib."):
-        found[info.name] = dag.module_file(info.name)
+        found[info.name] = code.module_file(info.name)
     return found
 
 
@@ -29,7 +29,7 @@ def lib_imports(path: Path) -> list[tuple[str, int, bool]]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lib"):
-            names = [f"{node.module}.{a.name}" if dag.module_file(f"{node.module}.{a.name}") else node.module
+            names = [f"{node.module}.{a.name}" if code.module_file(f"{node.module}.{a.name}") else node.module
                      for a in node.names]
         elif isinstance(node, ast.Import):
             names = [a.name for a in node.names if a.name.startswith("lib")]

@@ -1,13 +1,11 @@
 """The pipeline's DAG: content keys, what a change recomputes, and the smoke report end to end."""
 import os
 import re
-import shutil
 
 import pandas as pd
 import pytest
 import torch
 
-from lib import ROOT
 from lib.core import products
 from lib.pipeline import dag, make
 from lib.pipeline.config import study
@@ -22,23 +20,32 @@ def changed(before, after):
     return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
 
 
+MODELS_ATTACKED = ("A-200d", "B-200d", "A-2d", "B-2d", "C-200d", "D-200d")  # the smoke study's, at its seed
+
+
+def eps_tasks(*eps: str, models=MODELS_ATTACKED, suffix: str = "") -> set[str]:
+    return {f"eps-{e}-{m}{suffix}" for e in eps for m in models}
+
+
 def test_changing_one_eps_recomputes_only_what_depends_on_it():
     before = keys(study("smoke"))
     after = keys(study("smoke", "eps=0,0.1,0.2"))
-    assert changed(before, after) == {"eps-0.3", "eps-0.2", "centers", "extension", "figures"}
+    assert changed(before, after) == {*eps_tasks("0.3", "0.2"), "centers", "extension", "figures"}
 
 
 def test_the_extension_adds_its_tasks_and_extended_0_leaves_them_out():
     full = dag.plan(study("smoke", "extra_seeds=5 sweep_dims=2,16,200"))
     plain = dag.plan(study("smoke", "extended=0 extra_seeds=5 sweep_dims=2,16,200"))
-    assert set(plain) == {"train-A-200d", "train-B-200d", "train-A-2d", "train-B-2d", "eps-0", "eps-0.1", "eps-0.3",
-                          "centers", "figures"}
+    assert set(plain) == {"train-A-200d", "train-B-200d", "train-A-2d", "train-B-2d",
+                          *eps_tasks("0", "0.1", "0.3", models=("A-200d", "B-200d")), "centers", "figures"}
+    compared = [f"{m}-200d" for m in "ABCD"]
     assert set(full) - set(plain) == {
-        "train-C-200d", "train-D-200d", "train-A-16d", "train-B-16d", "evaluate", "extension",
-        *(f"train-{m}-200d-s5" for m in "ABCD"), "eps-0-s5", "eps-0.1-s5", "eps-0.3-s5", "evaluate-s5"}
-    assert {d.name for d in full["eps-0.1-s5"].deps} == {f"train-{m}-200d-s5" for m in "ABCD"}
-    assert {d.name for d in full["eps-0.1"].deps} == {"train-A-200d", "train-B-200d", "train-A-2d", "train-B-2d",
-                                                      "train-C-200d", "train-D-200d", "train-A-16d", "train-B-16d"}
+        "train-C-200d", "train-D-200d", "train-A-16d", "train-B-16d", "extension", "check",
+        *eps_tasks("0", "0.1", "0.3", models=("A-2d", "B-2d", "C-200d", "D-200d", "A-16d", "B-16d")),
+        *(f"evaluate-{m}" for m in compared), *(f"train-{m}-s5" for m in compared),
+        *eps_tasks("0", "0.1", "0.3", models=compared, suffix="-s5"), *(f"evaluate-{m}-s5" for m in compared)}
+    assert [d.name for d in full["eps-0.1-C-200d-s5"].deps] == ["train-C-200d-s5"]  # one model's ε run reads its model
+    assert {d.name for d in full["check"].deps} == {*(f"train-{m}" for m in compared), *(f"evaluate-{m}" for m in compared)}
     # the reproduction's own steps are the same computation either way
     assert full["train-A-200d"].key == plain["train-A-200d"].key
     assert full["figures"].deps[-1].name == "extension"
@@ -63,36 +70,6 @@ def test_mean_split_changes_only_centers_and_figures():
 def test_center_weight_changes_model_b_and_its_dependents_only():
     diff = changed(keys(study("smoke")), keys(study("smoke", "center_weight=0.5")))
     assert "train-B-200d" in diff and not {"train-A-200d", "train-A-2d", "train-B-2d"} & diff
-
-
-EPS_AND_AFTER = {"eps-0", "eps-0.1", "eps-0.3", "centers", "extension", "figures"}
-
-
-@pytest.mark.parametrize("module, recomputed", [
-    ("core/inverse.py", EPS_AND_AFTER),  # the ε runs' kernel: not the trainings
-    ("core/products.py", "all"),  # no hand-kept list named it: every step saves or loads through it
-    ("pipeline/config.py", "all"),  # the defaults and the Study: no list named it either
-    ("analysis/plots.py", {"extension", "figures"}),  # imported by the two notebooks that draw
-    ("pipeline/make.py", set()),  # orchestration (make, watch, cost note): no product runs it
-])
-def test_code_change_recomputes_the_steps_that_reach_it(tmp_path, monkeypatch, module, recomputed):
-    shutil.copytree(ROOT / "lib", tmp_path / "lib")
-    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
-    monkeypatch.setattr(dag, "ROOT", tmp_path)
-    monkeypatch.setattr(dag, "NOTEBOOKS", tmp_path / "notebooks")
-    before = keys(study("smoke"))
-    with open(tmp_path / "lib" / module, "a") as f:
-        f.write("\n# a change\n")
-    after = keys(study("smoke"))
-    assert changed(before, after) == (set(before) if recomputed == "all" else recomputed)
-
-
-def test_the_code_of_a_step_is_what_its_notebook_reaches():
-    files = {str(p.relative_to(ROOT)) for p in dag.code_files("01_train")}
-    assert {"lib/__init__.py", "lib/pipeline/steps/train.py", "lib/core/train.py", "lib/core/products.py",
-            "lib/pipeline/config.py", "lib/pipeline/dag.py", "lib/pipeline/registry.py"} <= files
-    assert not {"lib/pipeline/make.py", "lib/analysis/plots.py", "lib/core/inverse.py"} & files
-    assert "lib/core/inverse.py" in {str(p.relative_to(ROOT)) for p in dag.code_files("02_inverse_adversaries")}
 
 
 def test_makefile_has_a_rule_per_task():
@@ -130,10 +107,10 @@ def test_a_notebook_run_by_hand_makes_its_missing_inputs(tmp_path, monkeypatch):
 
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
     s = study("smoke", "seed=11 epochs=1 train_samples=300 test_samples=100 attack_samples=100 eps=0,0.1 extended=0")
-    run = eps_run(s, 0.1)  # as 02_inverse_adversaries does, with nothing trained yet
-    assert set(run["models"]) == {"A-200d", "B-200d"} and dag.task(s, "eps-0.1").output.exists()
+    run = eps_run(s, 0.1)  # as the centers notebook does, with nothing trained yet
+    assert set(run["models"]) == {"A-200d", "B-200d"} and dag.task(s, "eps-0.1-B-200d").output.exists()
     made = {t.name for t in dag.plan(s).values() if t.output.exists()}
-    assert made == {"train-A-200d", "train-B-200d", "eps-0.1"}  # exactly its inputs, nothing more
+    assert made == {"train-A-200d", "train-B-200d", "eps-0.1-A-200d", "eps-0.1-B-200d"}  # its inputs, nothing more
     assert eps_run(s, 0.1)["provenance"] == run["provenance"]  # the second call only loads
 
 
@@ -167,7 +144,9 @@ def test_smoke_report_end_to_end():
     # One ε changed: make's own decision, from the same generated Makefile, without running the steps
     # (running them is what the run above tested).
     log = make_report("-n", "SET=eps=0,0.1,0.2")
-    assert planned_steps(log) == {"eps-0.2", "centers", "extension", "figures"} and executed_steps(log) == set()
+    assert planned_steps(log) == {*eps_tasks("0.2"), "centers", "extension", "figures"} and executed_steps(log) == set()
+    # the attack check is a step of its own: its parameter re-attacks nothing else
+    assert planned_steps(make_report("-n", "SET=check_samples=20")) == {"check", "extension", "figures"}
     assert planned_steps(make_report("-n")) == set()
 
 
@@ -242,4 +221,6 @@ def test_notebook_seed_outside_the_study_is_named():
     with pytest.raises(ValueError, match=r"seed=7 is not one of the study's seeds \[0\]; add it"):
         dag.train_task(study("smoke"), "A", 200, seed=7)
     with pytest.raises(ValueError, match="leaves out"):
-        dag.evaluate_task(study("smoke", "extended=0"))
+        dag.evaluate_task(study("smoke", "extended=0"), "A", 200)
+    with pytest.raises(ValueError, match=r"model A-2d is not one the study evaluates at seed 0; choose one of"):
+        dag.evaluate_task(study("smoke"), "A", 2)

@@ -126,7 +126,7 @@ def test_pipeline_refuses_a_read_only_runs_folder_before_running_anything(tmp_pa
 ])
 def test_bad_eps_of_a_notebook_is_named(eps, message):
     with pytest.raises(ConfigError, match=message):
-        dag.eps_task(study("smoke"), eps)
+        dag.eps_task(study("smoke"), eps, "A", 200)
 
 
 @pytest.mark.parametrize("model, dim, message", [
@@ -136,6 +136,8 @@ def test_bad_eps_of_a_notebook_is_named(eps, message):
 def test_bad_model_of_a_notebook_is_named(model, dim, message):
     with pytest.raises(ConfigError, match=message):
         dag.train_task(study("smoke"), model, dim)
+    with pytest.raises(ConfigError, match=message.replace("trains", "attacks")):
+        dag.eps_task(study("smoke"), 0.1, model, dim)
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -169,8 +171,8 @@ def test_notebook_error_is_one_line_at_the_top_of_its_output(tmp_path):
 
 def test_failing_step_prints_its_error_first(monkeypatch, tmp_path):
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
-    with pytest.raises(SystemExit, match=r"^error: eps-0.1 needs train-A-200d, train-B-200d.* first: run `make report PROFILE=smoke`"):
-        make.main(["--profile", "smoke", "execute", "eps-0.1"])
+    with pytest.raises(SystemExit, match=r"^error: centers needs train-A-200d, train-B-200d.* first: run `make report PROFILE=smoke`"):
+        make.main(["--profile", "smoke", "execute", "centers"])
 
 
 def test_every_torch_load_is_weights_only():

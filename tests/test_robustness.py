@@ -57,8 +57,12 @@ def test_the_check_reports_every_attack_and_counts_an_image_only_if_it_survives_
     for _, rows in table.groupby("model"):
         acc = rows.set_index("attack").accuracy
         assert acc[ALL] <= acc.drop(ALL).min()
-    linear_rows = table[table.model == "linear"].set_index("attack").accuracy
-    assert linear_rows["transferred from linear"] == linear_rows["PGD, 3 steps (the evaluation's)"]  # same attack
+    # The evaluation's outcomes, when given, are its row (not attacked again) and count towards ALL.
+    fooled = {m: {0.05: torch.zeros(len(split), dtype=torch.bool)} for m in ("linear", "masked")}
+    given = attack_check({"linear": linear, "masked": Quantized(linear)}, split, eps=(0.05,), steps=3,
+                         step_size=0.02, source="linear", evaluated=fooled).set_index(["model", "attack"]).accuracy
+    assert given["masked", "PGD, 3 steps (the evaluation's)"] == 0 and given["masked", ALL] == 0
+    assert given["masked", "PGD, 15 steps"] == table.set_index(["model", "attack"]).accuracy["masked", "PGD, 15 steps"]
     with pytest.raises(ValueError, match="source must be one of the models"):
         attack_check({"linear": linear}, split, (0.1,), 3, 0.02, source="B-200d")
 

@@ -30,7 +30,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nbval-refresh-") as scratch:
         env = {**os.environ, "INVADV_RUNS": f"{scratch}/runs", "INVADV_REPORTS": f"{scratch}/reports",
                "INVADV_THREADS": "1"}  # as in tests/conftest.py
-        subprocess.run(["make", "-s", "report", "PROFILE=smoke", f"VENV={sys.prefix}"], cwd=ROOT, env=env, check=True)
+        subprocess.run(["make", "-s", "-j2", "report", "PROFILE=smoke", f"VENV={sys.prefix}"], cwd=ROOT, env=env, check=True)
         os.environ.update(env)
         from lib.pipeline.config import study
         from lib.pipeline.dag import plan
@@ -38,9 +38,13 @@ def main() -> None:
         DEST.mkdir(exist_ok=True)
         for old in DEST.glob("*.ipynb"):
             old.unlink()
-        # Numbered in the plan's order, which respects dependencies: nbval runs the files in name order,
-        # so every notebook finds its inputs made by an earlier one (the figures need the extension).
-        for index, task in enumerate(plan(study("smoke")).values(), start=1):
+        # One notebook per step, its first task's, numbered in the plan's order, which respects dependencies: nbval
+        # runs the files in name order, so every notebook finds its inputs made by an earlier one or makes them
+        # itself in its kernel (a step's notebook makes its missing inputs), without a notebook start per task.
+        firsts = {}
+        for task in plan(study("smoke")).values():
+            firsts.setdefault(task.step.name, task)
+        for index, task in enumerate(firsts.values(), start=1):
             target = DEST / f"{index:02d}-{task.name}.ipynb"
             target.write_bytes(task.executed.read_bytes())
             strip_images(target)

@@ -207,6 +207,13 @@ def load_split(train: bool, root: Path | str = DATA_DIR) -> Split:
     return Split(dataset.data.clone(), dataset.targets.clone().long())
 
 
+def first(split: str, n: int) -> Split:
+    """The first n images of a split ('train' or 'test'): how every step of the study selects its images."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return load_split(split == "train").subset(n)
+
+
 def to_input(images: torch.Tensor) -> torch.Tensor:
     """uint8 [N, 28, 28] -> float [N, 1, 28, 28] in [0, 1] (ToTensor's scaling, no normalisation)."""
     return images.unsqueeze(1).float().div_(255)

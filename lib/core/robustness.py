@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from lib.core.attacks import ASCEND, BATCH, pgd, pgd_attack
 from lib.core.data import Split, batches
+from lib.core.evaluation import robust_correct
 
 LONGER = 5  # the long attack makes this many times the evaluation's steps (40 → 200 at the paper protocol)
-CHECK_SAMPLES = 1000  # test images per check: ±3 points at 95 % on an accuracy near 50 %, 1/10 of the evaluation's cost
 ALL = "all attacks"
 EVALUATIONS = "(the evaluation's)"  # marks the evaluation's own attack among the check's rows
 
@@ -44,10 +44,15 @@ def margin_pgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, s
 
 
 def attack_check(models: dict[str, nn.Module], split: Split, eps: tuple[float, ...], steps: int, step_size: float,
-                 source: str, seed: int = 0, precision: str = "fp32", batch_size: int = BATCH) -> pd.DataFrame:
+                 source: str, seed: int = 0, precision: str = "fp32", batch_size: int = BATCH,
+                 evaluated: dict[str, dict[float, torch.Tensor]] | None = None) -> pd.DataFrame:
     """Accuracy of each model under each attack at each ε > 0 (one row per model × ε × attack): the evaluation's
     PGD, the same with LONGER times the steps, PGD on the margin, the evaluation's PGD made on `source` and
-    transferred, and the per-image worst of them (ALL). Every attack is seeded; predictions are fp32."""
+    transferred, and the per-image worst of them (ALL). Every attack is seeded; predictions are fp32.
+
+    `evaluated` holds the evaluation's own outcome per image ({model: {ε: bool per image of `split`}}), kept by
+    the evaluation step so that its attack is not made again here; without it, it is made here as the evaluation
+    makes it (lib.core.evaluation.robust_correct)."""
     if source not in models:
         raise ValueError(f"source must be one of the models {sorted(models)}, got {source!r}")
     for model in models.values():
@@ -57,23 +62,27 @@ def attack_check(models: dict[str, nn.Module], split: Split, eps: tuple[float, .
              "margin": f"PGD on the margin, {steps} steps", "transfer": f"transferred from {source}"}
     rows = []
     for e in (e for e in eps if e > 0):
-        survived = {m: {k: [] for k in names} for m in models}
+        own = {m: evaluated[m][e][:len(split)] if evaluated else
+               robust_correct(model, split, e, steps, step_size, seed, batch_size, precision=precision)
+               for m, model in models.items()}
+        if any(len(c) != len(split) for c in own.values()):
+            raise ValueError(f"evaluated must hold an outcome for each of the {len(split)} images at ε={e:g}")
+        survived = {m: {k: [] for k in names if k != "pgd"} for m in models}
         n_batches = -(-len(split) // batch_size)
         for x, y in tqdm(batches(split, batch_size), total=n_batches, desc=f"attack check ε={e:g}", leave=False,
                          mininterval=2):
             x, y = x.to(device), y.to(device)
             make = lambda fn, m, s, n=steps: fn(models[m], x, y, e, step_size, n, generator=torch.Generator(
                 device=x.device).manual_seed(s), precision=precision)
-            transferred = make(pgd_attack, source, seed)  # also the source's own evaluation attack: not made twice
+            transferred = make(pgd_attack, source, seed)
             for m, model in models.items():
-                own = transferred if m == source else make(pgd_attack, m, seed)
-                adversaries = {"pgd": own, "long": make(pgd_attack, m, seed + 1, LONGER * steps),
+                adversaries = {"long": make(pgd_attack, m, seed + 1, LONGER * steps),
                                "margin": make(margin_pgd, m, seed + 2), "transfer": transferred}
                 with torch.no_grad():
                     for k, x_adv in adversaries.items():
-                        survived[m][k].append(model(x_adv).argmax(1) == y)
+                        survived[m][k].append((model(x_adv).argmax(1) == y).cpu())
         for m in models:
-            correct = {k: torch.cat(v) for k, v in survived[m].items()}
+            correct = {"pgd": own[m].cpu(), **{k: torch.cat(v) for k, v in survived[m].items()}}
             worst = torch.stack(list(correct.values())).all(0)
             rows += [{"model": m, "eps": e, "attack": names[k], "accuracy": c.float().mean().item()}
                      for k, c in correct.items()]

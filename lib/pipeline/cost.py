@@ -19,6 +19,7 @@ from lib.core.attacks import BATCH, inverse_adversary
 from lib.core.data import Split, to_input
 from lib.core.models import SmallCNN
 from lib.core.protocol import INVERSE_MODELS, TrainConfig
+from lib.core.robustness import LONGER
 from lib.core.train import accuracy, build, train_epoch
 from lib.pipeline.config import COMPARED_MODELS, Study
 
@@ -43,15 +44,18 @@ def task_work(s: Study, step: str, params: dict) -> dict[str, int]:
         per_epoch_forward = n_test + (n_train if inner else 0)  # the test pass; C/D's features of their adversaries
         return {"train": c.epochs * n_train, "pgd": c.epochs * n_train * inner,
                 "forward": c.epochs * per_epoch_forward + n_train + n_test}  # + the references at the end
-    if step == "eps":
+    if step == "eps":  # one model at one ε
         n = min(first(s.attack_samples, s.attack_split), first(s.test_samples if s.attack_split == "test"
                                                                  else s.train_samples, s.attack_split))
-        n *= len(s.attacked(params["seed"]))
         return {"pgd": n * s.steps if params["eps"] > 0 else 0, "forward": 2 * n}
-    if step == "evaluate":
-        n = min(first(s.robust_samples, "test"), n_test) * len(COMPARED_MODELS)
-        attacked = sum(e > 0 for e in s.robust_eps)
-        return {"pgd": n * s.robust_steps * attacked, "forward": n * (1 + len(s.robust_eps))}
+    attacked = sum(e > 0 for e in s.robust_eps)
+    n_robust = min(first(s.robust_samples, "test"), n_test)
+    if step == "evaluate":  # one model
+        return {"pgd": n_robust * s.robust_steps * attacked, "forward": n_robust * (1 + len(s.robust_eps))}
+    if step == "check":  # per ε: the source's PGD, and per model the long PGD and the margin PGD; 3 predictions
+        n, models = min(n_robust, s.check_samples), len(COMPARED_MODELS)
+        per_eps = s.robust_steps * (1 + models * (LONGER + 1))
+        return {"pgd": n * attacked * per_eps, "forward": n * attacked * models * 3}
     return {}  # the analysis steps: tables and figures from products, seconds of work
 
 

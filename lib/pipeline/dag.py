@@ -1,26 +1,31 @@
 """The report's DAG: which notebook runs make which product, where, keyed by what.
 
-Every product lives in a folder named by a content key: a hash of the step's parameters, the
-source of the notebook and of every `lib` module it reaches, and the keys of its inputs. A changed
-parameter or code therefore lands in a new folder and recomputes exactly what depends on it;
-switching back finds the old products again.
+Every product lives in a folder named by a content key: a hash of the values it depends on (the step's
+parameters), the code that computes it and the keys of its inputs. The code is the definitions the step's maker
+reaches (and its notebook, where the notebook itself writes the product), found from the code (lib.pipeline.code),
+so nothing can be forgotten; the planner (configuration, registry, this DAG, make, cost, render) is left out,
+because it enters a product only through the values it passes. Code is hashed without comments, docstrings and
+layout. A
+changed value or computation therefore lands in a new folder and recomputes exactly what depends on it; an edit
+that computes nothing new recomputes nothing, and switching back finds the old products again.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
+import importlib
 import json
 import os
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 from lib import ROOT
 from lib.core.errors import ConfigError
 from lib.core.protocol import model_name
 from lib.core.rules import RADIUS, passes
-from lib.pipeline.config import Study
-from lib.pipeline.registry import STEPS, Step, eps_label
+from lib.pipeline import code
+from lib.pipeline.config import COMPARED_MODELS, Study
+from lib.pipeline.registry import STEPS, Step, eps_label, seed_suffix
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -35,57 +40,40 @@ def reports_dir() -> Path:
     return Path(os.environ.get("INVADV_REPORTS", ROOT / "reports"))
 
 
-@lru_cache(maxsize=512)  # by content, so an edited file is parsed again
-def imported_modules(source: str) -> frozenset[str]:
-    """Dotted names of what `source` imports from `lib`, at any depth of the code ('lib.core.train',
-    'lib.core.train.restore', ...: a name that is no module is dropped by `module_file`)."""
-    names = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
-    return frozenset(name for name in names if name == "lib" or name.startswith("lib."))
-
-
-def module_file(name: str) -> Path | None:
-    """The file of module `name` ('lib.core' -> lib/core/__init__.py), or None when it names no module."""
-    path = ROOT.joinpath(*name.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+def notebook_cells(notebook: str) -> list[dict]:
+    return json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text())["cells"]
 
 
 def notebook_code(notebook: str) -> str:
     """The Python of a notebook's code cells (IPython magics and shell lines left out)."""
-    cells = json.loads((NOTEBOOKS / f"{notebook}.ipynb").read_text())["cells"]
-    lines = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    lines = ["".join(c["source"]) for c in notebook_cells(notebook) if c["cell_type"] == "code"]
     return "\n".join(line for line in "\n".join(lines).splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
-def code_files(notebook: str) -> list[Path]:
-    """Every `lib` file a notebook reaches through imports, transitively, with the packages' __init__ files:
-    the code its products depend on, found rather than listed, so no module can be forgotten."""
-    found: set[Path] = set()
-    todo = set(imported_modules(notebook_code(notebook)))
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        for depth in range(1, len(parts) + 1):  # importing lib.core.train runs lib/__init__, lib/core/__init__
-            path = module_file(".".join(parts[:depth]))
-            if path and path not in found:
-                found.add(path)
-                todo |= imported_modules(path.read_text())
-    return sorted(found)
+def step_code(step: Step) -> dict[tuple[str, str], str]:
+    """{(module, name): code} of every definition a step's products depend on: what its maker reaches, and what
+    its notebook reaches where the notebook writes part of the product (its figures)."""
+    module, function = step.make.split(":")
+    if not step.figures:
+        return code.reached({(module, function)}, root=ROOT)
+    notebook = code.parse(f"notebooks/{step.notebook}", notebook_code(step.notebook), ROOT)
+    nodes = [n for group in notebook.definitions.values() for n in group] + notebook.statements
+    return code.reached({(module, function)}, nodes, notebook, root=ROOT)
 
 
-def source_hash(notebook: str) -> str:
-    """Hash of a notebook and of every `lib` file it reaches (names and contents)."""
-    digest = hashlib.sha256((NOTEBOOKS / f"{notebook}.ipynb").read_bytes())
-    for path in code_files(notebook):
-        digest.update(str(path.relative_to(ROOT)).encode())
-        digest.update(path.read_bytes())
+def code_files(step: Step) -> list[Path]:
+    """The `lib` files of the definitions a step's products depend on."""
+    return sorted({code.module_file(module, ROOT) for module, _ in step_code(step)} - {None})
+
+
+def source_hash(step: Step) -> str:
+    """Hash of the code of a step's products: the definitions it reaches (lib.pipeline.code), and its notebook's
+    cells (code as parsed, text as written) where the notebook writes part of the product."""
+    digest = hashlib.sha256(code.code_hash(step_code(step)).encode())
+    if step.figures:
+        cells = notebook_cells(step.notebook)
+        digest.update(code.normalized_source(notebook_code(step.notebook)).encode())
+        digest.update(json.dumps(["".join(c["source"]) for c in cells if c["cell_type"] != "code"]).encode())
     return digest.hexdigest()
 
 
@@ -99,7 +87,7 @@ class Task:
     key_params: dict  # what the products depend on (beyond code and inputs)
     deps: list["Task"] = field(default_factory=list)
     profile: str = "paper"
-    code_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # per notebook, shared by one plan's tasks
+    code_hashes: dict[str, str] = field(default_factory=dict, repr=False)  # per step, shared by one plan's tasks
 
     @property
     def notebook(self) -> str:
@@ -107,9 +95,9 @@ class Task:
 
     @cached_property  # plan() builds fresh Tasks, so an edit is seen by the next plan
     def key(self) -> str:
-        if self.notebook not in self.code_hashes:  # the 18 trainings of a plan run one notebook: hash it once
-            self.code_hashes[self.notebook] = source_hash(self.notebook)
-        payload = json.dumps({"code": self.code_hashes[self.notebook], "params": self.key_params,
+        if self.step.name not in self.code_hashes:  # the 18 trainings of a plan share one maker: hash it once
+            self.code_hashes[self.step.name] = source_hash(self.step)
+        payload = json.dumps({"code": self.code_hashes[self.step.name], "params": self.key_params,
                               "deps": [d.key for d in self.deps]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
@@ -166,26 +154,67 @@ def check_seed(s: Study, seed: int | None) -> int:
 def train_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
     """The training task of one model (a notebook's parameters checked first)."""
     seed = check_seed(s, seed)
-    s.train_config(model, feature_dim, seed)  # names a bad model or feature_dim
-    if (model, feature_dim) not in s.models(seed):
-        raise ConfigError(f"model {model_name(model, feature_dim)} is not one the study trains at seed {seed}; "
-                          f"choose one of {[model_name(m, d) for m, d in s.models(seed)]}")
+    check_model(s, model, feature_dim, seed, s.models(seed), "trains")
     return task(s, STEPS["train"].task_name(s, {"model": model, "feature_dim": feature_dim, "seed": seed}))
 
 
-def eps_task(s: Study, eps: float, seed: int | None = None) -> Task:
-    """The ε run of one radius (a notebook's parameter checked first)."""
+def check_model(s: Study, model: str, feature_dim: int, seed: int, models: list[tuple[str, int]], what: str) -> None:
+    """ConfigError unless (model, feature_dim) is one of `models` (a notebook's parameters)."""
+    s.train_config(model, feature_dim, seed)  # names a bad model or feature_dim
+    if (model, feature_dim) not in models:
+        raise ConfigError(f"model {model_name(model, feature_dim)} is not one the study {what} at seed {seed}; "
+                          f"choose one of {[model_name(m, d) for m, d in models]}")
+
+
+def eps_task(s: Study, eps: float, model: str, feature_dim: int, seed: int | None = None) -> Task:
+    """One model's ε run at one radius (a notebook's parameters checked first)."""
     if not passes(RADIUS, eps):
         raise ConfigError(f"eps must be {RADIUS[0]}, got {eps!r}")
     if float(eps) not in s.eps:
         raise ConfigError(f"eps={eps:g} is not in the study's grid {list(s.eps)}; add it to the grid, "
                           f"e.g. overrides=\"eps={','.join(eps_label(e) for e in sorted({*s.eps, float(eps)}))}\"")
-    return task(s, STEPS["eps"].task_name(s, {"eps": float(eps), "seed": check_seed(s, seed)}))
+    seed = check_seed(s, seed)
+    check_model(s, model, feature_dim, seed, s.attacked(seed), "attacks")
+    return task(s, STEPS["eps"].task_name(s, {"eps": float(eps), "model": model, "feature_dim": feature_dim,
+                                             "seed": seed}))
 
 
-def evaluate_task(s: Study, seed: int | None = None) -> Task:
-    """The evaluation of one seed's 200-d models (the extension)."""
+def evaluate_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
+    """The evaluation of one of a seed's compared models (the extension)."""
     if not s.extended:
         raise ConfigError("the evaluation belongs to the extension, which this study leaves out (extended=0)")
-    return task(s, STEPS["evaluate"].task_name(s, {"seed": check_seed(s, seed)}))
+    seed = check_seed(s, seed)
+    check_model(s, model, feature_dim, seed, list(COMPARED_MODELS), "evaluates")
+    return task(s, STEPS["evaluate"].task_name(s, {"model": model, "feature_dim": feature_dim, "seed": seed}))
 
+
+def check_task(s: Study, seed: int | None = None) -> Task:
+    """The attack check of one seed's compared models (the extension)."""
+    if not s.extended:
+        raise ConfigError("the attack check belongs to the extension, which this study leaves out (extended=0)")
+    seed = check_seed(s, seed)
+    runs = STEPS["check"].runs(s)
+    if {"seed": seed} not in runs:
+        raise ConfigError(f"the study checks attacks at seed(s) {[r['seed'] for r in runs]}, not {seed}")
+    return task(s, STEPS["check"].task_name(s, {"seed": seed}))
+
+
+def product(s: Study, t: Task, device=None):
+    """A task's product, made now (with its own inputs) unless it exists: its step's maker called with the
+    task's parameters, as its notebook calls it."""
+    module, function = t.step.make.split(":")
+    return getattr(importlib.import_module(module), function)(s, **t.params, device=device)
+
+
+def input_products(s: Study, t: Task, device=None) -> list[tuple[Task, object]]:
+    """(input task, its product) for each of a task's inputs, in order: a maker reads what its key names, and
+    nothing else."""
+    return [(d, product(s, d, device)) for d in t.deps]
+
+
+def inputs(s: Study, t: Task, device=None) -> dict[str, list]:
+    """The products of a task's inputs, by step ({'train': [checkpoint, ...], 'eps': [...]}), in order."""
+    found: dict[str, list] = {}
+    for d, made in input_products(s, t, device):
+        found.setdefault(d.step.name, []).append(made)
+    return found

@@ -54,12 +54,13 @@ def computed_eps(s: Study) -> list[float]:
     """ε values whose ε run exists for this study: its grid, and any computed beside it (the explorer's button)."""
     found = set(s.eps)
     for folder in (dag.runs_dir() / s.profile).glob("eps-*"):
-        label = folder.name.removeprefix("eps-").rsplit("-", 1)[0]  # 'eps-0.12-<key>'; other seeds end in -s<n>
+        label = folder.name.removeprefix("eps-").split("-", 1)[0]  # 'eps-0.12-A-200d-<key>'
         try:
             eps = float(label)
         except ValueError:
             continue
-        if eps not in found and passes(RADIUS, eps) and dag.eps_task(with_eps(s, eps), eps).output.exists():
+        if eps not in found and passes(RADIUS, eps) and all(
+                dag.eps_task(with_eps(s, eps), eps, m, d).output.exists() for m, d in s.attacked()):
             found.add(eps)
     return sorted(found)
 

@@ -3,6 +3,7 @@ cost, follow its progress, and execute one step's notebook with papermill.
 
     python -m lib.pipeline --profile quick --set "epochs=3" makefile   # writes runs/quick/pipeline.mk
     python -m lib.pipeline --profile quick execute train-A-200d         # one step
+    python -m lib.pipeline --profile quick orphans [--remove]           # products no key of this plan names
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from filelock import FileLock, Timeout
 from traitlets.config import Config
 
 from lib.core import products
@@ -28,7 +28,7 @@ from lib.core.errors import MissingInput, ProductError, UserFacing
 from lib.core.protocol import TrainConfig
 from lib.core.provenance import default_device
 from lib.core.train import load_checkpoint
-from lib.pipeline import cost
+from lib.pipeline import cost, locks, orphans
 from lib.pipeline.config import Study, study
 from lib.pipeline.dag import NOTEBOOKS, Task, plan, reports_dir, runs_dir, task
 from lib.pipeline.render import render
@@ -78,7 +78,7 @@ def makefile(s: Study, overrides: str) -> str:
     # notebook ran to the end and wrote its product.
     for t in tasks.values():
         deps = " ".join(str(d.executed) for d in t.deps)
-        lines += [f"{t.executed}: {deps}", f"\t@$(PIPE) execute {t.name} --key {t.key}", ""]
+        lines += [f"{t.executed}: {deps}", f"\t@$(PIPE) execute {t.name} --key {t.key} --executed {t.executed}", ""]
     lines += [f"report: {' '.join(str(t.executed) for t in tasks.values())}", "\t@$(PIPE) render", ""]
     return "\n".join(lines)
 
@@ -227,13 +227,6 @@ def watch(s: Study, poll: float = 2.0) -> None:
         bar.close()
 
 
-def lock(task: Task) -> FileLock:
-    """The task's lock: whoever holds it computes the product, any other run waits for it. An OS-level lock
-    (flock), so a killed holder releases it at once and a lock file left behind blocks nobody."""
-    task.folder.mkdir(parents=True, exist_ok=True)
-    return FileLock(task.folder / ".lock")
-
-
 def execute(task: Task, overrides: str, expected_key: str | None = None) -> None:
     """Run the task's notebook with papermill, unless another run made it meanwhile; the executed notebook
     appears only on success."""
@@ -244,15 +237,10 @@ def execute(task: Task, overrides: str, expected_key: str | None = None) -> None
     if missing:
         raise MissingInput(f"{task.name} needs {', '.join(d.name for d in missing)} first: "
                            f"run `make report PROFILE={task.profile}` (with the same SET=...)")
-    held = lock(task)
+    held = locks.lock(task.folder)
+    locks.acquire(held, task.name)
     try:
-        held.acquire(blocking=False)
-    except Timeout:
-        print(f"[{task.name}] another run is making this product; waiting for it", file=sys.stderr, flush=True)
-        held.acquire()
-    try:
-        if task.executed.exists():  # the other run made it
-            print(f"[{task.name}] made by another run; using it", file=sys.stderr, flush=True)
+        if locks.made_by_another_run(task.name, task.executed):
             return
         run_notebook(task, overrides)
     finally:
@@ -314,8 +302,11 @@ def main(argv: list[str] | None = None) -> None:
     run = sub.add_parser("execute", help="run one task's notebook")
     run.add_argument("task")
     run.add_argument("--key", help="the key the generated Makefile expects (guards against mid-run edits)")
+    run.add_argument("--executed", help="the executed notebook the Makefile expects (waited for in __main__)")
     sub.add_parser("render", help="render the HTML report from the executed notebooks")
     sub.add_parser("watch", help="under make -jN: one progress line until every step is made")
+    orphaned = sub.add_parser("orphans", help="list the product folders no key of the current plan names")
+    orphaned.add_argument("--remove", action="store_true", help="remove them (never done otherwise)")
     args = parser.parse_args(argv)
     try:
         run_command(args)
@@ -351,3 +342,6 @@ def run_command(args: argparse.Namespace) -> None:
         render(s, plan(s))
     elif args.command == "watch":
         watch(s)
+    elif args.command == "orphans":
+        found = orphans.orphans(s.profile, plan(s))
+        print("\n".join(orphans.remove(found)) if args.remove and found else orphans.listing(found, s.profile))

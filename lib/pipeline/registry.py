@@ -4,19 +4,19 @@
 keys hash them, `render` exports and renders from them, and the notebooks load products through them. Adding a
 step is one entry here, its notebook, and the function that makes its product.
 
-A step's `runs(s)` lists one parameter dict per task, injected into its notebook (papermill); its key hashes
-`key(s, params)` (what the product depends on), the code its notebook reaches and its inputs' keys;
-`inputs(s, params)` names the tasks whose products it reads. The last of `files` marks the product done; `exports` go to reports/results/.
+A step's `runs(s)` lists one parameter dict per task, injected into its notebook (papermill). `key(s, params)` is
+every value its product depends on: the maker computes from these values and its inputs' products only, so that
+whatever the planner decides (which images a count selects, which seed a model gets) is in the key; the key also
+hashes the code the maker reaches and the inputs' keys. `inputs(s, params)` names the tasks whose products it
+reads. The last of `files` marks the product done; `exports` go to reports/results/.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from lib.pipeline.config import COMPARED_MODELS, Study
-
-ATTACK = ("steps", "step_size", "attack_samples", "attack_split", "precision")  # what an ε run's product depends on
-ROBUST = ("robust_eps", "robust_steps", "robust_step_size", "robust_samples", "precision")
+from lib.core.protocol import model_name
+from lib.pipeline.config import CHECK_SOURCE, COMPARED_MODELS, FIGURE_MODELS, REPRODUCTION_MODELS, Study
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,11 @@ def no_label(s: Study, params: dict) -> str:
     return ""
 
 
+def model_label(s: Study, p: dict) -> str:
+    """'A-200d', or 'A-200d-s1' at an extra seed."""
+    return f"{model_name(p['model'], p['feature_dim'])}{seed_suffix(s, p['seed'])}"
+
+
 def names(s: Study, step: str, runs: list[dict] | None = None) -> list[str]:
     """The task names of a step (of the given runs; default: all of them)."""
     step_ = STEPS[step]
@@ -71,39 +76,84 @@ def train_names(s: Study, seed: int, models=None) -> list[str]:
     return names(s, "train", [{"model": m, "feature_dim": d, "seed": seed} for m, d in models])
 
 
-def primary_eps_names(s: Study) -> list[str]:
-    """The ε runs of the primary seed: the ones the reproduction's figures read."""
-    return names(s, "eps", [{"eps": e, "seed": s.seed} for e in s.eps])
+def eps_names(s: Study, seed: int, models=None) -> list[str]:
+    """The ε runs of `seed` (of the given models; default: every model attacked at it), ε by ε."""
+    models = s.attacked(seed) if models is None else models
+    return names(s, "eps", [{"eps": e, "model": m, "feature_dim": d, "seed": seed} for e in s.eps for m, d in models])
+
+
+def evaluate_names(s: Study, seed: int) -> list[str]:
+    """The evaluations of `seed`'s compared models."""
+    return names(s, "evaluate", [{"model": m, "feature_dim": d, "seed": seed} for m, d in COMPARED_MODELS])
+
+
+def first_images(s: Study, split: str, n: int | None) -> int:
+    """How many images 'the first n of a split as this study uses it' is: the value a product's key holds."""
+    return s.split_size(split) if n is None else min(n, s.split_size(split))
+
+
+def eps_key(s: Study, p: dict) -> dict:
+    """What one model's ε run depends on (besides its training): the radius, the attack, the images."""
+    return {"eps": p["eps"], "steps": s.steps, "step_size": s.step_size, "precision": s.precision,
+            "split": s.attack_split, "images": first_images(s, s.attack_split, s.attack_samples)}
+
+
+def robust_key(s: Study, p: dict) -> dict:
+    """What a model's evaluation depends on (besides its training): PGD's radii, steps and seed, the images."""
+    return {"eps": list(s.robust_eps), "steps": s.robust_steps, "step_size": s.robust_step_size,
+            "precision": s.precision, "seed": p["seed"], "images": first_images(s, "test", s.robust_samples)}
+
+
+def check_key(s: Study, p: dict) -> dict:
+    """What the attack check depends on (besides the models and their evaluations)."""
+    return {**robust_key(s, p), "images": min(robust_key(s, p)["images"], s.check_samples), "source": CHECK_SOURCE}
+
+
+def per_model(s: Study, models: Callable[[Study, int], list]) -> list[dict]:
+    return [{"model": m, "feature_dim": d, "seed": seed} for seed in s.seeds for m, d in models(s, seed)]
+
+
+def names_of(models) -> list[str]:
+    return [model_name(m, d) for m, d in models]
 
 
 _STEPS = (
     Step("train", "01_train", "lib.pipeline.steps.train:checkpoint",
-         runs=lambda s: [{"model": m, "feature_dim": d, "seed": seed} for seed in s.seeds for m, d in s.models(seed)],
-         label=lambda s, p: f"{p['model']}-{p['feature_dim']}d{seed_suffix(s, p['seed'])}",
+         runs=lambda s: per_model(s, Study.models), label=model_label,
          key=lambda s, p: s.train_config(p["model"], p["feature_dim"], p["seed"]).to_dict(),
          inputs=lambda s, p: [], files=("checkpoint.pt",), noun="trainings"),
-    Step("eps", "02_inverse_adversaries", "lib.pipeline.steps.eps:eps_run",
-         runs=lambda s: [{"eps": e, "seed": seed} for seed in s.seeds for e in s.eps],
-         label=lambda s, p: f"{eps_label(p['eps'])}{seed_suffix(s, p['seed'])}",
-         key=lambda s, p: {"eps": p["eps"], **{k: getattr(s, k) for k in ATTACK}},
-         inputs=lambda s, p: train_names(s, p["seed"], s.attacked(p["seed"])), files=("inverse.pt",), noun="ε runs"),
+    Step("eps", "02_inverse_adversaries", "lib.pipeline.steps.eps:inverse_run",
+         runs=lambda s: [{"eps": e, "model": m, "feature_dim": d, "seed": seed}
+                         for seed in s.seeds for e in s.eps for m, d in s.attacked(seed)],
+         label=lambda s, p: f"{eps_label(p['eps'])}-{model_label(s, p)}", key=eps_key,
+         inputs=lambda s, p: train_names(s, p["seed"], [(p["model"], p["feature_dim"])]), files=("inverse.pt",),
+         noun="ε runs"),
     Step("centers", "03_centers", "lib.pipeline.steps.centers:center_tables", runs=once, label=no_label,
          key=lambda s, p: {"mean_split": s.mean_split},
-         inputs=lambda s, p: [*train_names(s, s.seed, s.attacked()), *primary_eps_names(s)],
+         inputs=lambda s, p: [*train_names(s, s.seed, s.attacked()), *eps_names(s, s.seed)],
          files=("samples.csv", "attacks.csv", "centers.csv"), exports=("centers.csv", "samples.csv", "attacks.csv")),
     Step("evaluate", "04_evaluate", "lib.pipeline.steps.evaluate:evaluation",
-         runs=lambda s: [{"seed": seed} for seed in s.seeds] if s.extended else [],
-         label=lambda s, p: seed_suffix(s, p["seed"]).lstrip("-"),
-         key=lambda s, p: {k: getattr(s, k) for k in ROBUST},
-         inputs=lambda s, p: train_names(s, p["seed"], COMPARED_MODELS), files=("evaluation.csv",), noun="evaluations"),
-    Step("extension", "05_extension", "lib.pipeline.steps.extension:extension_tables",
-         runs=lambda s: [{}] if s.extended else [], label=no_label, key=lambda s, p: {"study": s.to_dict()},
-         inputs=lambda s, p: ["centers", *names(s, "train"), *names(s, "eps"), *names(s, "evaluate")],
-         files=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv", "attack_check.csv", "claim4.json"),
-         exports=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv", "attack_check.csv"), figures=True),
-    Step("figures", "06_figures", "lib.pipeline.steps.figures:model_tables", runs=once, label=no_label,
-         key=lambda s, p: {"study": s.to_dict()},
-         inputs=lambda s, p: ["centers", *names(s, "train"), *primary_eps_names(s), *names(s, "extension")],
-         files=("models.csv", "history.csv", "06_figures.ipynb"), exports=("models.csv", "history.csv"), figures=True),
+         runs=lambda s: per_model(s, lambda s, seed: COMPARED_MODELS) if s.extended else [], label=model_label,
+         key=robust_key, inputs=lambda s, p: train_names(s, p["seed"], [(p["model"], p["feature_dim"])]),
+         files=("outcomes.pt", "evaluation.csv"), noun="evaluations"),
+    Step("check", "05_attack_check", "lib.pipeline.steps.check:attack_check_table",
+         runs=lambda s: [{"seed": s.seed}] if s.extended else [], label=lambda s, p: seed_suffix(s, p["seed"]).lstrip("-"),
+         key=check_key, inputs=lambda s, p: [*train_names(s, p["seed"], COMPARED_MODELS), *evaluate_names(s, p["seed"])],
+         files=("attack_check.csv",), exports=("attack_check.csv",), noun="attack checks"),
+    Step("extension", "06_extension", "lib.pipeline.steps.extension:extension_tables",
+         runs=lambda s: [{}] if s.extended else [], label=no_label,
+         key=lambda s, p: {"seeds": list(s.seeds), "mean_split": s.mean_split, "max_eps": max(s.eps),
+                           "test_images": first_images(s, "test", None), "models": names_of(COMPARED_MODELS),
+                           "sweep": names_of(s.sweep()), "figure_models": list(FIGURE_MODELS), "profile": s.profile,
+                           "epochs": s.epochs, "extra_seeds": list(s.extra_seeds)},
+         inputs=lambda s, p: ["centers", *names(s, "train"), *names(s, "eps"), *names(s, "evaluate"), *names(s, "check")],
+         files=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv", "claim4.json"),
+         exports=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv"), figures=True),
+    Step("figures", "07_figures", "lib.pipeline.steps.figures:model_tables", runs=once, label=no_label,
+         key=lambda s, p: {"profile": s.profile, "extended": s.extended, "test_images": first_images(s, "test", None),
+                           "models": names_of(REPRODUCTION_MODELS), "figure_models": list(FIGURE_MODELS),
+                           "eps": list(s.eps)},
+         inputs=lambda s, p: ["centers", *names(s, "train"), *eps_names(s, s.seed), *names(s, "extension")],
+         files=("models.csv", "history.csv", "07_figures.ipynb"), exports=("models.csv", "history.csv"), figures=True),
 )
 STEPS: dict[str, Step] = {step.name: step for step in _STEPS}  # in the order they run

@@ -1,0 +1,171 @@
+"""What an edit recomputes: a product's key holds the values it depends on, the code that computes it (found from the
+code, the planner left out) and its inputs' keys — so an edit that computes nothing new recomputes nothing, and one
+that does recomputes exactly its dependents (issue 28)."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lib import ROOT
+from lib.pipeline import code, dag, registry
+from lib.pipeline.config import study
+
+SMOKE = "smoke"
+
+
+def keys(s=None) -> dict[str, str]:
+    return {name: t.key for name, t in dag.plan(s or study(SMOKE)).items()}
+
+
+def changed(before: dict, after: dict) -> set[str]:
+    """Tasks whose key changed, and tasks that are new (both run)."""
+    return {n for n in after if before.get(n) != after[n]}
+
+
+def tasks_of(names: set[str], *steps: str) -> set[str]:
+    return {n for n in names if n.split("-", 1)[0] in steps}
+
+
+ALL = set(keys())
+TRAININGS = tasks_of(ALL, "train")
+AFTER_ATTACKS = tasks_of(ALL, "eps", "evaluate", "check", "centers", "extension", "figures")
+
+
+@pytest.fixture
+def copy(tmp_path, monkeypatch):
+    """A copy of lib/ and notebooks/ that dag hashes instead of the repository's; edit(path, old, new) edits it."""
+    shutil.copytree(ROOT / "lib", tmp_path / "lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    monkeypatch.setattr(dag, "ROOT", tmp_path)
+    monkeypatch.setattr(dag, "NOTEBOOKS", tmp_path / "notebooks")
+
+    def edit(path: str, old: str, new: str) -> None:
+        file = tmp_path / "lib" / path
+        text = file.read_text()
+        assert text.count(old) == 1, f"{old!r} is not once in {path}"
+        file.write_text(text.replace(old, new))
+
+    edit.root = tmp_path
+    return edit
+
+
+@pytest.mark.parametrize("path, old, new", [
+    ("core/attacks.py", "DESCEND, ASCEND = -1.0, 1.0\n", "DESCEND, ASCEND = -1.0, 1.0  # a comment\n"),
+    ("core/train.py", '"""Top-1 accuracy in eval mode."""', '"""Top-1 accuracy, in eval mode (a docstring)."""'),
+    ("core/attacks.py", "\n\ndef inverse_adversary(", "\n\ndef unused(x):\n    return 2 * x\n\n\ndef inverse_adversary("),
+    ("pipeline/config.py", "\n\ndef study(", "\n\ndef planner_helper():\n    return 3\n\n\ndef study("),
+    ("pipeline/dag.py", "def plan(s: Study)", "def plan(s: Study)  "),  # layout
+], ids=["comment", "docstring", "new-unused-function", "planner-code", "layout"])
+def test_an_edit_that_computes_nothing_new_recomputes_nothing(copy, path, old, new):
+    before = keys()
+    copy(path, old, new)
+    assert changed(before, keys()) == set()
+
+
+def add_statement(file, function: str) -> None:
+    """One more statement at the top of a top-level function's body (after its docstring): a change of behaviour."""
+    text = file.read_text()
+    start = text.index(f"\ndef {function}(")
+    body = text.index('"""\n', text.index('"""', start) + 3) + 4
+    file.write_text(text[:body] + "    _ = 0\n" + text[body:])
+
+
+@pytest.mark.parametrize("path, function, recomputed", [
+    ("core/attacks.py", None, AFTER_ATTACKS),  # PGD's batch size: ε runs, evaluations, attack check; no training
+    ("core/attacks.py", "pgd", ALL),  # PGD's step: C and D make inverse adversaries while training
+    ("core/products.py", "load", ALL),  # a module no list names: every step saves or loads through it
+    ("core/robustness.py", "attack_check", {"check", "extension", "figures"}),  # no evaluation, no ε run
+    ("analysis/tables.py", "sweep_table", {"extension", "figures"}),  # the extension's own tables: no attack
+    ("analysis/plots.py", "save", {"extension", "figures"}),  # the figures
+], ids=["pgd-batch", "pgd-step", "products", "attack-check", "extension-table", "plots"])
+def test_a_change_in_the_computation_recomputes_exactly_its_dependents(copy, path, function, recomputed):
+    before = keys()
+    if function is None:
+        copy(path, "BATCH = 256", "BATCH = 128")
+    else:
+        add_statement(copy.root / "lib" / path, function)
+    assert changed(before, keys()) == recomputed
+
+
+def test_a_training_parameter_recomputes_its_trainings_and_what_follows():
+    before = keys()
+    diff = changed(before, keys(study(SMOKE, "ema_rate=0.5")))
+    assert tasks_of(diff, "train") == {"train-C-200d"}
+    assert diff == {"train-C-200d", "eps-0-C-200d", "eps-0.1-C-200d", "eps-0.3-C-200d", "evaluate-C-200d", "check",
+                    "centers", "extension", "figures"}
+
+
+def test_an_attack_check_parameter_reattacks_nothing_else():
+    assert changed(keys(), keys(study(SMOKE, "check_samples=20"))) == {"check", "extension", "figures"}
+
+
+def test_a_planner_change_that_alters_what_a_product_computes_changes_its_key(monkeypatch):
+    before = keys()
+    # the planner decides how many images 'the first attack_samples' is: a value in the key
+    real = registry.first_images
+    monkeypatch.setattr(registry, "first_images", lambda s, split, n: real(s, split, n) - 1)
+    assert changed(before, keys()) == AFTER_ATTACKS
+
+
+def test_which_images_a_count_selects_is_in_the_key(copy):
+    """Which images a count selects is the kernel's (lib.core.data.first), whose code is in the key."""
+    before = keys()
+    copy("core/data.py", 'return load_split(split == "train").subset(n)',
+         'return load_split(split == "train").subset(n + 1)')
+    assert changed(before, keys()) == AFTER_ATTACKS
+
+
+def planned_keys(root, profile: str = SMOKE) -> dict[str, str]:
+    """The plan's keys as a fresh process sees the code under `root` (edits of the configuration need a re-import)."""
+    script = ("import json; from lib.pipeline import dag; from lib.pipeline.config import study; "
+              f"print(json.dumps({{n: t.key for n, t in dag.plan(study({profile!r})).items()}}))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_new_parameters_models_and_steps_recompute_nothing_that_exists(copy):
+    root = copy.root
+    before = keys()
+    # a new Study parameter with a default
+    copy("pipeline/config.py", "    check_samples: int = param(1000, AT_LEAST_1)\n",
+         "    check_samples: int = param(1000, AT_LEAST_1)\n    new_knob: float = param(0.5, NON_NEGATIVE)\n")
+    # a new step, declared after the others: its notebook and maker
+    copy("pipeline/registry.py", "\n)\nSTEPS: dict",
+         '\n    Step("summary", "08_summary", "lib.pipeline.steps.summary:summary", runs=once, label=no_label,\n'
+         '         key=lambda s, p: {}, inputs=lambda s, p: ["extension"], files=("summary.csv",)),\n)\nSTEPS: dict')
+    (root / "lib" / "pipeline" / "steps" / "summary.py").write_text(
+        '"""Step `summary`."""\n\n\ndef summary(s, device=None):\n    return None\n')
+    shutil.copy(root / "notebooks" / "03_centers.ipynb", root / "notebooks" / "08_summary.ipynb")
+    after = planned_keys(root)
+    assert changed(before, after) == {"summary"} and set(after) == set(before) | {"summary"}
+
+
+def test_a_model_added_to_the_study_runs_only_its_own_tasks_and_the_aggregates(copy):
+    """D added to a study of A, B and C: its training, ε runs and evaluation, and the steps that gather every
+    model; no other model's training, ε run or evaluation."""
+    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)",
+         'COMPARED_MODELS = tuple((m, 200) for m in MODELS if m != "D")')
+    without_d, with_d = planned_keys(copy.root), keys()
+    own = {"train-D-200d", "eps-0-D-200d", "eps-0.1-D-200d", "eps-0.3-D-200d", "evaluate-D-200d"}
+    assert set(with_d) - set(without_d) == own
+    assert changed(without_d, with_d) == own | {"centers", "check", "extension", "figures"}
+
+
+def test_the_code_of_a_step_is_what_its_maker_reaches_without_the_planner():
+    files = {str(p.relative_to(ROOT)) for p in dag.code_files(registry.STEPS["train"])}
+    assert {"lib/__init__.py", "lib/pipeline/steps/train.py", "lib/core/train.py", "lib/core/products.py"} <= files
+    assert not {"lib/pipeline/config.py", "lib/pipeline/dag.py", "lib/pipeline/registry.py", "lib/pipeline/make.py",
+                "lib/analysis/plots.py", "lib/core/inverse.py"} & files
+    assert "lib/core/inverse.py" in {str(p.relative_to(ROOT)) for p in dag.code_files(registry.STEPS["eps"])}
+    reached = dag.step_code(registry.STEPS["train"])
+    assert ("lib.core.attacks", "pgd") in reached and ("lib.core.attacks", "BATCH") not in reached
+
+
+def test_an_unresolved_name_counts_its_whole_module():
+    module = code.parse("lib.core.attacks", (ROOT / "lib/core/attacks.py").read_text())
+    found = code.reached({("lib.core.attacks", "made_at_run_time")})
+    assert {("lib.core.attacks", name) for name in module.definitions} <= set(found)
