@@ -62,6 +62,12 @@ def pytest_runtest_setup(item):
         return (yield)
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """The tests that read the background smoke run (marker `pipeline`) go last, in their order: the others run
+    while it computes, instead of waiting for it."""
+    items.sort(key=lambda item: item.get_closest_marker("pipeline") is not None)
+
+
 def pytest_collection_finish(session):
     """Start the smoke pipeline in the background when a collected test needs it (marker `pipeline`)."""
     if any(item.get_closest_marker("pipeline") for item in session.items):

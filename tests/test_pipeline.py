@@ -160,6 +160,7 @@ def test_bad_override_on_the_command_line_is_one_line():
         make.main(["--profile", "smoke", "--set", "eps=0.1,0.1", "makefile"])
 
 
+@pytest.mark.pipeline  # a `make report` in the suite's runs folder: after the background run
 def test_bad_parameter_is_the_first_line_of_make_report():
     result = run_make_report("SET=eps=-0.1,0.2")
     assert result.returncode != 0
