@@ -188,11 +188,11 @@ def reached(roots: set[tuple[str, str]], extra: list[ast.AST] | None = None, ext
             if (package, "") not in found and not is_planner(package) and (parsed := load(package, root)):
                 found[(package, "")] = "\n".join(normalized(s) for s in parsed.statements)
                 todo |= parsed.uses(parsed.statements, root)
-        if name == WHOLE:
-            nodes = [n for group in module.definitions.values() for n in group]
+        if name == WHOLE:  # every definition, each visited (and followed) on its own
             found[(module_name, WHOLE)] = ""
             todo |= {(module_name, n) for n in module.definitions}
-        elif name in module.definitions:
+            continue
+        if name in module.definitions:
             nodes = module.definitions[name]
             found[(module_name, name)] = "\n".join(normalized(n) for n in nodes)
         elif name in module.imports:  # re-exported: the definition it names

@@ -5,9 +5,8 @@ parameters), the code that computes it and the keys of its inputs. The code is t
 reaches (and its notebook, where the notebook itself writes the product), found from the code (lib.pipeline.code),
 so nothing can be forgotten; the planner (configuration, registry, this DAG, make, cost, render) is left out,
 because it enters a product only through the values it passes. Code is hashed without comments, docstrings and
-layout. A
-changed value or computation therefore lands in a new folder and recomputes exactly what depends on it; an edit
-that computes nothing new recomputes nothing, and switching back finds the old products again.
+layout. A changed value or computation therefore lands in a new folder and recomputes exactly what depends on it;
+an edit that computes nothing new recomputes nothing, and switching back finds the old products again.
 """
 from __future__ import annotations
 

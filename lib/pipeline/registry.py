@@ -76,10 +76,14 @@ def train_names(s: Study, seed: int, models=None) -> list[str]:
     return names(s, "train", [{"model": m, "feature_dim": d, "seed": seed} for m, d in models])
 
 
-def eps_names(s: Study, seed: int, models=None) -> list[str]:
-    """The ε runs of `seed` (of the given models; default: every model attacked at it), ε by ε."""
-    models = s.attacked(seed) if models is None else models
-    return names(s, "eps", [{"eps": e, "model": m, "feature_dim": d, "seed": seed} for e in s.eps for m, d in models])
+def eps_params(s: Study, seed: int) -> list[dict]:
+    """The parameters of the ε runs of `seed`: every model attacked at it, ε by ε."""
+    return [{"eps": e, "model": m, "feature_dim": d, "seed": seed} for e in s.eps for m, d in s.attacked(seed)]
+
+
+def eps_names(s: Study, seed: int) -> list[str]:
+    """The ε runs of `seed`, ε by ε."""
+    return names(s, "eps", eps_params(s, seed))
 
 
 def evaluate_names(s: Study, seed: int) -> list[str]:
@@ -106,7 +110,8 @@ def robust_key(s: Study, p: dict) -> dict:
 
 def check_key(s: Study, p: dict) -> dict:
     """What the attack check depends on (besides the models and their evaluations)."""
-    return {**robust_key(s, p), "images": min(robust_key(s, p)["images"], s.check_samples), "source": CHECK_SOURCE}
+    evaluation = robust_key(s, p)
+    return {**evaluation, "images": min(evaluation["images"], s.check_samples), "source": CHECK_SOURCE}
 
 
 def per_model(s: Study, models: Callable[[Study, int], list]) -> list[dict]:
@@ -123,8 +128,7 @@ _STEPS = (
          key=lambda s, p: s.train_config(p["model"], p["feature_dim"], p["seed"]).to_dict(),
          inputs=lambda s, p: [], files=("checkpoint.pt",), noun="trainings"),
     Step("eps", "02_inverse_adversaries", "lib.pipeline.steps.eps:inverse_run",
-         runs=lambda s: [{"eps": e, "model": m, "feature_dim": d, "seed": seed}
-                         for seed in s.seeds for e in s.eps for m, d in s.attacked(seed)],
+         runs=lambda s: [p for seed in s.seeds for p in eps_params(s, seed)],
          label=lambda s, p: f"{eps_label(p['eps'])}-{model_label(s, p)}", key=eps_key,
          inputs=lambda s, p: train_names(s, p["seed"], [(p["model"], p["feature_dim"])]), files=("inverse.pt",),
          noun="ε runs"),
