@@ -84,3 +84,43 @@ def test_autoattack_is_never_weaker_than_pgd_on_a_plain_model(small_model, mnist
         after = autoattack(small_model, split, eps, clean)  # from clean accuracy, not from PGD's survivors
         pgd = pgd_outcome(small_model, split, eps)
     assert 0 < pgd.float().mean() < 1 and after["Square"].float().mean() <= pgd.float().mean()
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+def test_the_step_starts_from_the_evaluations_outcomes_and_each_stage_only_takes_more():
+    """Step autoattack in the background smoke run: its first row per ε is the evaluation's own PGD outcome on the
+    same images, each stage keeps a subset of the images the one before kept, and the table and the logit-scale row
+    report those same outcomes."""
+    import pandas as pd
+
+    from lib.core import products
+    from lib.pipeline import dag
+    from lib.pipeline.config import study
+    from lib.pipeline.steps.extension import with_autoattack
+    from tests.regression import runs_at
+    from tests.smoke import PIPELINE_RUNS, make_report
+
+    make_report()
+    s = study("smoke")
+    with runs_at(PIPELINE_RUNS):
+        task, evaluation = dag.autoattack_task(s, "C", 200), dag.evaluate_task(s, "C", 200)
+        table, scale = pd.read_csv(task.output), pd.read_csv(task.file("masking.csv"))
+        per_image = products.load(task.file("autoattack.pt"))["outcomes"]
+        evaluated = products.load(evaluation.file("outcomes.pt"))["outcomes"]
+        comparison = pd.read_csv(evaluation.output)
+    n = task.key_params["images"]
+    assert n == s.autoattack_samples == 20
+    for eps in (e for e in s.robust_eps if e > 0):
+        outcomes = per_image[eps]
+        assert list(outcomes) == [f"PGD-{s.robust_steps}", *STAGES]
+        assert torch.equal(outcomes[f"PGD-{s.robust_steps}"], evaluated[eps][:n])
+        stacked = torch.stack(list(outcomes.values()))
+        assert (stacked[1:] <= stacked[:-1]).all()
+        rows = table[table.eps == eps].set_index("attack").accuracy
+        assert rows.to_dict() == pytest.approx({k: v.float().mean().item() for k, v in outcomes.items()})
+        assert scale[f"pgd@{eps:g}"].item() == pytest.approx(rows.iloc[0])
+    merged = with_autoattack(comparison, table)
+    assert merged["autoattack_acc@0.1"].item() == pytest.approx(table.set_index(["eps", "attack"]).accuracy[0.1, "Square"])
+    with pytest.raises(ValueError, match=r"no AutoAttack for \[\('C-200d', 1\)\]"):
+        with_autoattack(pd.concat([comparison, comparison.assign(seed=1)]), table)

@@ -134,7 +134,7 @@ def test_claim4_is_inconclusive_when_the_data_cannot_tell():
     assert claims.claim4(noisy, 10000)[0] == claims.INCONCLUSIVE
     one_seed = evaluation_table([0.52], [0.50], n_seeds=1)  # +2 points on 100 images: within the noise
     verdict, evidence = claims.claim4(one_seed, samples=100)
-    assert verdict == claims.INCONCLUSIVE and "100 test images only" in evidence
+    assert verdict == claims.INCONCLUSIVE and "one seed: 100 clean, 100 attacked" in evidence
 
 
 def test_seeds_needed_matches_the_normal_approximation_and_grows_with_the_spread():
@@ -166,3 +166,61 @@ def test_contrasts_report_every_pair_and_metric_with_intervals():
     assert (compact.low.item(), compact.high.item()) == pytest.approx((low, high))
     one = claims.contrasts(table[table.seed == 0], 10000).query("metric == 'compactness'")
     assert one.low.isna().all() and not one.decided.any()  # one seed: no interval for compactness
+
+
+def with_autoattack(table: pd.DataFrame, c_final: list[float], b_final: list[float], images: int = 1000):
+    """The evaluation table with AutoAttack's accuracies (at ε 0.1 and 0.3), as the extension merges them."""
+    table = table.copy()
+    for model, final in (("C-200d", c_final), ("B-200d", b_final), ("A-200d", [0.45] * len(c_final))):
+        rows = table.model == model
+        table.loc[rows, "autoattack_acc@0.1"] = final
+        table.loc[rows, "autoattack_acc@0.3"] = [f / 3 for f in final]
+    return table.assign(autoattack_samples=images)
+
+
+def test_claim4_is_decided_under_autoattack_with_pgd_beside_it():
+    pgd_gain = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])  # +20 points under PGD
+    masked = with_autoattack(pgd_gain, c_final=[0.38, 0.40, 0.39], b_final=[0.45, 0.46, 0.44])  # −6 under AutoAttack
+    verdict, evidence = claims.claim4(masked, samples=10000)
+    assert verdict == claims.FAILS
+    assert "under AutoAttack (the first 1000 test images): ε=0.1: -6.00 pp" in evidence
+    assert "Under the evaluation's PGD alone" in evidence and "ε=0.1: +20.00 pp" in evidence and "holds by" in evidence
+    real = with_autoattack(pgd_gain, c_final=[0.60, 0.62, 0.61], b_final=[0.45, 0.46, 0.44])
+    assert claims.claim4(real, samples=10000)[0] == claims.HOLDS
+    assert claims.claim4(pgd_gain, samples=10000)[0] == claims.HOLDS  # without AutoAttack, PGD decides
+    one_seed = with_autoattack(evaluation_table([0.7], [0.5], n_seeds=1), [0.6], [0.45], images=20)
+    evidence = claims.claim4(one_seed, samples=10000)[1]
+    assert "one seed: 10000 clean, 20 attacked" in evidence
+    assert "clean accuracy: +0.00 pp [-0.28, +0.28]" in evidence  # from the 10,000 clean images, not AutoAttack's 20
+
+
+def test_contrasts_cover_autoattack_with_its_own_image_count_for_one_seed():
+    table = with_autoattack(evaluation_table([0.60], [0.50], n_seeds=1), [0.40], [0.30], images=400)
+    result = claims.contrasts(table, samples=10000).set_index(["model", "baseline", "metric"])
+    row = result.loc[("C-200d", "B-200d", "autoattack_acc@0.1")]
+    se = np.sqrt((0.4 * 0.6 + 0.3 * 0.7) / 400)  # AutoAttack's 400 images, not the evaluation's 10,000
+    assert row.difference == pytest.approx(0.10) and row.low == pytest.approx(0.10 - norm.ppf(0.975) * se)
+    pgd = result.loc[("C-200d", "B-200d", "robust_acc@0.1")]
+    assert pgd.high - pgd.low < row.high - row.low
+
+
+def stages_table(c: dict[float, list[float]], a: dict[float, list[float]], seeds=(0, 1)) -> pd.DataFrame:
+    """Rows of step autoattack: per model × seed × ε the accuracy after PGD-40 and each stage."""
+    attacks = ["PGD-40", "APGD-CE", "APGD-T", "FAB-T", "Square"]
+    return pd.DataFrame([{"model": m, "seed": seed, "eps": e, "attack": attack, "accuracy": acc, "samples": 500,
+                          "seconds": 1.0}
+                         for m, per_eps in (("C-200d", c), ("A-200d", a)) for seed in seeds
+                         for e, accs in per_eps.items() for attack, acc in zip(attacks, accs)])
+
+
+def test_masking_is_a_large_drop_taken_mostly_by_the_gradient_stages():
+    table = stages_table(c={0.2: [0.26, 0.14, 0.0, 0.0, 0.0], 0.1: [0.82, 0.81, 0.80, 0.79, 0.78]},
+                         a={0.2: [0.15, 0.14, 0.13, 0.05, 0.05], 0.1: [0.73, 0.71, 0.70, 0.70, 0.70]})
+    found = claims.masking_findings(table).set_index(["model", "eps"])
+    assert found.loc[("C-200d", 0.2), "masked"] and found.loc[("C-200d", 0.2), "drop"] == pytest.approx(0.26)
+    assert not found.loc[("C-200d", 0.1), "masked"]  # 4 points, below the 5 that count
+    assert not found.loc[("A-200d", 0.2), "masked"]  # 10 points, but FAB-T took most of them
+    assert not found.loc[("A-200d", 0.1), "masked"]  # 3 points: PGD was nearly right
+    stages = claims.stage_table(table)
+    assert list(stages.columns) == ["model", "eps", "PGD-40", "APGD-CE", "APGD-T", "FAB-T", "Square", "seeds"]
+    assert (stages.seeds == 2).all()

@@ -84,13 +84,13 @@ def empty_runs(tmp_path, monkeypatch):
 def test_the_cost_note_says_what_runs_and_what_it_costs(empty_runs):
     s = study("smoke")
     note, seconds = make.cost_note(s, jobs=2)
-    assert "32 of 32 steps to run — 6 trainings · 18 ε runs" in note and "wall with make -j2" in note
+    assert "36 of 36 steps to run — 6 trainings · 18 ε runs" in note and "wall with make -j2" in note
     assert "1.00 ms per image per training step, 0.50 ms per PGD step" in note
     assert set(seconds) == set(dag.plan(s)) and all(v >= cost.STEP_OVERHEAD for v in seconds.values())
     for t in dag.plan(s).values():
         t.executed.parent.mkdir(parents=True, exist_ok=True)
         t.executed.write_text("{}")
-    assert make.cost_note(s, jobs=2) == ("make report (smoke): all 32 steps are made; rendering the report", {})
+    assert make.cost_note(s, jobs=2) == ("make report (smoke): all 36 steps are made; rendering the report", {})
 
 
 def test_the_paper_note_offers_the_quick_preview(empty_runs):
@@ -171,8 +171,17 @@ def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_r
         plan[name].output.touch()  # the product the notebook would write
         make.run_notebook(plan[name], "")
     first, second = list(plan)[:2]
-    assert seen["06_extension"]["step_seconds"] == {first: 30.0, second: 90.0}
-    assert "wall_seconds" not in seen["06_extension"]
-    assert seen["07_figures"]["step_seconds"] == {first: 30.0, second: 90.0, "extension": 0.0}  # ran, no duration
-    assert seen["07_figures"]["wall_seconds"] == 90.0  # the two ran side by side
+    assert seen["07_extension"]["step_seconds"] == {first: 30.0, second: 90.0}
+    assert "wall_seconds" not in seen["07_extension"]
+    assert seen["08_figures"]["step_seconds"] == {first: 30.0, second: 90.0, "extension": 0.0}  # ran, no duration
+    assert seen["08_figures"]["wall_seconds"] == 90.0  # the two ran side by side
     assert "step_seconds" not in seen["03_centers"]
+
+
+def test_autoattack_is_costed_on_the_images_pgd_leaves_robust():
+    s = study("paper")
+    work = cost.task_work(s, "autoattack", {"model": "C", "feature_dim": 200, "seed": 0})
+    per_image = 3 * (40 + cost.PGD_SURVIVORS * cost.AUTOATTACK_PGD_STEPS)  # 3 radii: the rescaled PGD and AutoAttack
+    assert work == {"pgd": round(1000 * per_image), "forward": 1000 * 4}
+    hours = 12 * cost.task_seconds(work, {"pgd": 0.37e-3, "forward": 0.1e-3}) / 3600
+    assert 2.5 < hours < 4  # the ≈ 3 h of compute the README sizes autoattack_samples by

@@ -30,7 +30,7 @@ def tasks_of(names: set[str], *steps: str) -> set[str]:
 
 ALL = set(keys())
 TRAININGS = tasks_of(ALL, "train")
-AFTER_ATTACKS = tasks_of(ALL, "eps", "evaluate", "check", "centers", "extension", "figures")
+AFTER_ATTACKS = tasks_of(ALL, "eps", "evaluate", "check", "autoattack", "centers", "extension", "figures")
 
 
 @pytest.fixture
@@ -77,9 +77,10 @@ def add_statement(file, function: str) -> None:
     ("core/attacks.py", "pgd", ALL),  # PGD's step: C and D make inverse adversaries while training
     ("core/products.py", "load", ALL),  # a module no list names: every step saves or loads through it
     ("core/robustness.py", "attack_check", {"check", "extension", "figures"}),  # no evaluation, no ε run
+    ("core/autoattack.py", "cascade", {*tasks_of(ALL, "autoattack"), "extension", "figures"}),  # each model's own
     ("analysis/tables.py", "sweep_table", {"extension", "figures"}),  # the extension's own tables: no attack
     ("analysis/plots.py", "save", {"extension", "figures"}),  # the figures
-], ids=["pgd-batch", "pgd-step", "products", "attack-check", "extension-table", "plots"])
+], ids=["pgd-batch", "pgd-step", "products", "attack-check", "autoattack", "extension-table", "plots"])
 def test_a_change_in_the_computation_recomputes_exactly_its_dependents(copy, path, function, recomputed):
     before = keys()
     if function is None:
@@ -93,12 +94,17 @@ def test_a_training_parameter_recomputes_its_trainings_and_what_follows():
     before = keys()
     diff = changed(before, keys(study(SMOKE, "ema_rate=0.5")))
     assert tasks_of(diff, "train") == {"train-C-200d"}
-    assert diff == {"train-C-200d", "eps-0-C-200d", "eps-0.1-C-200d", "eps-0.3-C-200d", "evaluate-C-200d", "check",
-                    "centers", "extension", "figures"}
+    assert diff == {"train-C-200d", "eps-0-C-200d", "eps-0.1-C-200d", "eps-0.3-C-200d", "evaluate-C-200d",
+                    "autoattack-C-200d", "check", "centers", "extension", "figures"}
 
 
 def test_an_attack_check_parameter_reattacks_nothing_else():
     assert changed(keys(), keys(study(SMOKE, "check_samples=20"))) == {"check", "extension", "figures"}
+
+
+def test_an_autoattack_parameter_reattacks_nothing_but_autoattack():
+    diff = changed(keys(), keys(study(SMOKE, "autoattack_queries=100")))
+    assert diff == {*(f"autoattack-{m}-200d" for m in "ABCD"), "extension", "figures"}
 
 
 def test_a_planner_change_that_alters_what_a_product_computes_changes_its_key(monkeypatch):
@@ -150,7 +156,7 @@ def test_a_model_added_to_the_study_runs_only_its_own_tasks_and_the_aggregates(c
     copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)",
          'COMPARED_MODELS = tuple((m, 200) for m in MODELS if m != "D")')
     without_d, with_d = planned_keys(copy.root), keys()
-    own = {"train-D-200d", "eps-0-D-200d", "eps-0.1-D-200d", "eps-0.3-D-200d", "evaluate-D-200d"}
+    own = {"train-D-200d", "eps-0-D-200d", "eps-0.1-D-200d", "eps-0.3-D-200d", "evaluate-D-200d", "autoattack-D-200d"}
     assert set(with_d) - set(without_d) == own
     assert changed(without_d, with_d) == own | {"centers", "check", "extension", "figures"}
 

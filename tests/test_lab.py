@@ -62,6 +62,6 @@ def test_make_lab_serves_notebooks_and_the_project_kernel(tmp_path):
     with make_lab(env) as (port, token):
         assert KERNEL in api(port, token, "kernelspecs")["kernelspecs"]
         served = {item["name"] for item in api(port, token, "contents")["content"]}
-        assert {"01_train.ipynb", "02_inverse_adversaries.ipynb", "03_centers.ipynb", "07_figures.ipynb"} <= served
+        assert {"01_train.ipynb", "02_inverse_adversaries.ipynb", "03_centers.ipynb", "08_figures.ipynb"} <= served
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10) as page:
             assert page.status == 200 and b"JupyterLab" in page.read()

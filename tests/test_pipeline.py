@@ -43,9 +43,11 @@ def test_the_extension_adds_its_tasks_and_extended_0_leaves_them_out():
         "train-C-200d", "train-D-200d", "train-A-16d", "train-B-16d", "extension", "check",
         *eps_tasks("0", "0.1", "0.3", models=("A-2d", "B-2d", "C-200d", "D-200d", "A-16d", "B-16d")),
         *(f"evaluate-{m}" for m in compared), *(f"train-{m}-s5" for m in compared),
-        *eps_tasks("0", "0.1", "0.3", models=compared, suffix="-s5"), *(f"evaluate-{m}-s5" for m in compared)}
+        *eps_tasks("0", "0.1", "0.3", models=compared, suffix="-s5"), *(f"evaluate-{m}-s5" for m in compared),
+        *(f"autoattack-{m}{suffix}" for m in compared for suffix in ("", "-s5"))}
     assert [d.name for d in full["eps-0.1-C-200d-s5"].deps] == ["train-C-200d-s5"]  # one model's ε run reads its model
     assert {d.name for d in full["check"].deps} == {*(f"train-{m}" for m in compared), *(f"evaluate-{m}" for m in compared)}
+    assert [d.name for d in full["autoattack-C-200d-s5"].deps] == ["train-C-200d-s5", "evaluate-C-200d-s5"]
     # the reproduction's own steps are the same computation either way
     assert full["train-A-200d"].key == plain["train-A-200d"].key
     assert full["figures"].deps[-1].name == "extension"
@@ -121,7 +123,8 @@ def test_smoke_report_end_to_end():
     html = (dag.reports_dir() / "report-smoke.html").read_text()
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 3
     for text in ("Figure 1", "Figure 2", "Figure 3", '<table class="claims">', "Profile:", "Device:",
-                 "Beyond the original", "Claim 4 —", "Feature dimension sweep", "over seeds"):
+                 "Beyond the original", "Claim 4 —", "Feature dimension sweep", "over seeds", "AutoAttack, stage by stage",
+                 "robust accuracy under AutoAttack", "Why PGD stalls", "median logit margin"):
         assert text in html, text
     assert "injected-parameters" not in html and not re.search(r"<script[^>]+src=\"http", html)
     assert float(re.search(r"wall time of the pipeline: (\d+\.\d) min", html).group(1)) > 0  # the steps' running time
@@ -132,11 +135,12 @@ def test_smoke_report_end_to_end():
 
     results, figures = (dag.reports_dir() / kind / "smoke" for kind in ("results", "figures"))
     assert {"centers.csv", "samples.csv", "attacks.csv", "models.csv", "history.csv", "comparison.csv", "probe.csv",
-            "sweep.csv", "seed_centers.csv", "attack_check.csv"} <= {p.name for p in results.iterdir()}
+            "sweep.csv", "seed_centers.csv", "attack_check.csv", "autoattack.csv", "masking.csv"} <= {
+        p.name for p in results.iterdir()}
     assert list(pd.read_csv(results / "centers.csv").columns) == [
         "model", "eps", "reference", "class", "cosine", "mse", "relative_mse"]  # the schema in the README
     for name in ("figure1", "figure2", "figure3", "training_curves", "attack_effect", "examples", "comparison", "probe",
-                 "sweep", "figure2_seeds", "figure3_seeds"):
+                 "sweep", "figure2_seeds", "figure3_seeds", "autoattack"):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.svg").exists(), name
 
     assert executed_steps(make_report()) == set()  # nothing changed: no work
@@ -147,6 +151,9 @@ def test_smoke_report_end_to_end():
     assert planned_steps(log) == {*eps_tasks("0.2"), "centers", "extension", "figures"} and executed_steps(log) == set()
     # the attack check is a step of its own: its parameter re-attacks nothing else
     assert planned_steps(make_report("-n", "SET=check_samples=20")) == {"check", "extension", "figures"}
+    # so is AutoAttack: its images re-attack nothing but itself, per model
+    assert planned_steps(make_report("-n", "SET=autoattack_samples=10")) == {
+        *(f"autoattack-{m}-200d" for m in "ABCD"), "extension", "figures"}
     assert planned_steps(make_report("-n")) == set()
 
 

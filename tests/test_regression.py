@@ -23,7 +23,7 @@ from tests.smoke import PIPELINE_RUNS, make_report, offline_env, other_kernels
 
 REFERENCES = Path(__file__).with_suffix("")  # pytest-regressions' data folder for this module
 TABLES = ("models", "history", "figure1", "centers", "averages", "samples", "attacks", "evaluation", "probe", "sweep",
-          "seed_centers")
+          "seed_centers", "autoattack", "masking")
 CATEGORIES = ("claim 1", "claim 2", "claim 3", "claim 4", "accuracy", "figure 2", "figure 3", "probe", "sweep")
 RUNS = ("default-kernels", "other-kernels")
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]

@@ -216,3 +216,41 @@ def test_the_attack_check_reads_as_a_table_and_names_masked_gradients():
     masked = pd.DataFrame(check_rows("B-200d", 0.55, 0.50, 0.54, 0.55) + check_rows("C-200d", 0.81, 0.78, 0.80, 0.20))
     assert "beat the model's own white-box attacks for C-200d at ε=0.1 (20.0 % vs 78.0 %): a sign of masked " \
            "gradients" in report.interpret_attack_check(masked, "B-200d")
+
+
+def test_autoattack_reads_stage_by_stage_and_names_masking_with_the_size_of_the_drop():
+    from tests.test_claims import stages_table
+
+    table = stages_table(c={0.2: [0.262, 0.144, 0.0, 0.0, 0.0]}, a={0.2: [0.148, 0.140, 0.120, 0.012, 0.012]})
+    shown = report.autoattack_table(table)
+    assert list(shown.columns) == ["PGD-40", "APGD-CE", "APGD-T", "FAB-T", "Square"]
+    assert shown.loc[("C-200d", "ε=0.2"), "PGD-40"] == 26.2 and shown.loc[("A-200d", "ε=0.2"), "Square"] == 1.2
+    text = report.interpret_autoattack(table)
+    assert "On the first 500 test images (mean over 2 seed(s)), AutoAttack takes up to 26.2 points beyond PGD-40" in text
+    assert "FAB-T and Square add at most 10.8 points" in text
+    assert "C-200d at ε=0.2: 26.2 % → 0.0 % (−26.2 points, 26.2 of them at APGD-CE/APGD-T)" in text
+    assert "A-200d at ε" not in text  # A's drop is FAB-T's: a stronger attack, not masked gradients
+    plain = stages_table(c={0.2: [0.26, 0.25, 0.25, 0.25, 0.25]}, a={0.2: [0.15, 0.15, 0.15, 0.15, 0.15]})
+    assert "no sign of masked gradients" in report.interpret_autoattack(plain)
+
+
+def test_the_logits_scale_reads_per_model_with_pgd_raw_and_rescaled():
+    rows = [{"model": m, "seed": seed, "samples": 1000, "margin_median": margin + seed, "margin_p90": 2 * margin,
+             "saturated": sat, "vanishing": van, "temperature": margin, "pgd@0.1": 0.8, "pgd_rescaled@0.1": low,
+             "pgd@0.3": 0.1, "pgd_rescaled@0.3": 0.0}
+            for m, margin, sat, van, low in (("A-200d", 12.0, 0.1, 0.0, 0.78), ("C-200d", 300.0, 0.99, 0.9, 0.3))
+            for seed in (0, 1)]
+    text = report.interpret_masking(pd.DataFrame(rows))
+    assert "first 1000 test images" in text and "median margin is 1" in text
+    assert ("* C-200d: median logit margin 300.5 (90th percentile 600.0); softmax saturated for 99.0 %, input "
+            "gradient exactly 0 for 90.0 %; PGD raw → rescaled logits ε=0.1: 80.0 → 30.0 %, ε=0.3: 10.0 → 0.0 %") in text
+    assert "* A-200d: median logit margin 12.5" in text
+
+
+def test_autoattack_stages_figure_has_a_panel_per_eps():
+    from tests.test_claims import stages_table
+
+    fig = plots.autoattack_stages(stages_table(c={0.1: [0.8, 0.7, 0.6, 0.6, 0.6], 0.2: [0.3, 0.1, 0.0, 0.0, 0.0]},
+                                               a={0.1: [0.7] * 5, 0.2: [0.2] * 5}))
+    assert [ax.get_title() for ax in fig.axes] == ["ε = 0.1", "ε = 0.2"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["PGD-40", "APGD-CE", "APGD-T", "FAB-T", "Square"]

@@ -7,7 +7,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, spearmanr, t as student_t, ttest_ind
 
+from lib.core.autoattack import STAGES
 from lib.core.robustness import ALL
+
+PGD, AUTOATTACK = "robust_acc@", "autoattack_acc@"  # the evaluation table's robust accuracies, by attack
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
 
@@ -22,6 +25,7 @@ class Thresholds:
     low_relative_mse: float = 0.1  # claim 3: 'low' MSE, relative to the reference's mean square
     min_gain: float = 0.01  # claim 4: a robustness gain smaller than 1 point is not 'increased robustness'
     max_clean_drop: float = 0.005  # claim 4: 'keeping separability' allows at most 0.5 points less clean accuracy
+    masking_drop: float = 0.05  # AutoAttack taking 5 points or more beyond PGD means PGD overstated robustness
 
 
 def trend(series: pd.DataFrame, alpha: float) -> tuple[str, str]:
@@ -116,13 +120,20 @@ def difference(a: pd.Series, b: pd.Series, samples: int | None, confidence: floa
     return diff, diff - z * se, diff + z * se
 
 
+def robust_columns(evaluation: pd.DataFrame, prefix: str) -> list[str]:
+    """The evaluation table's accuracies under one attack (PGD or AUTOATTACK), one column per ε."""
+    return sorted(c for c in evaluation.columns if c.startswith(prefix))
+
+
 def replacement_test(evaluation: pd.DataFrame, samples: int, new: str, classic: str, plain: str,
-                     t: Thresholds = Thresholds()) -> tuple[str, dict, tuple[float, float, float]]:
-    """Claim 4's rule for one model trained towards inverse adversaries: verdict, its PGD differences to the
-    classic center-loss model per ε and its clean difference (each mean, low, high; see `claim4`)."""
+                     t: Thresholds = Thresholds(), attack: str = PGD,
+                     attacked: int | None = None) -> tuple[str, dict, tuple[float, float, float]]:
+    """Claim 4's rule for one model trained towards inverse adversaries: verdict, its differences to the classic
+    center-loss model under `attack` per ε and its clean difference (each mean, low, high; see `claim4`). `samples`
+    is the test images of the clean accuracy, `attacked` those of the attack (default: the same)."""
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
-    robust = sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))
-    diffs = {c: difference(by(new, c), by(classic, c), samples) for c in robust}
+    attacked = samples if attacked is None else attacked
+    diffs = {c: difference(by(new, c), by(classic, c), attacked) for c in robust_columns(evaluation, attack)}
     clean = difference(by(new, "clean_acc"), by(classic, "clean_acc"), samples)
     gain = any(low > 0 for _, low, _ in diffs.values())
     loss = any(high < 0 for _, _, high in diffs.values())
@@ -148,46 +159,81 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     """Verdict and evidence on claim 4 from the evaluation table (one row per model × seed).
 
     Holds when the model trained with adversarial centers (`new`) is more robust than the classic
-    center-loss model at some PGD ε (95 % interval of the difference above 0), less robust at none,
+    center-loss model at some ε (95 % interval of the difference above 0), less robust at none,
     loses at most `max_clean_drop` clean accuracy and stays more compact than cross-entropy alone.
     Does not hold when it is less robust somewhere, loses more clean accuracy, or every interval rules
-    out a gain of `min_gain`. Inconclusive otherwise. With an attack `check` (lib.core.robustness), a gain
-    counts only if it survives stronger attacks: unless `new` − `classic` under all of them lies above 0 at
-    some ε, 'holds' becomes inconclusive (the gain may be masked gradients). The verdict is C's, the model
-    STUDY.md §6 defines for the claim; each of `variants` in the table (D: per-sample targets) gets the same
-    rule's verdict in the evidence, as context.
+    out a gain of `min_gain`. Inconclusive otherwise. Robustness is AutoAttack's accuracy where the table has it
+    (AUTOATTACK columns, on its first `autoattack_samples` images), else PGD's; PGD's differences stay in the
+    evidence beside it. With an attack `check` (lib.core.robustness), a gain counts only if it survives those
+    attacks too: unless `new` − `classic` under all of them lies above 0 at some ε, 'holds' becomes inconclusive.
+    The verdict is C's, the model STUDY.md §6 defines for the claim; each of `variants` in the table (D: per-sample
+    targets) gets the same rule's verdict in the evidence, as context.
     """
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
-    verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t)
+    attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
+    n_attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
+    verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t, attack, n_attacked)
     pp = lambda d: f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
     per_eps = lambda diffs: "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
     n = int(evaluation.groupby("model").size().get(new, 0))
     present = [v for v in variants if v in set(evaluation.model)]
-    evidence = (f"{new} − {classic}, robust accuracy under PGD: " + per_eps(diffs)
-                + f"; clean accuracy: {pp(clean)}. Compactness (within/between scatter, lower is more compact): "
-                + ", ".join(f"{m} {by(m, 'compactness').mean():.3f}" for m in (plain, classic, new, *present))
-                + f". Mean over {n} seed(s), 95 % interval "
-                + ("over seeds (Welch)." if n >= 2 else f"from {samples} test images only (one seed).")
-                + f" Holds if some interval lies above 0 with none below 0, the clean accuracy drops by at most "
-                  f"{100 * t.max_clean_drop:g} pp and {new} is more compact than {plain}; fails if an interval lies "
-                  f"below 0, every interval excludes a gain of {100 * t.min_gain:g} pp, or the clean accuracy drops more.")
+    evidence = f"{new} − {classic}, robust accuracy under "
+    if attack == AUTOATTACK:
+        pgd = replacement_test(evaluation, samples, new, classic, plain, t, PGD)
+        evidence += (f"AutoAttack (the first {n_attacked} test images): {per_eps(diffs)}. Under the evaluation's PGD "
+                     f"alone (for comparison with the literature; {samples} images, {pgd[0]} by the same rule): "
+                     f"{per_eps(pgd[1])}")
+    else:
+        evidence += "PGD: " + per_eps(diffs)
+    evidence += (f"; clean accuracy: {pp(clean)}. Compactness (within/between scatter, lower is more compact): "
+                 + ", ".join(f"{m} {by(m, 'compactness').mean():.3f}" for m in (plain, classic, new, *present))
+                 + f". Mean over {n} seed(s), 95 % interval "
+                 + ("over seeds (Welch)." if n >= 2 else f"from the test images only (one seed: {samples} clean, "
+                                                         f"{n_attacked} attacked).")
+                 + f" Holds if some interval lies above 0 with none below 0, the clean accuracy drops by at most "
+                   f"{100 * t.max_clean_drop:g} pp and {new} is more compact than {plain}; fails if an interval lies "
+                   f"below 0, every interval excludes a gain of {100 * t.min_gain:g} pp, or the clean accuracy drops more.")
     if check is not None:
         worst = worst_case_gain(check, new, classic)
         survives = any(low > 0 for _, low, _ in worst.values())
         attacks = " / ".join(dict.fromkeys(check.attack[check.attack != ALL]))
         outcome = "the gain survives." if survives else "no gain survives all attacks at any ε" + (
-            ", so the gain under the evaluation's PGD may be masked gradients." if verdict == HOLDS else ".")
+            f", so the gain under {'AutoAttack' if attack == AUTOATTACK else 'the evaluation' + chr(39) + 's PGD'} may "
+            "be masked gradients." if verdict == HOLDS else ".")
         evidence += (f" Attack check (the first seed's models, {int(check.samples.iloc[0])} test images; an image "
                      f"counts only if it survives every attack: {attacks}): {new} − {classic} "
                      + "; ".join(f"ε={e:g}: {pp(d)}" for e, d in worst.items()) + " — " + outcome)
         if verdict == HOLDS and not survives:
             verdict = INCONCLUSIVE
     for variant in present:
-        v_verdict, v_diffs, v_clean = replacement_test(evaluation, samples, variant, classic, plain, t)
+        v_verdict, v_diffs, v_clean = replacement_test(evaluation, samples, variant, classic, plain, t, attack, n_attacked)
         evidence += (f" Context, not part of the verdict: {variant} (each feature pulled towards its own inverse "
-                     f"adversary) by the same rule {v_verdict}; {variant} − {classic} under PGD: "
-                     + per_eps(v_diffs) + f"; clean: {pp(v_clean)}.")
+                     f"adversary) by the same rule {v_verdict}; {variant} − {classic} under "
+                     f"{'AutoAttack' if attack == AUTOATTACK else 'PGD'}: " + per_eps(v_diffs) + f"; clean: {pp(v_clean)}.")
     return verdict, evidence
+
+
+def stage_table(autoattack: pd.DataFrame) -> pd.DataFrame:
+    """AutoAttack stage by stage (lib.pipeline.steps.autoattack's rows over models and seeds): per model × ε the mean
+    over seeds of the accuracy after the evaluation's PGD and after each stage (each image counts only while it
+    survives every stage before), one column per attack in the order they ran, with the number of seeds."""
+    order = list(dict.fromkeys(autoattack.attack))
+    mean = autoattack.pivot_table(index=["model", "eps"], columns="attack", values="accuracy", aggfunc="mean")
+    seeds = autoattack.groupby(["model", "eps"]).seed.nunique().rename("seeds")
+    return mean[order].join(seeds).reset_index().rename_axis(columns=None)
+
+
+def masking_findings(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> pd.DataFrame:
+    """Per model × ε (means over seeds, `stage_table`): how much AutoAttack takes beyond the evaluation's PGD
+    (`drop`), how much of it its gradient stages take (`gradient`: APGD-CE and APGD-T, the same kind of attack as
+    PGD with an adaptive step and a scale-free loss), and `masked`: the drop is at least `masking_drop` and mostly
+    theirs, so that PGD's steps, not the absence of adversaries, held the accuracy up."""
+    table = stage_table(autoattack)
+    pgd = table.columns[2]  # the first attack: the evaluation's PGD
+    table["drop"] = table[pgd] - table[STAGES[-1]]
+    table["gradient"] = table[pgd] - table["APGD-T"]
+    table["masked"] = (table["drop"] >= t.masking_drop) & (table["gradient"] >= table["drop"] / 2)
+    return table
 
 
 # The extension's comparisons (STUDY.md §6): each model with inverse adversaries against classic center loss and
@@ -215,13 +261,16 @@ def seeds_needed(a: pd.Series, b: pd.Series, effect: float, confidence: float = 
 
 def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: float = 0.01,
               confidence: float = 0.95) -> pd.DataFrame:
-    """One row per pair × metric (clean accuracy, accuracy under PGD at each ε, compactness): the mean difference
-    model − baseline over seeds with its interval (`difference`), whether the interval excludes 0 (`decided`), and
-    for the accuracies whether it lies within ±`effect` (`bounded`: no difference of that size either way) and the
-    seeds per model that would decide a difference of `effect` (`seeds_for_effect`); `effect` is kept in each row.
+    """One row per pair × metric (clean accuracy, accuracy under PGD and under AutoAttack at each ε, compactness):
+    the mean difference model − baseline over seeds with its interval (`difference`), whether the interval excludes 0
+    (`decided`), and for the accuracies whether it lies within ±`effect` (`bounded`: no difference of that size
+    either way) and the seeds per model that would decide a difference of `effect` (`seeds_for_effect`); `effect`
+    is kept in each row. `samples` is the evaluation's test images (AutoAttack's are the table's
+    `autoattack_samples`), for the interval of a single seed.
 
     Compactness has no interval with one seed: unlike an accuracy it has no binomial error to fall back on."""
-    accuracies = ["clean_acc", *sorted(c for c in evaluation.columns if c.startswith("robust_acc@"))]
+    accuracies = ["clean_acc", *robust_columns(evaluation, PGD), *robust_columns(evaluation, AUTOATTACK)]
+    images = lambda metric: int(evaluation.autoattack_samples.iloc[0]) if metric.startswith(AUTOATTACK) else samples
     present = set(evaluation.model)
     by = lambda model, column: evaluation.loc[evaluation.model == model, column].reset_index(drop=True)
     rows = []
@@ -229,7 +278,7 @@ def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: f
         for metric in [*accuracies, "compactness"]:
             a, b = by(model, metric), by(baseline, metric)
             accuracy = metric in accuracies
-            diff, low, high = difference(a, b, samples if accuracy else None, confidence)
+            diff, low, high = difference(a, b, images(metric) if accuracy else None, confidence)
             needed = seeds_needed(a, b, effect, confidence) if accuracy else None
             rows.append({"model": model, "baseline": baseline, "metric": metric, "difference": diff, "low": low,
                          "high": high, "seeds": min(len(a), len(b)), "decided": bool(low > 0 or high < 0),

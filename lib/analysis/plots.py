@@ -114,6 +114,22 @@ def comparison(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+
+def autoattack_stages(autoattack: pd.DataFrame) -> plt.Figure:
+    """Accuracy after the evaluation's PGD and after each AutoAttack stage, one panel per ε, one line per model
+    (mean over seeds, band ±1 std): a line that falls at APGD-CE or APGD-T, not at PGD, is masked gradients."""
+    eps = sorted(autoattack.eps.unique())
+    order = list(dict.fromkeys(autoattack.attack))
+    data = autoattack.assign(stage=autoattack.attack.map(order.index), accuracy=100 * autoattack.accuracy)
+    fig, axes = plt.subplots(1, len(eps), figsize=(4.2 * len(eps), 3.6), sharey=True, squeeze=False)
+    for ax, e in zip(axes[0], eps):
+        sns.lineplot(data[data.eps == e], x="stage", y="accuracy", hue="model", marker="o", errorbar="sd", ax=ax,
+                     palette="deep", legend=ax is axes[0][0])
+        ax.set(title=f"ε = {e:g}", xlabel="", ylabel="accuracy (%)", ylim=(-2, 100))
+        ax.set_xticks(range(len(order)), order, rotation=30)
+    fig.tight_layout()
+    return fig
+
 def probe_figure(probe: pd.DataFrame) -> plt.Figure:
     """Likelihood vs reachability of each candidate point, class-averaged, one panel per model.
 

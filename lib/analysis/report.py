@@ -7,9 +7,11 @@ from IPython.display import HTML
 from scipy.stats import t as student_t
 
 from lib import ROOT
-from lib.analysis.claims import Thresholds
+from lib.analysis.claims import AUTOATTACK, Thresholds, masking_findings, stage_table
 from lib.analysis.tables import class_average, class_average_per_seed
 from lib.core.centers import compactness, cosine
+from lib.core.autoattack import STAGES
+from lib.core.masking import RESCALED_MARGIN
 from lib.core.robustness import ALL, EVALUATIONS
 
 
@@ -212,8 +214,9 @@ def interpret_sweep(sweep: pd.DataFrame) -> str:
 
 
 def metric_label(metric: str) -> str:
-    """'clean', 'PGD ε=0.1' or 'compactness' for a column of the evaluation table."""
-    return {"clean_acc": "clean", "compactness": "compactness"}.get(metric, f"PGD ε={metric.split('@')[-1]}")
+    """'clean', 'PGD ε=0.1', 'AutoAttack ε=0.1' or 'compactness' for a column of the evaluation table."""
+    attack = "AutoAttack" if metric.startswith(AUTOATTACK) else "PGD"
+    return {"clean_acc": "clean", "compactness": "compactness"}.get(metric, f"{attack} ε={metric.split('@')[-1]}")
 
 
 def effect_points(contrast: pd.DataFrame) -> str:
@@ -330,6 +333,56 @@ def interpret_attack_check(check: pd.DataFrame, source: str) -> str:
     return text + (f"No model falls further to adversaries transferred from {source} than to its own white-box "
                    "attacks: no sign of masked gradients.")
 
+
+
+def autoattack_table(autoattack: pd.DataFrame) -> pd.DataFrame:
+    """AutoAttack stage by stage for reading: accuracy in % (mean over seeds) per model and ε (rows), one column per
+    attack in the order they ran, each counting only the images every attack before it left robust."""
+    table = stage_table(autoattack).set_index(["model", "eps"])
+    attacks = [c for c in table.columns if c != "seeds"]
+    shown = (100 * table[attacks]).round(1)
+    shown.index = shown.index.set_levels([f"ε={e:g}" for e in shown.index.levels[1]], level=1)
+    return shown
+
+
+def interpret_autoattack(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
+    """What each AutoAttack stage found beyond the evaluation's PGD, and where the drop is masking: large and taken
+    mostly by the gradient stages (claims.masking_findings)."""
+    found = masking_findings(autoattack, t)
+    pgd = found.columns[2]
+    images, seeds = int(autoattack.samples.iloc[0]), int(found.seeds.max())
+    point = lambda v: f"{100 * v:.1f}"
+    text = (f"On the first {images} test images (mean over {seeds} seed(s)), AutoAttack takes up to "
+            f"{point(found['drop'].max())} points beyond {pgd}; FAB-T and Square add at most "
+            f"{point((found['APGD-T'] - found[STAGES[-1]]).max())} points after the gradient stages.")
+    masked = found[found.masked]
+    if masked.empty:
+        return text + (f" Nowhere does AutoAttack take {point(t.masking_drop)} points or more beyond {pgd} mostly with "
+                       "its gradient stages: no sign of masked gradients.")
+    lines = [f"{r.model} at ε={r.eps:g}: {point(r[pgd])} % → {point(r[STAGES[-1]])} % (−{point(r['drop'])} points, "
+             f"{point(r.gradient)} of them at APGD-CE/APGD-T)" for _, r in masked.iterrows()]
+    return text + (f" Masked gradients — {pgd} overstates robustness by {point(t.masking_drop)} points or more, and "
+                   "the same kind of attack with an adaptive step and a scale-free loss takes most of it: "
+                   + "; ".join(lines) + ".")
+
+
+def interpret_masking(masking: pd.DataFrame) -> str:
+    """Why PGD's cross-entropy stalls, per model (means over seeds): the logits' margin, the share of saturated
+    softmax and of exactly vanishing input gradients, and PGD on logits rescaled to a median margin of
+    RESCALED_MARGIN beside PGD on the raw ones (the same images, seed and steps)."""
+    per_model = masking.groupby("model", sort=False).mean(numeric_only=True)
+    eps = sorted(float(c.split("@")[1]) for c in masking.columns if c.startswith("pgd_rescaled@"))
+    lines = []
+    for model, r in per_model.iterrows():
+        attacked = ", ".join(f"ε={e:g}: {100 * r[f'pgd@{e:g}']:.1f} → {100 * r[f'pgd_rescaled@{e:g}']:.1f} %"
+                             for e in eps)
+        lines.append(f"{model}: median logit margin {r.margin_median:.1f} (90th percentile {r.margin_p90:.1f}); "
+                     f"softmax saturated for {100 * r.saturated:.1f} %, input gradient exactly 0 for "
+                     f"{100 * r.vanishing:.1f} %; PGD raw → rescaled logits {attacked}")
+    return (f"The logits' scale on the first {int(masking.samples.iloc[0])} test images (correctly classified ones; "
+            f"means over seeds). Rescaled: divided by the model's own temperature, so that the median margin is "
+            f"{RESCALED_MARGIN:g} — the same predictions, an unsaturated cross-entropy.\n\n"
+            + "\n".join(f"* {line}" for line in lines))
 
 # Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers
 # table the committed paper report of commit a76638a exported (fp32, before channels_last).

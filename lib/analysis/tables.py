@@ -90,8 +90,9 @@ GEOMETRY = ("compactness", "alignment", "nc3")  # the evaluation's feature-geome
 
 
 def comparison_text(comparison: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The A–D table as 'mean ± std over seeds' text: accuracies (%), feature geometry, seconds per epoch."""
-    accuracies = [c for c in comparison.columns if c == "clean_acc" or c.startswith("robust_acc@")]
+    """The A–D table as 'mean ± std over seeds' text: accuracies (%; under PGD and, where present, AutoAttack),
+    feature geometry, seconds per epoch."""
+    accuracies = [c for c in comparison.columns if c == "clean_acc" or c.startswith(("robust_acc@", "autoattack_acc@"))]
     summary = across_seeds(comparison, ["model"], [*accuracies, *GEOMETRY, "epoch_seconds"])
     columns = lambda values: [f"{v}{suffix}" for v in values for suffix in ("", "_std")]
     return {"accuracy": mean_std_text(summary[["model", "seeds", *columns(accuracies)]], accuracies, scale=100),

@@ -12,6 +12,7 @@ from typing import Any, Callable
 import torch
 from pydantic import TypeAdapter, ValidationError
 
+from lib.core.autoattack import ITERATIONS, QUERIES
 from lib.core.data import Split, load_split
 from lib.core.errors import ConfigError
 from lib.core.precision import CHOICES as PRECISION_CHOICES
@@ -30,12 +31,14 @@ DEVICE_TYPE = "cuda" if torch.cuda.is_available() else "cpu"  # where 'auto' pre
 PROFILES: dict[str, dict] = {
     "paper": {},
     "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300,
-              "extra_seeds": (), "robust_samples": 500},
+              "extra_seeds": (), "robust_samples": 500, "autoattack_samples": 200},
     "smoke": {"epochs": 2, "train_samples": 4000, "test_samples": 500, "attack_samples": 100,
               "eps": (0.0, 0.1, 0.3), "steps": 10, "step_size": 0.03,
               "extra_seeds": (), "sweep_dims": (2, 200), "train_steps": 1, "train_step_size": 0.1,
               "robust_eps": (0.1, 0.3), "robust_steps": 10, "robust_step_size": 0.03, "robust_samples": 100,
               "check_samples": 50,
+              # AutoAttack's plumbing, not its strength: the standard settings take minutes even on 20 images
+              "autoattack_samples": 20, "autoattack_iterations": 10, "autoattack_queries": 200,
               "precision": "fp32"},  # the regression check's references are fp32 (tests/regression.py)
 }
 
@@ -79,6 +82,11 @@ class Study:
     # the attack check (stronger attacks on the evaluation's first images): ±3 points at 95 % on an accuracy near
     # 50 %, at 1/10 of the evaluation's cost per attack
     check_samples: int = param(1000, AT_LEAST_1)
+    # AutoAttack (lib.core.autoattack) after the evaluation's PGD, on its first images: every model of every seed at
+    # every robust ε, ≈ 3 h for the paper study on the 2-core CPU (README, "AutoAttack"); ±3 points at 95 %
+    autoattack_samples: int = param(1000, AT_LEAST_1)
+    autoattack_iterations: int = param(ITERATIONS, AT_LEAST_1)  # APGD-CE, APGD-T, FAB-T; the original's 100
+    autoattack_queries: int = param(QUERIES, AT_LEAST_1)  # Square; the original's 5,000
     # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
     # natively and is resolved here, so products are keyed by the precision that actually ran. bf16 moves
     # the paper protocol's numbers less than a change of seed does (README, reports/fidelity_paper.csv).

@@ -178,13 +178,24 @@ def eps_task(s: Study, eps: float, model: str, feature_dim: int, seed: int | Non
                                              "seed": seed}))
 
 
-def evaluate_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
-    """The evaluation of one of a seed's compared models (the extension)."""
+def compared_task(s: Study, step: str, model: str, feature_dim: int, seed: int | None = None) -> Task:
+    """The task of a per-model step of the extension (evaluate, autoattack) for one of a seed's compared models."""
+    what = {"evaluate": "evaluation", "autoattack": "AutoAttack"}[step]
     if not s.extended:
-        raise ConfigError("the evaluation belongs to the extension, which this study leaves out (extended=0)")
+        raise ConfigError(f"the {what} belongs to the extension, which this study leaves out (extended=0)")
     seed = check_seed(s, seed)
     check_model(s, model, feature_dim, seed, list(COMPARED_MODELS), "evaluates")
-    return task(s, STEPS["evaluate"].task_name(s, {"model": model, "feature_dim": feature_dim, "seed": seed}))
+    return task(s, STEPS[step].task_name(s, {"model": model, "feature_dim": feature_dim, "seed": seed}))
+
+
+def evaluate_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
+    """The evaluation of one of a seed's compared models (the extension)."""
+    return compared_task(s, "evaluate", model, feature_dim, seed)
+
+
+def autoattack_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
+    """The AutoAttack of one of a seed's compared models (the extension)."""
+    return compared_task(s, "autoattack", model, feature_dim, seed)
 
 
 def check_task(s: Study, seed: int | None = None) -> Task:

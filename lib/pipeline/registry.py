@@ -86,9 +86,9 @@ def eps_names(s: Study, seed: int) -> list[str]:
     return names(s, "eps", eps_params(s, seed))
 
 
-def evaluate_names(s: Study, seed: int) -> list[str]:
-    """The evaluations of `seed`'s compared models."""
-    return names(s, "evaluate", [{"model": m, "feature_dim": d, "seed": seed} for m, d in COMPARED_MODELS])
+def evaluate_names(s: Study, seed: int, models=COMPARED_MODELS) -> list[str]:
+    """The evaluations of `seed`'s compared models (of the given (model, feature_dim); default: all)."""
+    return names(s, "evaluate", [{"model": m, "feature_dim": d, "seed": seed} for m, d in models])
 
 
 def first_images(s: Study, split: str, n: int | None) -> int:
@@ -112,6 +112,14 @@ def check_key(s: Study, p: dict) -> dict:
     """What the attack check depends on (besides the models and their evaluations)."""
     evaluation = robust_key(s, p)
     return {**evaluation, "images": min(evaluation["images"], s.check_samples), "source": CHECK_SOURCE}
+
+
+def autoattack_key(s: Study, p: dict) -> dict:
+    """What a model's AutoAttack depends on (besides its training and evaluation): the evaluation's PGD it starts
+    from (and repeats on rescaled logits), its first images."""
+    evaluation = robust_key(s, p)
+    return {**evaluation, "images": min(evaluation["images"], s.autoattack_samples),
+            "iterations": s.autoattack_iterations, "queries": s.autoattack_queries}
 
 
 def per_model(s: Study, models: Callable[[Study, int], list]) -> list[dict]:
@@ -144,20 +152,28 @@ _STEPS = (
          runs=lambda s: [{"seed": s.seed}] if s.extended else [], label=lambda s, p: seed_suffix(s, p["seed"]).lstrip("-"),
          key=check_key, inputs=lambda s, p: [*train_names(s, p["seed"], COMPARED_MODELS), *evaluate_names(s, p["seed"])],
          files=("attack_check.csv",), exports=("attack_check.csv",), noun="attack checks"),
-    Step("extension", "06_extension", "lib.pipeline.steps.extension:extension_tables",
+    Step("autoattack", "06_autoattack", "lib.pipeline.steps.autoattack:autoattack_tables",
+         runs=lambda s: per_model(s, lambda s, seed: COMPARED_MODELS) if s.extended else [], label=model_label,
+         key=autoattack_key, inputs=lambda s, p: [*train_names(s, p["seed"], [(p["model"], p["feature_dim"])]),
+                                                  *evaluate_names(s, p["seed"], [(p["model"], p["feature_dim"])])],
+         files=("autoattack.pt", "masking.csv", "autoattack.csv"), noun="AutoAttacks"),
+    Step("extension", "07_extension", "lib.pipeline.steps.extension:extension_tables",
          runs=lambda s: [{}] if s.extended else [], label=no_label,
          key=lambda s, p: {"seeds": list(s.seeds), "mean_split": s.mean_split, "max_eps": max(s.eps),
                            "test_images": first_images(s, "test", None), "models": names_of(COMPARED_MODELS),
                            "sweep": names_of(s.sweep()), "figure_models": list(FIGURE_MODELS), "profile": s.profile,
                            "epochs": s.epochs, "extra_seeds": list(s.extra_seeds)},
-         inputs=lambda s, p: ["centers", *names(s, "train"), *names(s, "eps"), *names(s, "evaluate"), *names(s, "check")],
-         files=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv", "claim4.json"),
-         exports=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv"), figures=True),
-    Step("figures", "07_figures", "lib.pipeline.steps.figures:model_tables", runs=once, label=no_label,
+         inputs=lambda s, p: ["centers", *names(s, "train"), *names(s, "eps"), *names(s, "evaluate"), *names(s, "check"),
+                                   *names(s, "autoattack")],
+         files=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv", "autoattack.csv", "masking.csv",
+                "claim4.json"),
+         exports=("comparison.csv", "probe.csv", "sweep.csv", "seed_centers.csv", "autoattack.csv", "masking.csv"),
+         figures=True),
+    Step("figures", "08_figures", "lib.pipeline.steps.figures:model_tables", runs=once, label=no_label,
          key=lambda s, p: {"profile": s.profile, "extended": s.extended, "test_images": first_images(s, "test", None),
                            "models": names_of(REPRODUCTION_MODELS), "figure_models": list(FIGURE_MODELS),
                            "eps": list(s.eps)},
          inputs=lambda s, p: ["centers", *names(s, "train"), *eps_names(s, s.seed), *names(s, "extension")],
-         files=("models.csv", "history.csv", "07_figures.ipynb"), exports=("models.csv", "history.csv"), figures=True),
+         files=("models.csv", "history.csv", "08_figures.ipynb"), exports=("models.csv", "history.csv"), figures=True),
 )
 STEPS: dict[str, Step] = {step.name: step for step in _STEPS}  # in the order they run

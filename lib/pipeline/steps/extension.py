@@ -1,5 +1,6 @@
-"""Step `extension` (06_extension): the extension's tables (A–D over seeds, probe, dimension sweep, seed-wise
-centers) and the verdict on claim 4, with the attack check behind it (step `check`), as files in the step's folder."""
+"""Step `extension` (07_extension): the extension's tables (A–D over seeds with their AutoAttack accuracy, probe,
+dimension sweep, seed-wise centers, AutoAttack's stages and the logits' scale) and the verdict on claim 4, with the
+attack check behind it (steps `check`, `autoattack`), as files in the step's folder."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import torch
 
 from lib.analysis import claims, tables
 from lib.core import products
+from lib.core.autoattack import STAGES
 from lib.core.centers import split_features
 from lib.core.data import first
 from lib.core.probe import probe
@@ -24,13 +26,29 @@ from lib.pipeline.steps.train import by_name
 TABLES = tuple(f.removesuffix(".csv") for f in STEPS["extension"].files if f.endswith(".csv"))
 
 
+def with_autoattack(comparison: pd.DataFrame, autoattack: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation's rows with each model's accuracy after the last AutoAttack stage at each ε
+    (`autoattack_acc@ε`) and the number of images AutoAttack ran on (`autoattack_samples`)."""
+    final = autoattack[autoattack.attack == STAGES[-1]]
+    wide = final.pivot_table(index=["model", "seed"], columns="eps", values="accuracy")
+    wide = wide.rename(columns=lambda e: f"{claims.AUTOATTACK}{e:g}").rename_axis(columns=None).reset_index()
+    wide["autoattack_samples"] = final.groupby(["model", "seed"]).samples.first().to_numpy()
+    merged = comparison.merge(wide, on=["model", "seed"], how="left", validate="one_to_one")
+    if merged.autoattack_samples.isna().any():
+        missing = merged.loc[merged.autoattack_samples.isna(), ["model", "seed"]].to_records(index=False).tolist()
+        raise ValueError(f"no AutoAttack for {missing}")
+    return merged.astype({"autoattack_samples": int})
+
+
 def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.device) -> dict:
     """The extension's tables and claim 4's verdict from its key's values and its inputs' products."""
     def of(step: str, seed: int | None = None) -> list:
         return [made for t, made in found if t.step.name == step and seed in (None, t.params.get("seed"))]
 
     primary = values["seeds"][0]
-    comparison = pd.concat(of("evaluate"), ignore_index=True)
+    attacked = {k: pd.concat([made[k] for made in of("autoattack")], ignore_index=True)
+                for k in ("autoattack", "masking")}
+    comparison = with_autoattack(pd.concat(of("evaluate"), ignore_index=True), attacked["autoattack"])
     checkpoints = by_name(of("train", primary))
     runs = merged(of("eps", primary))
     test_split = first("test", values["test_images"])
@@ -51,12 +69,12 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
     verdict, evidence = claims.claim4(comparison, int(comparison.samples.iloc[0]), check=check)
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
             "sweep": tables.sweep_table(centers["centers"], sweep_refs, values["mean_split"]),
-            "seed_centers": pd.concat(seed_centers, ignore_index=True), "claim4": (verdict, evidence)}
+            "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "claim4": (verdict, evidence)}
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
-    """{'comparison', 'probe', 'sweep', 'seed_centers': tables, 'claim4': (verdict, evidence)}, made now unless
-    they exist."""
+    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking': tables, 'claim4': (verdict,
+    evidence)}, made now unless they exist."""
     task = dag.task(s, "extension")
     if not task.output.exists():
         device = device or default_device()

@@ -1,4 +1,4 @@
-"""Step `figures` (07_figures): the report notebook itself is the product; besides its figures, it writes the
+"""Step `figures` (08_figures): the report notebook itself is the product; besides its figures, it writes the
 per-model tables of the reproduction's models (accuracy and training history) that reports/results/ exports."""
 from __future__ import annotations
 
