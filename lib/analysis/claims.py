@@ -197,9 +197,9 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
         worst = worst_case_gain(check, new, classic)
         survives = any(low > 0 for _, low, _ in worst.values())
         attacks = " / ".join(dict.fromkeys(check.attack[check.attack != ALL]))
+        deciding = "AutoAttack" if attack == AUTOATTACK else "the evaluation's PGD"
         outcome = "the gain survives." if survives else "no gain survives all attacks at any ε" + (
-            f", so the gain under {'AutoAttack' if attack == AUTOATTACK else 'the evaluation' + chr(39) + 's PGD'} may "
-            "be masked gradients." if verdict == HOLDS else ".")
+            f", so the gain under {deciding} may be masked gradients." if verdict == HOLDS else ".")
         evidence += (f" Attack check (the first seed's models, {int(check.samples.iloc[0])} test images; an image "
                      f"counts only if it survives every attack: {attacks}): {new} − {classic} "
                      + "; ".join(f"ε={e:g}: {pp(d)}" for e, d in worst.items()) + " — " + outcome)
@@ -223,13 +223,19 @@ def stage_table(autoattack: pd.DataFrame) -> pd.DataFrame:
     return mean[order].join(seeds).reset_index().rename_axis(columns=None)
 
 
+def pgd_attack(autoattack: pd.DataFrame) -> str:
+    """The evaluation's PGD among the attacks of AutoAttack's rows (e.g. 'PGD-40'): the one that is not a stage."""
+    [pgd] = [a for a in dict.fromkeys(autoattack.attack) if a not in STAGES]
+    return pgd
+
+
 def masking_findings(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> pd.DataFrame:
     """Per model × ε (means over seeds, `stage_table`): how much AutoAttack takes beyond the evaluation's PGD
     (`drop`), how much of it its gradient stages take (`gradient`: APGD-CE and APGD-T, the same kind of attack as
     PGD with an adaptive step and a scale-free loss), and `masked`: the drop is at least `masking_drop` and mostly
     theirs, so that PGD's steps, not the absence of adversaries, held the accuracy up."""
     table = stage_table(autoattack)
-    pgd = table.columns[2]  # the first attack: the evaluation's PGD
+    pgd = pgd_attack(autoattack)
     table["drop"] = table[pgd] - table[STAGES[-1]]
     table["gradient"] = table[pgd] - table["APGD-T"]
     table["masked"] = (table["drop"] >= t.masking_drop) & (table["gradient"] >= table["drop"] / 2)

@@ -114,7 +114,6 @@ def comparison(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-
 def autoattack_stages(autoattack: pd.DataFrame) -> plt.Figure:
     """Accuracy after the evaluation's PGD and after each AutoAttack stage, one panel per ε, one line per model
     (mean over seeds, band ±1 std): a line that falls at APGD-CE or APGD-T, not at PGD, is masked gradients."""
@@ -129,6 +128,7 @@ def autoattack_stages(autoattack: pd.DataFrame) -> plt.Figure:
         ax.set_xticks(range(len(order)), order, rotation=30)
     fig.tight_layout()
     return fig
+
 
 def probe_figure(probe: pd.DataFrame) -> plt.Figure:
     """Likelihood vs reachability of each candidate point, class-averaged, one panel per model.

@@ -7,10 +7,10 @@ from IPython.display import HTML
 from scipy.stats import t as student_t
 
 from lib import ROOT
-from lib.analysis.claims import AUTOATTACK, Thresholds, masking_findings, stage_table
+from lib.analysis.claims import AUTOATTACK, Thresholds, masking_findings, pgd_attack, stage_table
 from lib.analysis.tables import class_average, class_average_per_seed
-from lib.core.centers import compactness, cosine
 from lib.core.autoattack import STAGES
+from lib.core.centers import compactness, cosine
 from lib.core.masking import RESCALED_MARGIN
 from lib.core.robustness import ALL, EVALUATIONS
 
@@ -334,7 +334,6 @@ def interpret_attack_check(check: pd.DataFrame, source: str) -> str:
                    "attacks: no sign of masked gradients.")
 
 
-
 def autoattack_table(autoattack: pd.DataFrame) -> pd.DataFrame:
     """AutoAttack stage by stage for reading: accuracy in % (mean over seeds) per model and ε (rows), one column per
     attack in the order they ran, each counting only the images every attack before it left robust."""
@@ -349,7 +348,7 @@ def interpret_autoattack(autoattack: pd.DataFrame, t: Thresholds = Thresholds())
     """What each AutoAttack stage found beyond the evaluation's PGD, and where the drop is masking: large and taken
     mostly by the gradient stages (claims.masking_findings)."""
     found = masking_findings(autoattack, t)
-    pgd = found.columns[2]
+    pgd = pgd_attack(autoattack)
     images, seeds = int(autoattack.samples.iloc[0]), int(found.seeds.max())
     point = lambda v: f"{100 * v:.1f}"
     text = (f"On the first {images} test images (mean over {seeds} seed(s)), AutoAttack takes up to "
@@ -383,6 +382,7 @@ def interpret_masking(masking: pd.DataFrame) -> str:
             f"means over seeds). Rescaled: divided by the model's own temperature, so that the median margin is "
             f"{RESCALED_MARGIN:g} — the same predictions, an unsaturated cross-entropy.\n\n"
             + "\n".join(f"* {line}" for line in lines))
+
 
 # Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers
 # table the committed paper report of commit a76638a exported (fp32, before channels_last).

@@ -17,10 +17,8 @@ from tqdm import tqdm
 
 from lib.core.attacks import BATCH
 from lib.core.data import Split, to_input
-from lib.core.protocol import NUM_CLASSES
+from lib.core.protocol import AUTOATTACK_ITERATIONS as ITERATIONS, AUTOATTACK_QUERIES as QUERIES, NUM_CLASSES
 
-ITERATIONS = 100  # APGD-CE and APGD-T, as in the original standard version
-QUERIES = 5000  # Square
 STAGES = ("APGD-CE", "APGD-T", "FAB-T", "Square")
 
 

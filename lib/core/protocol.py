@@ -10,6 +10,9 @@ from lib.core.rules import (AT_LEAST_1, FIRST_N, FRACTION, NON_NEGATIVE, PIXEL_S
                              check_fields, check_reach, one_of, param)
 
 NUM_CLASSES = 10
+# AutoAttack's standard version (Croce & Hein 2020): APGD-CE, APGD-T and FAB-T iterations, Square's queries. Here
+# rather than in lib.core.autoattack so that the planner reads them without importing torchattacks (≈ 1.5 s).
+AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES = 100, 5000
 
 # A: cross-entropy; B: + λ·center loss (Wen et al.'s centers); extension (STUDY.md §6): C: + λ·center loss
 # whose centers are adversarial centers (EMA of inverse adversaries' features); D: + λ·pull of each feature

@@ -12,12 +12,12 @@ from typing import Any, Callable
 import torch
 from pydantic import TypeAdapter, ValidationError
 
-from lib.core.autoattack import ITERATIONS, QUERIES
 from lib.core.data import Split, load_split
 from lib.core.errors import ConfigError
 from lib.core.precision import CHOICES as PRECISION_CHOICES
 from lib.core.precision import resolve as resolve_precision
-from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, MODELS, NUM_CLASSES, TrainConfig, model_name
+from lib.core.protocol import (AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES, DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, MODELS,
+                                NUM_CLASSES, TrainConfig, model_name)
 from lib.core.rules import (AT_LEAST_1, BOOLEAN, FIRST_N, NON_NEGATIVE, PIXEL_STEP, RADIUS, RATE, SEED, check_fields,
                              check_reach, distinct, one_of, param, seeds_rule)
 
@@ -85,8 +85,8 @@ class Study:
     # AutoAttack (lib.core.autoattack) after the evaluation's PGD, on its first images: every model of every seed at
     # every robust ε, ≈ 3 h for the paper study on the 2-core CPU (README, "AutoAttack"); ±3 points at 95 %
     autoattack_samples: int = param(1000, AT_LEAST_1)
-    autoattack_iterations: int = param(ITERATIONS, AT_LEAST_1)  # APGD-CE, APGD-T, FAB-T; the original's 100
-    autoattack_queries: int = param(QUERIES, AT_LEAST_1)  # Square; the original's 5,000
+    autoattack_iterations: int = param(AUTOATTACK_ITERATIONS, AT_LEAST_1)  # APGD-CE, APGD-T, FAB-T; the original's 100
+    autoattack_queries: int = param(AUTOATTACK_QUERIES, AT_LEAST_1)  # Square; the original's 5,000
     # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
     # natively and is resolved here, so products are keyed by the precision that actually ran. bf16 moves
     # the paper protocol's numbers less than a change of seed does (README, reports/fidelity_paper.csv).
