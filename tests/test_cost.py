@@ -182,6 +182,7 @@ def test_autoattack_is_costed_on_the_images_pgd_leaves_robust():
     s = study("paper")
     work = cost.task_work(s, "autoattack", {"model": "C", "feature_dim": 200, "seed": 0})
     per_image = 3 * (40 + cost.PGD_SURVIVORS * cost.AUTOATTACK_PGD_STEPS)  # 3 radii: the rescaled PGD and AutoAttack
-    assert work == {"pgd": round(1000 * per_image), "forward": 1000 * 4}
+    n = s.autoattack_samples
+    assert work == {"pgd": round(n * per_image), "forward": n * 4}
     hours = 12 * cost.task_seconds(work, {"pgd": 0.37e-3, "forward": 0.1e-3}) / 3600
     assert 2.5 < hours < 4  # the ≈ 3 h of compute the README sizes autoattack_samples by

@@ -39,8 +39,8 @@ def test_a_diverging_training_stops_in_its_first_epoch_and_writes_nothing(mnist,
         train_or_load(DIVERGING, path, *mnist)
     message = str(exc.value)
     assert re.fullmatch(r"training B-200d \(seed 0\) diverged at epoch 1, batch \d+ of 32: the loss became "
-                        r"non-finite\. Likely cause: λ \(center_weight\) = 1e\+09 is too large for the learning rate "
-                        r"0\.01; lower it \(the study's λ is 0\.01\)\. No product was written", message), message
+                        r"non-finite\. Likely cause: center_weight = 1e\+09 is too large for the learning rate "
+                        r"0\.01; lower it \(the default: center_weight = 0\.01\)\. No product was written", message), message
     assert list(tmp_path.iterdir()) == []  # neither the checkpoint nor a resume state of the diverged epoch
 
 
@@ -87,7 +87,7 @@ def test_a_diverging_step_fails_in_one_line_from_the_training_step(tmp_path):
                              "execute", "train-B-200d"], cwd=ROOT, capture_output=True, text=True, env=env)
     assert result.returncode == 1
     assert re.search(r"^error in train-B-200d \(01_train\): Diverged: training B-200d \(seed 0\) diverged at epoch 1, "
-                     r"batch \d+ of 32: the loss became non-finite\. Likely cause: λ \(center_weight\) = 1e\+09.*No "
+                     r"batch \d+ of 32: the loss became non-finite\. Likely cause: center_weight = 1e\+09.*No "
                      r"product was written$", result.stderr, flags=re.M), result.stderr[-2000:]
     (folder,) = (tmp_path / "runs" / "smoke").iterdir()
     assert not (folder / "checkpoint.pt").exists() and not (folder / "01_train.ipynb").exists()

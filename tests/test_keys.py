@@ -1,6 +1,8 @@
 """What an edit recomputes: a product's key holds the values it depends on, the code that computes it (found from the
 code, the planner left out) and its inputs' keys — so an edit that computes nothing new recomputes nothing, and one
 that does recomputes exactly its dependents (issue 28)."""
+import ast
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -9,6 +11,8 @@ import sys
 import pytest
 
 from lib import ROOT
+from lib.core.protocol import TrainConfig
+from lib.core.recipes import PROTOCOL_PARAMS, RECIPES
 from lib.pipeline import code, dag, registry
 from lib.pipeline.config import study
 
@@ -74,7 +78,8 @@ def add_statement(file, function: str) -> None:
 
 @pytest.mark.parametrize("path, function, recomputed", [
     ("core/attacks.py", None, AFTER_ATTACKS),  # PGD's batch size: ε runs, evaluations, attack check; no training
-    ("core/attacks.py", "pgd", ALL),  # PGD's step: C and D make inverse adversaries while training
+    # PGD's step: C and D make inverse adversaries while training, A and B do not (each training covers its recipe)
+    ("core/attacks.py", "pgd", ALL - {n for n in TRAININGS if n.startswith(("train-A-", "train-B-"))}),
     ("core/products.py", "load", ALL),  # a module no list names: every step saves or loads through it
     ("core/robustness.py", "attack_check", {"check", "extension", "figures"}),  # no evaluation, no ε run
     ("core/autoattack.py", "cascade", {*tasks_of(ALL, "autoattack"), "extension", "figures"}),  # each model's own
@@ -167,8 +172,79 @@ def test_the_code_of_a_step_is_what_its_maker_reaches_without_the_planner():
     assert not {"lib/pipeline/config.py", "lib/pipeline/dag.py", "lib/pipeline/registry.py", "lib/pipeline/make.py",
                 "lib/analysis/plots.py", "lib/core/inverse.py"} & files
     assert "lib/core/inverse.py" in {str(p.relative_to(ROOT)) for p in dag.code_files(registry.STEPS["eps"])}
-    reached = dag.step_code(registry.STEPS["train"])
+    reached = dag.step_code(registry.STEPS["train"], ("lib.core.recipes", "C"))  # C's training: its recipe too
     assert ("lib.core.attacks", "pgd") in reached and ("lib.core.attacks", "BATCH") not in reached
+    assert ("lib.core.attacks", "pgd") not in dag.step_code(registry.STEPS["train"], ("lib.core.recipes", "A"))
+
+
+NEW_RECIPE = '''
+
+def pulled_twice(batch: Batch) -> torch.Tensor:
+    """A new model's term."""
+    return 2 * to_center(batch)
+
+
+E = Recipe("E", ("center_alpha", "center_weight", "new_weight"), wen_centers, "features",
+           (Term("center_loss", pulled_twice, "new_weight"),))
+'''
+
+
+def test_a_new_model_retrains_no_other(copy):
+    """A model added as a recipe, with a TrainConfig field of its own, joins the study and re-keys none of the other
+    models' tasks: only its own run and the aggregates."""
+    before = keys()
+    copy("core/protocol.py", 'MODELS = ("A", "B", "C", "D")', 'MODELS = ("A", "B", "C", "D", "E")')
+    copy("core/protocol.py", "    ema_rate: float = param(0.1, RATE)\n",
+         "    ema_rate: float = param(0.1, RATE)\n    new_weight: float = param(0.5, NON_NEGATIVE)\n")
+    copy("core/recipes.py", "\n\nRECIPES = {r.model: r for r in (A, B, C, D)}",
+         NEW_RECIPE + "\n\nRECIPES = {r.model: r for r in (A, B, C, D, E)}")
+    after = planned_keys(copy.root)
+    assert {n for n in set(after) - set(before)} == {n for n in after if "-E-" in n} != set()
+    assert changed(before, after) - set(after).difference(before) == {"centers", "check", "extension", "figures"}
+
+
+def test_a_recipe_change_retrains_that_model_only(copy):
+    before = keys()
+    copy("core/recipes.py", '"targets",\n           (Term("center_loss", to_center, "center_weight"),), inverse_features)',
+         '"features",\n           (Term("center_loss", to_center, "center_weight"),), inverse_features)')
+    diff = changed(before, keys())
+    assert tasks_of(diff, "train") == {n for n in TRAININGS if n.startswith("train-C-")}
+    assert "train-C-200d" in diff and not tasks_of(diff, "eps") - {n for n in ALL if "-C-" in n}
+
+
+def test_train_config_computes_nothing():
+    """TrainConfig is opaque to the code hash (lib.pipeline.code.OPAQUE): it may hold values and their checks, and
+    nothing a training computes with."""
+    methods = {name for name, value in vars(TrainConfig).items() if callable(value) or isinstance(value, property)}
+    assert methods <= {"__post_init__", "to_dict", "from_dict", "__init__", "__repr__", "__eq__", "__hash__",
+                       "__setattr__", "__delattr__", "__getstate__", "__setstate__", "__match_args__",
+                       "__dataclass_fields__", "__dataclass_params__"}, methods
+    assert all(name in {f.name for f in dataclasses.fields(TrainConfig)}
+               for r in RECIPES.values() for name in (*PROTOCOL_PARAMS, *r.params))
+
+
+def config_fields_read(found: dict) -> set[str]:
+    """TrainConfig fields that the reached code reads as `config.<field>` or names as a term's weight."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    read = set()
+    for (module, name), _ in found.items():
+        parsed = code.load(module)
+        for node in (n for stmt in (parsed.definitions.get(name, []) if parsed else []) for n in ast.walk(stmt)):
+            if isinstance(node, ast.Attribute) and node.attr in fields and isinstance(node.value, ast.Name) \
+                    and node.value.id in {"config", "c"}:
+                read.add(node.attr)
+    return read
+
+
+@pytest.mark.parametrize("model", sorted(RECIPES))
+def test_a_recipe_names_every_parameter_its_training_reads(model):
+    """A field a training reads but its recipe does not list would be missing from its key (a stale product) and
+    trained at its default (the wrong value): every `config.<field>` its code reaches is listed."""
+    recipe = RECIPES[model]
+    found = dag.step_code(registry.STEPS["train"], ("lib.core.recipes", model))
+    weights = {term.weight for term in recipe.terms if term.weight}
+    assert config_fields_read(found) <= {*PROTOCOL_PARAMS, *recipe.params}, model
+    assert weights <= set(recipe.params)
 
 
 def test_an_unresolved_name_counts_its_whole_module():

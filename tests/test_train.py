@@ -23,7 +23,7 @@ def manual_step(config: TrainConfig, split: Split):
     model.train()
     f = model.features(x)
     loss = F.cross_entropy(model.classify(f), y)
-    loss = loss + config.loss_weight * 0.5 * (f - centers.centers[y]).pow(2).sum(1).mean()
+    loss = loss + (0.0 if config.model == "A" else config.center_weight) * 0.5 * (f - centers.centers[y]).pow(2).sum(1).mean()
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     loss.backward()
     optimizer.step()

@@ -102,7 +102,7 @@ def reference_epoch(model, centers, optimizer, loader, config: TrainConfig, devi
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         features = model.features(x)
-        loss = F.cross_entropy(model.classify(features), y) + config.loss_weight * centers(features, y)
+        loss = F.cross_entropy(model.classify(features), y) + config.center_weight * centers(features, y)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -235,7 +235,7 @@ def breakdown(sizes: Sizes, device: torch.device) -> list[dict]:
     def arithmetic():  # the same steps on batches made beforehand: forward, backward, update only
         for x, y in prepared:
             features = model.features(x)
-            loss = F.cross_entropy(model.classify(features), y) + config.loss_weight * centers(features, y)
+            loss = F.cross_entropy(model.classify(features), y) + config.center_weight * centers(features, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

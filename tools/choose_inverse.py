@@ -22,8 +22,9 @@ from lib.core.centers import class_means, cosine
 from lib.core.data import load_split, to_input
 from lib.core.evaluation import evaluate
 from lib.core.precision import CHOICES, resolve
-from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, TrainConfig
+from lib.core.protocol import DEFAULT_CENTER_WEIGHT, TrainConfig
 from lib.core.provenance import default_device, device_name
+from lib.core.recipes import recipe
 from lib.core.train import restore, train
 
 
@@ -79,7 +80,7 @@ def main() -> None:
             model, _ = restore(checkpoint, device)
             row = evaluate(model, robust_split, tuple(args.robust_eps), args.robust_steps, 0.01, seed, config.model,
                            precision)
-            inverse = config.model in INVERSE_MODELS
+            inverse = recipe(config.model).targets is not None
             seconds = sum(e["seconds"] for e in checkpoint["history"]) / config.epochs
             rows.append({"model": config.model, "seed": seed, "train_eps": config.train_eps if inverse else None,
                          "ema_rate": config.ema_rate if config.model == "C" else None,

@@ -111,12 +111,15 @@ def sample_table(eps_runs: list[dict], mean_split: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["model", "reference", "eps"], ignore_index=True)
 
 
+# Each model's training loss in words, filled from its stored config (the recipes: lib.core.recipes).
+LOSSES = {"A": "CE", "B": "CE + {center_weight:g}·L_C",
+          "C": "CE + {center_weight:g}·L_C to adversarial centers (ε={train_eps:g}, T={train_steps})",
+          "D": "CE + {center_weight:g}·pull to own inverse adversary (ε={train_eps:g}, T={train_steps})"}
+
+
 def loss_text(config: dict) -> str:
     """The training loss of a model, e.g. 'CE + 0.01·L_C' (B) or 'CE + 0.01·pull to x̌ (ε=0.1)' (D)."""
-    weight = f"CE + {config['center_weight']:g}·"
-    inverse = f"ε={config.get('train_eps', 0):g}, T={config.get('train_steps', 0)}"
-    return {"A": "CE", "B": weight + "L_C", "C": weight + f"L_C to adversarial centers ({inverse})",
-            "D": weight + f"pull to own inverse adversary ({inverse})"}[config["model"]]
+    return LOSSES[config["model"]].format(**config)
 
 
 def accuracy_table(checkpoints: list[dict]) -> pd.DataFrame:

@@ -17,8 +17,7 @@ AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES = 100, 5000
 # A: cross-entropy; B: + λ·center loss (Wen et al.'s centers); extension (STUDY.md §6): C: + λ·center loss
 # whose centers are adversarial centers (EMA of inverse adversaries' features); D: + λ·pull of each feature
 # towards its own inverse adversary's feature.
-MODELS = ("A", "B", "C", "D")
-INVERSE_MODELS = ("C", "D")  # the models that make inverse adversaries while training
+MODELS = ("A", "B", "C", "D")  # each a recipe of lib.core.recipes
 
 # λ for model B. Chosen by experiment (README, "Choosing λ"; reports/lambda_sweep_*.csv): it makes the
 # 200-d classes about 3x more compact at every training budget tried, at no cost in accuracy, while
@@ -28,11 +27,13 @@ DEFAULT_CENTER_WEIGHT = 0.01
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that determines a trained model; a checkpoint stores it whole."""
+    """Everything that determines a trained model; a checkpoint stores it whole. Values and their checks only: what a
+    model computes from them is its recipe's (lib.core.recipes), which is why the planner keys a training by these
+    values and its recipe's code, not by this class's code (lib.pipeline.code.OPAQUE)."""
 
     model: str = param("A", one_of(MODELS))
     feature_dim: int = param(200, AT_LEAST_1)
-    center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE)  # λ; used by model B only (A tracks centers, λ=0)
+    center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE)  # λ of B, C and D (A tracks centers only)
     center_alpha: float = param(0.5, RATE)  # α of Wen et al.'s center update
     lr: float = param(0.01, POSITIVE)
     momentum: float = param(0.9, FRACTION)
@@ -57,11 +58,6 @@ class TrainConfig:
         check_fields(self)
         check_reach("TrainConfig", "train_steps", self.train_steps, "train_step_size", self.train_step_size,
                     "train_eps", self.train_eps)
-
-    @property
-    def loss_weight(self) -> float:
-        """λ actually applied to the center loss: model A only tracks centers."""
-        return 0.0 if self.model == "A" else self.center_weight
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

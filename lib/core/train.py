@@ -1,7 +1,9 @@
-"""Train model A (cross-entropy) or B (cross-entropy + λ·center loss) with the protocol of STUDY.md §2,
-and the extension's C and D (STUDY.md §6), which pull features towards inverse adversaries instead."""
+"""Train a model with the protocol of STUDY.md §2: the epoch loop, checkpoints and resuming. What differs between
+models (A: cross-entropy; B: + λ·center loss; the extension's C and D, which pull features towards inverse
+adversaries instead) is each model's recipe, lib.core.recipes."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -10,16 +12,16 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from lib.core import products
-from lib.core.attacks import inverse_adversary
 from lib.core.centers import references
 from lib.core.data import Split, batches
 from lib.core.errors import Diverged, ProductError
 from lib.core.finite import check_finite
-from lib.core.losses import AdversarialCenters, CenterLoss, pull
+from lib.core.losses import CenterLoss
 from lib.core.models import SmallCNN
 from lib.core.precision import autocast
-from lib.core.protocol import DEFAULT_CENTER_WEIGHT, INVERSE_MODELS, NUM_CLASSES, TrainConfig, model_name
+from lib.core.protocol import NUM_CLASSES, TrainConfig, model_name
 from lib.core.provenance import provenance
+from lib.core.recipes import Batch, key_params, recipe
 
 SYNC_EVERY = 32  # batches between reads of the loss's finiteness on a GPU (see train_epoch)
 
@@ -37,42 +39,33 @@ def accuracy(model: SmallCNN, split: Split, batch_size: int = 1000) -> float:
 
 
 def build(config: TrainConfig, device: torch.device | str = "cpu") -> tuple[SmallCNN, CenterLoss]:
-    """A fresh model and center tracker for `config`, initialised from its seed."""
+    """A fresh model and its recipe's centers for `config`, initialised from its seed."""
     torch.manual_seed(config.seed)
     # channels_last: oneDNN's and cuDNN's fast convolution layout (1.3-1.7x per epoch on CPU, `make bench`).
     model = SmallCNN(config.feature_dim, config.dropout, NUM_CLASSES).to(device, memory_format=torch.channels_last)
-    centers = (AdversarialCenters(NUM_CLASSES, config.feature_dim, config.ema_rate) if config.model == "C"
-               else CenterLoss(NUM_CLASSES, config.feature_dim, config.center_alpha))
-    return model, centers.to(device)
-
-
-def inverse_features(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> torch.Tensor:
-    """Features of the batch's inverse adversaries (models C and D), in eval mode and without gradient:
-    they are targets, as centers are, not a path for the loss to reach the network through."""
-    x_inv = inverse_adversary(model, x, y, config.train_eps, config.train_step_size, config.train_steps,
-                              config.precision)
-    model.eval()
-    with torch.no_grad(), autocast(config.precision, x.device):
-        features = model.features(x_inv).float()
-    model.train()
-    return features
+    return model, recipe(config.model).centers(config).to(device)
 
 
 def divergence_cause(config: TrainConfig) -> str:
-    """What most likely made a training diverge, for the error message."""
-    if config.loss_weight > 0:
-        return (f"λ (center_weight) = {config.center_weight:g} is too large for the learning rate {config.lr:g}; "
-                f"lower it (the study's λ is {DEFAULT_CENTER_WEIGHT:g})")
+    """What most likely made a training diverge, for the error message: a loss term's weight, else the rate."""
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    weights = [term.weight for term in recipe(config.model).terms if term.weight and getattr(config, term.weight) > 0]
+    if weights:
+        values = ", ".join(f"{name} = {getattr(config, name):g}" for name in weights)
+        defaults = ", ".join(f"{name} = {fields[name]:g}" for name in weights)
+        return f"{values} is too large for the learning rate {config.lr:g}; lower it (the default: {defaults})"
     return f"the learning rate {config.lr:g} is too large for this model"
 
 
 def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Optimizer, split: Split,
                 config: TrainConfig, generator: torch.Generator, epoch: int = 1) -> dict[str, float]:
-    """One pass over `split`; returns the epoch's mean loss terms and running train accuracy. Stops with
-    Diverged at the first non-finite loss."""
+    """One pass over `split` as the model's recipe says; returns the epoch's mean cross-entropy, loss terms and loss,
+    and its running train accuracy. Stops with Diverged at the first non-finite loss."""
+    plan = recipe(config.model)
+    weights = [plan.weight(term, config) for term in plan.terms]
     model.train()
     device = split.labels.device
-    sums = torch.zeros(3, device=device)  # CE, center loss, correct — summed on device, one sync per epoch
+    sums = torch.zeros(2 + len(plan.terms), device=device)  # CE, terms, correct: summed on device, one sync an epoch
     n_batches = -(-len(split) // config.batch_size)
     # Reading the loss's finiteness is a host sync: every batch on a CPU (free there), every SYNC_EVERY-th on a
     # GPU, where the first bad batch is recorded on the device so the message still names it.
@@ -80,18 +73,21 @@ def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Opt
     first_bad = torch.full((), -1, dtype=torch.long, device=device)
     for batch, (x, y) in enumerate(tqdm(batches(split, config.batch_size, shuffle=True, generator=generator),
                                         total=n_batches, desc=f"epoch {epoch}", leave=False, mininterval=2), 1):
-        inverse = inverse_features(model, x, y, config) if config.model in INVERSE_MODELS else None
-        if config.model == "C":  # this batch's inverse adversaries already count towards its targets
-            centers.update(inverse, y)
+        targets = plan.targets(model, x, y, config) if plan.targets is not None else None
+        if plan.centers_from == "targets":  # this batch's targets already count towards the centers
+            centers.update(targets, y)
+        inputs = plan.inputs(model, x, y, config) if plan.inputs is not None else x
         with autocast(config.precision, device):  # bf16 convolutions and products; losses reduce in fp32
-            features = model.features(x)
+            features = model.features(inputs)
             logits = model.classify(features)
             features = features.float()
         ce = F.cross_entropy(logits.float(), y)
-        # B and C pull towards their class's center (C's centers are adversarial); D towards its own
-        # sample's inverse adversary. A only tracks centers: its loss never sees them.
-        center = pull(features, inverse) if config.model == "D" else centers(features, y)
-        loss = ce + config.loss_weight * center if config.loss_weight > 0 else ce
+        outputs = Batch(features, logits, y, centers, targets, model, x)
+        values = [term.value(outputs) for term in plan.terms]
+        loss = ce
+        for weight, value in zip(weights, values):
+            if weight > 0:  # a term weighted 0 is only recorded: it adds nothing to the graph
+                loss = loss + weight * value
         first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss.detach()), batch, first_bad)
         if (batch % check_every == 0 or batch == n_batches) and (bad := int(first_bad)) > 0:
             raise Diverged(f"training {model_name(config.model, config.feature_dim)} (seed {config.seed}) diverged at "
@@ -100,17 +96,18 @@ def train_epoch(model: SmallCNN, centers: CenterLoss, optimizer: torch.optim.Opt
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if config.model != "C":
+        if plan.centers_from == "features":
             centers.update(features, y)
         with torch.no_grad():
             correct = logits.argmax(1).eq(y).sum()
-            sums += torch.stack([ce.detach() * len(y), center.detach() * len(y), correct.float()])
+            sums += torch.stack([ce.detach() * len(y), *(v.detach() * len(y) for v in values), correct.float()])
     check_finite(f"training {model_name(config.model, config.feature_dim)} (seed {config.seed}), end of epoch {epoch}",
                  divergence_cause(config), weights=torch.cat([p.detach().flatten() for p in model.parameters()]),
                  centers=centers.centers)
-    ce_sum, center_sum, correct = (sums / len(split)).tolist()
-    return {"ce": ce_sum, "center_loss": center_sum, "loss": ce_sum + config.loss_weight * center_sum,
-            "train_acc_running": correct}
+    ce_mean, *term_means, correct = (sums / len(split)).tolist()
+    metrics = {"ce": ce_mean, **{term.name: mean for term, mean in zip(plan.terms, term_means)}}
+    metrics["loss"] = ce_mean + sum(weight * mean for weight, mean in zip(weights, term_means))
+    return {**metrics, "train_acc_running": correct}
 
 
 def rng_state(device: torch.device | str) -> dict:
@@ -136,6 +133,7 @@ def train(config: TrainConfig, train_split: Split, test_split: Split, device: to
     weights as an uninterrupted run. train_acc_running is measured on the fly with dropout active
     (free); test_acc is a clean eval-mode pass over the test split after every epoch.
     """
+    plan = recipe(config.model)
     model, centers = build(config, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
                                 weight_decay=config.weight_decay)
@@ -157,6 +155,8 @@ def train(config: TrainConfig, train_split: Split, test_split: Split, device: to
         start = time.perf_counter()
         metrics = train_epoch(model, centers, optimizer, train_split, config, generator, epoch)
         metrics["test_acc"] = accuracy(model, test_split)
+        model.eval()
+        metrics |= {monitor.name: monitor.value(model, test_split, config) for monitor in plan.monitors}
         metrics["seconds"] = time.perf_counter() - start
         history.append({"epoch": epoch, **metrics})
         epochs.set_postfix(ce=f"{metrics['ce']:.4f}", test_acc=f"{metrics['test_acc']:.4f}")
@@ -177,9 +177,12 @@ def train(config: TrainConfig, train_split: Split, test_split: Split, device: to
 def load_checkpoint(path: Path | str, expected: TrainConfig | None = None) -> dict:
     """Load a checkpoint safely (weights_only) and check it was made with the expected config."""
     checkpoint = products.load(path)
+    # Only what the training read is compared (its key's values), so that a field added to TrainConfig later, or a
+    # value the model never reads, does not refuse a checkpoint that is exactly the requested training.
     stored = checkpoint.get("config", {})
-    if expected is not None and stored != expected.to_dict():
-        diff = {k: (stored.get(k), v) for k, v in expected.to_dict().items() if stored.get(k) != v}
+    requested = key_params(expected) if expected is not None else {}
+    if expected is not None and {k: stored.get(k) for k in requested} != requested:
+        diff = {k: (stored.get(k), v) for k, v in requested.items() if stored.get(k) != v}
         raise ProductError(f"checkpoint {path} was made with another config (stored, requested): {diff}. "
                            "Delete it or give the requested model another path")
     return checkpoint

@@ -9,7 +9,9 @@ recomputes nothing; a change in the arithmetic of PGD's batch size recomputes th
 trainings, which never read it.
 
 The planner (lib.pipeline outside lib.pipeline.steps: configuration, registry, DAG, make, cost, render) is not
-followed: it decides what runs and enters a product only through the values it passes, which are in the key.
+followed: it decides what runs and enters a product only through the values it passes, which are in the key. A few
+definitions are reached by name only (OPAQUE): the registry of model recipes, whose entries each training covers on
+its own, and TrainConfig, whose values are in the key.
 Where a name cannot be resolved to a definition (a module passed around whole, a name made at run time), the whole
 module counts, so nothing is forgotten. Imports of `lib` sit at the top of a module (tests/test_layers.py checks that
 none hides inside a function), which is where this reads them.
@@ -26,6 +28,12 @@ from lib import ROOT
 
 STEPS_PACKAGE = "lib.pipeline.steps"
 WHOLE = "*"  # a module used whole: every definition of it
+# Definitions reached by name only: neither their code is hashed nor are they followed. RECIPES maps each model to
+# its recipe; a training covers its own recipe instead (registry.Step.code_root), so that adding a model retrains
+# no other. TrainConfig holds values and their checks and computes nothing (tests/test_keys.py holds it to that);
+# a training's key has the values its recipe reads (lib.core.recipes.key_params), so a field added for a new model
+# retrains none of the others.
+OPAQUE = frozenset({("lib.core.recipes", "RECIPES"), ("lib.core.protocol", "TrainConfig")})
 
 
 def is_planner(module: str) -> bool:
@@ -188,6 +196,9 @@ def reached(roots: set[tuple[str, str]], extra: list[ast.AST] | None = None, ext
             if (package, "") not in found and not is_planner(package) and (parsed := load(package, root)):
                 found[(package, "")] = "\n".join(normalized(s) for s in parsed.statements)
                 todo |= parsed.uses(parsed.statements, root)
+        if (module_name, name) in OPAQUE:
+            found[(module_name, name)] = ""
+            continue
         if name == WHOLE:  # every definition, each visited (and followed) on its own
             found[(module_name, WHOLE)] = ""
             todo |= {(module_name, n) for n in module.definitions}

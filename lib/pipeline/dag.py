@@ -49,26 +49,28 @@ def notebook_code(notebook: str) -> str:
     return "\n".join(line for line in "\n".join(lines).splitlines() if not line.lstrip().startswith(("%", "!")))
 
 
-def step_code(step: Step) -> dict[tuple[str, str], str]:
-    """{(module, name): code} of every definition a step's products depend on: what its maker reaches, and what
-    its notebook reaches where the notebook writes part of the product (its figures)."""
+def step_code(step: Step, extra: tuple[str, str] | None = None) -> dict[tuple[str, str], str]:
+    """{(module, name): code} of every definition a step's products depend on: what its maker reaches (and the
+    task's own `extra` definition, Step.code_root), and what its notebook reaches where the notebook writes part of
+    the product (its figures)."""
     module, function = step.make.split(":")
+    roots = {(module, function)} | ({extra} if extra else set())
     if not step.figures:
-        return code.reached({(module, function)}, root=ROOT)
+        return code.reached(roots, root=ROOT)
     notebook = code.parse(f"notebooks/{step.notebook}", notebook_code(step.notebook), ROOT)
     nodes = [n for group in notebook.definitions.values() for n in group] + notebook.statements
-    return code.reached({(module, function)}, nodes, notebook, root=ROOT)
+    return code.reached(roots, nodes, notebook, root=ROOT)
 
 
-def code_files(step: Step) -> list[Path]:
+def code_files(step: Step, extra: tuple[str, str] | None = None) -> list[Path]:
     """The `lib` files of the definitions a step's products depend on."""
-    return sorted({code.module_file(module, ROOT) for module, _ in step_code(step)} - {None})
+    return sorted({code.module_file(module, ROOT) for module, _ in step_code(step, extra)} - {None})
 
 
-def source_hash(step: Step) -> str:
+def source_hash(step: Step, extra: tuple[str, str] | None = None) -> str:
     """Hash of the code of a step's products: the definitions it reaches (lib.pipeline.code), and its notebook's
     cells (code as parsed, text as written) where the notebook writes part of the product."""
-    digest = hashlib.sha256(code.code_hash(step_code(step)).encode())
+    digest = hashlib.sha256(code.code_hash(step_code(step, extra)).encode())
     if step.figures:
         cells = notebook_cells(step.notebook)
         digest.update(code.normalized_source(notebook_code(step.notebook)).encode())
@@ -94,9 +96,11 @@ class Task:
 
     @cached_property  # plan() builds fresh Tasks, so an edit is seen by the next plan
     def key(self) -> str:
-        if self.step.name not in self.code_hashes:  # the 18 trainings of a plan share one maker: hash it once
-            self.code_hashes[self.step.name] = source_hash(self.step)
-        payload = json.dumps({"code": self.code_hashes[self.step.name], "params": self.key_params,
+        extra = self.step.code_root(self.params) if self.step.code_root else None
+        cached = f"{self.step.name}:{extra}"
+        if cached not in self.code_hashes:  # the 18 trainings of a plan share four recipes: hash each once
+            self.code_hashes[cached] = source_hash(self.step, extra)
+        payload = json.dumps({"code": self.code_hashes[cached], "params": self.key_params,
                               "deps": [d.key for d in self.deps]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

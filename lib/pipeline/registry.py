@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from lib.core.protocol import model_name
+from lib.core.recipes import key_params
 from lib.pipeline.config import CHECK_SOURCE, COMPARED_MODELS, FIGURE_MODELS, REPRODUCTION_MODELS, Study
 
 
@@ -34,6 +35,9 @@ class Step:
     exports: tuple[str, ...] = ()  # of its files, the tables copied to reports/results/<profile>/
     figures: bool = False  # whether its figures/ folder is copied to reports/figures/<profile>/
     noun: str = ""  # what a person calls its tasks in a count ('trainings'); default: the task name
+    # a definition one task's code covers besides what the maker reaches, e.g. a training's own recipe (the recipes'
+    # registry is opaque to the code hash: lib.pipeline.code.OPAQUE)
+    code_root: Callable[[dict], tuple[str, str]] | None = None
 
     def task_name(self, s: Study, params: dict) -> str:
         label = self.label(s, params)
@@ -133,8 +137,9 @@ def names_of(models) -> list[str]:
 _STEPS = (
     Step("train", "01_train", "lib.pipeline.steps.train:checkpoint",
          runs=lambda s: per_model(s, Study.models), label=model_label,
-         key=lambda s, p: s.train_config(p["model"], p["feature_dim"], p["seed"]).to_dict(),
-         inputs=lambda s, p: [], files=("checkpoint.pt",), noun="trainings"),
+         key=lambda s, p: key_params(s.train_config(p["model"], p["feature_dim"], p["seed"])),
+         inputs=lambda s, p: [], files=("checkpoint.pt",), noun="trainings",
+         code_root=lambda p: ("lib.core.recipes", p["model"])),
     Step("eps", "02_inverse_adversaries", "lib.pipeline.steps.eps:inverse_run",
          runs=lambda s: [p for seed in s.seeds for p in eps_params(s, seed)],
          label=lambda s, p: f"{eps_label(p['eps'])}-{model_label(s, p)}", key=eps_key,
