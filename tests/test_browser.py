@@ -7,7 +7,9 @@ import shutil
 import subprocess
 
 import pytest
+from bs4 import BeautifulSoup
 
+from lib.analysis.plots import CAPTION
 from lib.pipeline import render
 from lib.pipeline.config import study
 from tests.smoke import make_report
@@ -21,7 +23,14 @@ PROBE = """<script>
 window.addEventListener("load", () => {
   const images = [...document.images];
   const check = {images: images.length, decoded: images.filter(i => i.complete && i.naturalWidth > 0).length,
-    figures: [...document.querySelectorAll("h2, h3")].map(h => h.textContent).filter(t => /Figure \\d/.test(t)),
+    figures: [...document.querySelectorAll("p.figure-caption")].map(p => p.textContent).filter(t => /^Figure \\d/.test(t)),
+    answers_on_first_screen: (() => { const a = document.querySelector("div.answers");
+      return !!a && a.getBoundingClientRect().bottom <= window.innerHeight &&
+        a.querySelectorAll("span.verdict").length; })(),
+    contents_land: [...document.querySelectorAll("nav#contents a")].every(a => {
+      const target = document.getElementById(decodeURIComponent(a.getAttribute("href").slice(1)));
+      if (!target) return false;
+      target.scrollIntoView(); return Math.abs(target.getBoundingClientRect().top) < 2; }),
     claims_rows: document.querySelectorAll("table.claims tbody tr").length,
     requests: performance.getEntriesByType("resource").map(e => e.name).filter(n => !/^(data|file):/.test(n))};
   const out = document.createElement("pre"); out.id = "browser-check"; out.textContent = JSON.stringify(check);
@@ -37,15 +46,40 @@ def test_report_renders_offline_in_headless_chromium(tmp_path):
     make_report()  # the suite's smoke report (no work when it exists)
     page = tmp_path / "report.html"
     page.write_text(render.report_path(study("smoke")).read_text() + PROBE)
-    dom = subprocess.run([BROWSER, *OFFLINE, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+    dom = subprocess.run([BROWSER, *OFFLINE, "--window-size=1280,900", "--dump-dom", page.as_uri()], capture_output=True, text=True,
                          timeout=120).stdout
     found = re.search(r'<pre id="browser-check">(.*?)</pre>', dom)
     assert found, f"the page did not finish loading: {dom[-500:]}"
     check = json.loads(found.group(1))
     assert check["images"] >= 3 and check["decoded"] == check["images"], check
-    assert len(check["figures"]) >= 3 and check["claims_rows"] >= 4, check
+    assert len(check["figures"]) >= 10 and check["claims_rows"] >= 4, check
+    assert check["answers_on_first_screen"] == 4, "the four claims' verdicts are not all on the first screen"
+    assert check["contents_land"], "a link of the table of contents does not land on its section"
     assert check["requests"] == [], "the report asked the network for: " + ", ".join(check["requests"])
     shot = tmp_path / "report.png"
     subprocess.run([BROWSER, *OFFLINE, "--window-size=1280,4000", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
     assert shot.stat().st_size > 10_000  # a screenshot to look at, in the test's temp folder
+
+
+@pytest.mark.slow
+@pytest.mark.pipeline
+def test_the_smoke_report_answers_first_numbers_everything_and_shows_no_noise():
+    """Issue 30: the answers before the first section, every internal link landing, every figure numbered and
+    captioned, and nothing a step printed for its log (stderr, progress bars, warnings) in the page."""
+    make_report()
+    soup = BeautifulSoup(render.report_path(study("smoke")).read_text(), "html.parser")
+    assert not soup.select('[data-mime-type="application/vnd.jupyter.stderr"]'), "stderr in the report"
+    text = soup.get_text()
+    assert not re.search(r"\d+%\|[^|]*\|", text) and "it/s]" not in text, "a progress bar in the report"
+    assert "Warning" not in text
+    answers, first_section = soup.find("div", class_="answers"), soup.find("h2")
+    assert answers is not None and first_section in answers.find_all_next("h2")
+    assert len(answers.find_all("span", class_="verdict")) == 4
+    ids = {tag["id"] for tag in soup.find_all(id=True)}
+    dead = [a["href"] for a in soup.find_all("a", href=True) if a["href"].startswith("#") and a["href"][1:] not in ids]
+    assert not dead, f"links to no section: {dead}"
+    captions = [p.get_text() for p in soup.find_all("p", class_=CAPTION)]
+    images = soup.select(".jp-OutputArea-output img")
+    assert len(captions) == len(images) >= 10 and all(c.startswith(f"Figure {k}. ") for k, c in enumerate(captions, 1))
+    assert [a.get_text() for a in soup.select("nav#contents > ol > li > a")][:2] == ["1 The models", "2 2-D features"]

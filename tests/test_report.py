@@ -115,11 +115,11 @@ def test_contrasts_read_in_points_and_say_how_many_seeds_would_decide_the_rest()
     compact = shown[(shown.comparison == "C − A") & (shown.metric == "compactness")].iloc[0]
     assert compact["difference"] == "-0.2000" and compact["seeds for 1 pp"] == ""  # 0.1 vs 0.3, no spread: no interval
     text = report.interpret_contrasts(contrast)
-    assert text.startswith("Over 3 seed(s), the 95 % interval excludes 0 for C − B (PGD ε=0.1) +20.00 pp")
+    assert text.startswith("* Over 3 seed(s), the 95 % interval excludes 0 for C − B (PGD ε=0.1) +20.00 pp")
     assert re.search(r"deciding a 1-point difference would take \d+–\d+ seeds per model", text)
     assert "rule out a difference of 1 pp or more either way, for C − B (clean)" in text  # 0 ± 0.3 pp
     assert shown.loc[(shown.comparison == "C − B") & (shown.metric == "clean"), "within ±1 pp"].item() == "yes"
-    assert report.interpret_contrasts(contrast[contrast.model == "B-200d"]).startswith("No model trained")
+    assert report.interpret_contrasts(contrast[contrast.model == "B-200d"]).startswith("* No model trained")
     # the effect is one number: asked for 2 points, the table and the text say 2 points, and fewer seeds suffice
     coarse = claims.contrasts(table, samples=10000, effect=0.02)
     assert "within ±2 pp" in report.contrast_table(coarse).columns
@@ -210,7 +210,7 @@ def test_the_attack_check_reads_as_a_table_and_names_masked_gradients():
     table = report.attack_table(honest)
     assert table.loc[("C-200d", "PGD, 200 steps"), "ε=0.1"] == 78.0 and list(table.columns) == ["ε=0.1"]
     text = report.interpret_attack_check(honest, "B-200d")
-    assert text.startswith("On 1000 test images, all attacks together take at most 6.0 pp more than the evaluation's "
+    assert text.startswith("* On 1000 test images, all attacks together take at most 6.0 pp more than the evaluation's "
                            "PGD (B-200d at ε=0.1).")
     assert text.endswith("no sign of masked gradients.")
     masked = pd.DataFrame(check_rows("B-200d", 0.55, 0.50, 0.54, 0.55) + check_rows("C-200d", 0.81, 0.78, 0.80, 0.20))

@@ -59,7 +59,8 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
           extension: tuple[str, str] | None = None, samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """The claims table from class-averaged metrics (columns model, reference, eps, cosine, relative_mse).
 
-    `extension`, when given, is (verdict, evidence) on claim 4 from a model trained with adversarial centers.
+    `extension`, when given, is (verdict, evidence[, key]) on claim 4 from a model trained with adversarial centers.
+    Each row's `key` is the one line of numbers that decides it (the report's answers, first).
     `samples` (model, reference, eps, sample_cosine), when given, adds the sample-level trend to claim 1's
     evidence as context; the verdict is about centers, as the claim is.
     """
@@ -75,9 +76,15 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
         evidence += ". Context, sample level (mean over samples of cos to the own class's feature mean): " + "; ".join(
             f"{m}: {trend(per_sample[(per_sample.model == m) & (per_sample.reference == 'feature_mean')], t.alpha)[1]}"
             for m in (a, b))
+    ends = lambda m, ref: series(m, ref).sort_values("eps").cosine
     rows.append({"claim": 1, "statement": "Increasing ε increases the cosine similarity of adversarial centers "
                  "to feature means (A and B) and to center-loss centers (B).",
                  "evidence": evidence,
+                 "key": ", ".join(f"{label} {ends(m, ref).iloc[0]:.3f} → {ends(m, ref).iloc[-1]:.3f}"
+                                  for label, m, ref in ((f"{a} to means", a, "feature_mean"),
+                                                        (f"{b} to means", b, "feature_mean"),
+                                                        (f"{b} to centers", b, "center")) if len(ends(m, ref)))
+                        + " (cosine, smallest → largest ε)",
                  "verdict": combine([v for _, v, _ in parts])})
 
     weight = averages[averages.reference == "weight"]
@@ -86,6 +93,7 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
                  "to the class weight vectors.",
                  "evidence": "; ".join(f"{m}: cos in [{series(m, 'weight').cosine.min():.3f}, "
                                        f"{series(m, 'weight').cosine.max():.3f}] over ε" for m in (a, b)),
+                 "key": ", ".join(f"{m} ≤ {series(m, 'weight').cosine.max():.3f}" for m in (a, b)) + " (cosine to W)",
                  "verdict": combine(parts) if len(weight) else INCONCLUSIVE})
 
     centers = series(b, "center")
@@ -94,12 +102,14 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
                  f"centers (cosine ≥ {t.high_cosine}, MSE ≤ {t.low_relative_mse} × the centers' mean square).",
                  "evidence": f"{b}: cos in [{centers.cosine.min():.3f}, {centers.cosine.max():.3f}], relative MSE in "
                              f"[{centers.relative_mse.min():.3f}, {centers.relative_mse.max():.3f}] over ε",
+                 "key": f"{b}: cosine ≥ {centers.cosine.min():.3f}, relative MSE ≤ {centers.relative_mse.max():.3f}",
                  "verdict": combine(parts)})
 
     rows.append({"claim": 4, "statement": "Inverse adversaries can replace classic centers in center loss, "
                  "which can increase robustness while keeping separability.",
                  "evidence": extension[1] if extension else "Stated, not tested, in the original; no model trained "
                                                             "with adversarial centers is part of this reproduction.",
+                 "key": extension[2] if extension and len(extension) > 2 else "not tested by the reproduction",
                  "verdict": extension[0] if extension else INCONCLUSIVE})
     return pd.DataFrame(rows)
 
@@ -143,6 +153,19 @@ def replacement_test(evaluation: pd.DataFrame, samples: int, new: str, classic: 
     verdict = HOLDS if gain and not loss and separable else \
         FAILS if loss or ruled_out or clean[0] < -t.max_clean_drop else INCONCLUSIVE
     return verdict, diffs, clean
+
+
+def claim4_key(evaluation: pd.DataFrame, samples: int, new: str = "C-200d", classic: str = "B-200d",
+               plain: str = "A-200d") -> str:
+    """Claim 4's deciding numbers in one line: `new` − `classic` in robust accuracy per ε under the deciding attack
+    (AutoAttack where the table has it), mean over seeds with its 95 % interval."""
+    attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
+    attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
+    _, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, attack=attack, attacked=attacked)
+    name = "AutoAttack" if attack == AUTOATTACK else "PGD"
+    return (f"{new} − {classic} under {name}: " + ", ".join(
+        f"{100 * d[0]:+.1f} pp [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] at ε={c.split('@')[1]}" for c, d in diffs.items())
+        + f"; clean {100 * clean[0]:+.2f} pp")
 
 
 def worst_case_gain(check: pd.DataFrame, new: str, classic: str) -> dict[float, tuple[float, float, float]]:

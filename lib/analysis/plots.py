@@ -25,6 +25,19 @@ def save(fig: plt.Figure, folder: Path | str, name: str) -> None:
             fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **options)
 
 
+CAPTION = "figure-caption"  # the class the report numbers ('Figure k.') in reading order: lib.pipeline.layout
+
+
+def show(fig: plt.Figure, folder: Path | str, name: str, caption: str) -> None:
+    """Save the figure (`save`) and show it with its caption under it, saying what to look at."""
+    from IPython.display import HTML, display
+
+    save(fig, folder, name)
+    display(fig)
+    plt.close(fig)
+    display(HTML(f"<p class='{CAPTION}'>{caption}</p>"))
+
+
 def feature_panel(ax: plt.Axes, features: torch.Tensor, labels: torch.Tensor, means: torch.Tensor,
                   weights: torch.Tensor, title: str) -> None:
     """2-D features coloured by class, class means as stars, weight vectors as arrows from the origin."""

@@ -1,6 +1,8 @@
 """Text of the report computed from this run's numbers: header, interpretations, links."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from IPython.display import HTML
@@ -48,6 +50,84 @@ def header(study: dict, products: list[dict], wall_seconds: float | None = None,
     return "\n".join(lines)
 
 
+def provenance(header_markdown: str) -> HTML:
+    """The header (profile, parameters, commits, packages, device, compute) folded behind one line: the full record
+    is a click away and the answers stay on the first screen. (Its two kinds of markup, **bold** and `code`, are
+    made HTML here: Markdown inside an HTML block is not rendered.)"""
+    html = re.sub(r"`([^`]+)`", r"<code>\1</code>", re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", header_markdown))
+    lines = "<br>".join(line.rstrip() for line in html.splitlines())
+    return HTML(f"<details><summary>How these numbers were made: parameters, code, packages, device, compute</summary>"
+                f"<p>{lines}</p></details>")
+
+
+def how_made(study: dict, products: list[dict], wall_seconds: float | None = None) -> str:
+    """One line on how the numbers were made: profile, seeds, precision, device, wall time."""
+    prov = [p["provenance"] for p in products]
+    seeds = [study["seed"], *study.get("extra_seeds", ())] if study.get("extended", True) else [study["seed"]]
+    devices = sorted({p["device"] for p in prov})
+    precisions = sorted({p.get("precision", "fp32") for p in prov})
+    line = (f"Profile {study['profile']}, seed(s) {', '.join(map(str, seeds))}, {'/'.join(precisions)}, "
+            f"{'; '.join(devices)}")
+    return line + (f", {hours(wall_seconds)} wall." if wall_seconds is not None else ".")
+
+
+VERDICT_COLOURS = {"holds": "#d8f0d8", "does not hold": "#f6d5d5", "inconclusive": "#f3ecd0"}
+
+
+def slug(text: str) -> str:
+    """A heading's anchor from its words (lib.pipeline.layout gives every heading this id)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+
+
+def verdict_badge(verdict: str) -> str:
+    colour = VERDICT_COLOURS.get(verdict, "#eee")
+    return f"<span class='verdict' style='background:{colour}'>{verdict}</span>"
+
+
+def answers(claims_table: pd.DataFrame, sections: dict[int, str], how: str, extra: list[str] = ()) -> HTML:
+    """The report's first screen: each claim's verdict with the line of numbers that decides it and a link to the
+    section that shows it (`sections`: claim -> heading), the extension's further findings (`extra`), and how the
+    numbers were made."""
+    items = "".join(
+        f"<li>{verdict_badge(r.verdict)} <b>Claim {r.claim}.</b> {r.statement} <i>{r.key}</i>"
+        + (f" <a href='#{slug(sections[r.claim])}'>§</a>" if r.claim in sections else "") + "</li>"
+        for r in claims_table.itertuples())
+    items += "".join(f"<li>{line}</li>" for line in extra)
+    return HTML(f"<div class='answers'><b>The answers</b> — the original report's claims, each checked against this "
+                f"run's numbers (the full evidence: <a href='#{slug(CLAIMS_SECTION)}'>§</a>)<ul>{items}</ul>"
+                f"<small>{how}</small></div>")
+
+
+CLAIMS_SECTION = "The original report's claims"
+# The section that shows each claim's numbers (their headings in notebooks/08_figures and 07_extension).
+CLAIM_SECTIONS = {1: "Adversarial centers vs feature means and weight vectors",
+                  2: "Adversarial centers vs feature means and weight vectors",
+                  3: "Model B: adversarial centers vs center-loss centers",
+                  4: "Each model against B and against A, over seeds"}
+
+
+def fold(table, summary: str) -> HTML:
+    """A long table behind a one-line summary (`<details>`): there when wanted, not a wall on the way."""
+    body = table.to_html() if isinstance(table, pd.DataFrame) else str(table.data if isinstance(table, HTML) else table)
+    return HTML(f"<details><summary>{summary}</summary>{body}</details>")
+
+
+def bullets(lines: list[str]) -> str:
+    """Markdown bullets, one finding each."""
+    return "\n".join(f"* {line}" for line in lines)
+
+
+def sentences(text: str) -> list[str]:
+    """A paragraph's sentences (split at '. ' before a capital, outside parentheses)."""
+    out, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if depth == 0 and char == "." and text[i + 1:i + 2] == " " and text[i + 2:i + 3].isupper():
+            out.append(text[start:i + 1].strip())
+            start = i + 2
+    return [s for s in (*out, text[start:].strip()) if s]
+
+
 def hours(seconds: float) -> str:
     """'42.5 min' below two hours, '5.31 h' above."""
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.2f} h"
@@ -80,39 +160,38 @@ def describe_series(averages: pd.DataFrame, model: str, reference: str, label: s
 
 def interpret_figure2(averages: pd.DataFrame, models: tuple[str, ...] = ("A-200d", "B-200d")) -> str:
     """Interpretation of Figure 2 from its numbers."""
-    sentences = [describe_series(averages, m, "feature_mean", "the feature means") for m in models]
+    found = [describe_series(averages, m, "feature_mean", "the feature means") for m in models]
     at_zero = averages[(averages.eps == 0) & (averages.reference == "feature_mean")]
     if len(at_zero):
-        sentences.append("At ε=0 nothing is perturbed: the adversarial centers are the clean class means of the "
+        found.append("At ε=0 nothing is perturbed: the adversarial centers are the clean class means of the "
                          "attacked split, so their similarity to the feature means ("
                          + ", ".join(f"{r.model}: {r.cosine:.3f}" for r in at_zero.itertuples())
                          + ") is the starting point any trend in ε moves away from.")
-    sentences += [describe_series(averages, m, "weight", "the weight vectors") for m in models]
+    found += [describe_series(averages, m, "weight", "the weight vectors") for m in models]
     gap = {m: (series(averages, m, "feature_mean").cosine.mean() - series(averages, m, "weight").cosine.mean())
            for m in models}
     closer = [m for m, g in gap.items() if g > 0]
     if closer:
-        sentences.append(f"Averaged over ε, adversarial centers are closer in direction to the feature means than "
+        found.append(f"Averaged over ε, adversarial centers are closer in direction to the feature means than "
                          f"to the weight vectors for {', '.join(closer)} (gap "
                          + ", ".join(f"{m}: {gap[m]:+.3f}" for m in closer) + ").")
-    return " ".join(sentences)
+    return bullets(found)
 
 
 def interpret_figure3(averages: pd.DataFrame, model: str = "B-200d", t: Thresholds = Thresholds()) -> str:
     """Interpretation of Figure 3 from its numbers."""
     s = series(averages, model, "center")
-    text = describe_series(averages, model, "center", "its center-loss centers")
-    text += (f" The MSE goes from {s.mse.iloc[0]:.4g} to {s.mse.iloc[-1]:.4g}, i.e. {s.relative_mse.iloc[0]:.3f} → "
-             f"{s.relative_mse.iloc[-1]:.3f} of the centers' mean square.")
     high = (s.cosine >= t.high_cosine).mean()
-    text += f" The cosine is at or above {t.high_cosine} at {high:.0%} of the ε values."
-    return text
+    return bullets([describe_series(averages, model, "center", "its center-loss centers"),
+                    f"The MSE goes from {s.mse.iloc[0]:.4g} to {s.mse.iloc[-1]:.4g}, i.e. {s.relative_mse.iloc[0]:.3f} → "
+                    f"{s.relative_mse.iloc[-1]:.3f} of the centers' mean square.",
+                    f"The cosine is at or above {t.high_cosine} at {high:.0%} of the ε values."])
 
 
 def interpret_accuracy(accuracy: pd.DataFrame) -> str:
     """One sentence per model on its final test accuracy."""
-    return " ".join(f"{r.model} ({r.loss}) reaches {r.test_acc:.2%} test accuracy after {r.epochs} epoch(s)."
-                    for r in accuracy.itertuples())
+    return bullets([f"{r.model} ({r.loss}) reaches {r.test_acc:.2%} test accuracy after {r.epochs} epoch(s)."
+                    for r in accuracy.itertuples()])
 
 
 def notebook_links(names: list[str], folder: str) -> str:
@@ -151,12 +230,24 @@ def examples(eps_runs: list[dict], model: str, k: int = 3) -> dict[float, dict]:
     return {r["eps"]: r["models"][model]["examples"] for r in eps_runs if r["eps"] in chosen}
 
 
+def evidence_lines(evidence: str) -> str:
+    """Evidence as short lines: one per clause ('; ') or sentence, outside parentheses."""
+    lines, depth, start = [], 0, 0
+    for i, char in enumerate(evidence):
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        ends = char == ";" or (char == "." and evidence[i + 1:i + 3].strip()[:1].isupper())
+        if depth == 0 and ends and evidence[i + 1:i + 2] == " ":
+            lines.append(evidence[start:i + (char == ".")])
+            start = i + 2
+    lines.append(evidence[start:])
+    return "<br>".join(line.strip() for line in lines if line.strip())
+
+
 def claims_html(table: pd.DataFrame) -> HTML:
-    """The claims table as HTML with full-width text and coloured verdicts."""
-    colours = {"holds": "#d8f0d8", "does not hold": "#f6d5d5", "inconclusive": "#f3ecd0"}
+    """The claims table as HTML: left-aligned text, evidence as short lines, coloured verdicts."""
     rows = "".join(
-        f"<tr><td>{r.claim}</td><td>{r.statement}</td><td>{r.evidence}</td>"
-        f"<td style='background:{colours.get(r.verdict, '#fff')}'><b>{r.verdict}</b></td></tr>"
+        f"<tr><td>{r.claim}</td><td>{r.statement}</td><td>{evidence_lines(r.evidence)}</td>"
+        f"<td style='background:{VERDICT_COLOURS.get(r.verdict, '#fff')}'><b>{r.verdict}</b></td></tr>"
         for r in table.itertuples())
     return HTML("<table class='claims'><thead><tr><th>claim</th><th>statement</th><th>evidence</th>"
                 f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>")
@@ -178,18 +269,15 @@ def probe_summary(probe: pd.DataFrame) -> pd.DataFrame:
 
 def interpret_probe(summary: pd.DataFrame) -> str:
     """Per model: which candidates are likely (p ≥ 0.9) and reachable (within one class spread) for most classes."""
-    sentences = []
+    found = []
     for model, d in summary.groupby("model", sort=False):
         good = d[d["likely & reachable"] >= 0.5]
         far = d.loc[d.relative_distance.idxmax()]
-        text = (f"{model}: likely and reachable for most classes — "
-                + (", ".join(f"{r.candidate} ({r.probability:.3f}, {r.relative_distance:.2f} spreads)"
-                             for r in good.itertuples()) if len(good) else "none of the candidates")
-                + f"; farthest from real features: {far.candidate} ({far.relative_distance:.2f} spreads, "
-                  f"probability {far.probability:.3f}).")
-        sentences.append(text)
-    return " ".join(sentences) + (f" (likely: probability ≥ {LIKELY}; reachable: nearest real feature within "
-                                  f"{REACHABLE:g} class spread.)")
+        found.append(f"{model}: likely and reachable for most classes — "
+                     + (", ".join(good.candidate) if len(good) else "none of the candidates")
+                     + f"; farthest from real features: {far.candidate} ({far.relative_distance:.2f} spreads).")
+    return bullets(found) + (f"\n\n(Likely: probability ≥ {LIKELY}; reachable: nearest real feature within "
+                             f"{REACHABLE:g} class spread; every number is in the folded table.)")
 
 
 def sweep_pivot(sweep: pd.DataFrame, eps: float) -> pd.DataFrame:
@@ -202,15 +290,15 @@ def sweep_pivot(sweep: pd.DataFrame, eps: float) -> pd.DataFrame:
 def interpret_sweep(sweep: pd.DataFrame) -> str:
     """Does the mean/weight mismatch grow with the feature dimension? Read off the clean alignment."""
     clean = sweep[sweep.reference == "mean_vs_weight"].sort_values("feature_dim")
-    sentences = []
+    found = []
     for loss, d in clean.groupby("loss"):
         values = ", ".join(f"{r.cosine:.3f} ({r.feature_dim}-d)" for r in d.itertuples())
         diffs = d.cosine.diff().dropna()
         shape = ("falls at every step: the mismatch grows with the dimension" if (diffs < 0).all() else
                  "rises at every step: the mismatch shrinks with the dimension" if (diffs > 0).all() else
                  "is not monotone in the dimension")
-        sentences.append(f"Model {loss}: cos(feature mean, weight vector) is {values}; it {shape}.")
-    return " ".join(sentences)
+        found.append(f"Model {loss}: cos(feature mean, weight vector) is {values}; it {shape}.")
+    return bullets(found)
 
 
 def metric_label(metric: str) -> str:
@@ -261,6 +349,12 @@ def hours_per_seed(comparison: pd.DataFrame, epochs: int, step_seconds: dict[str
 
 def interpret_contrasts(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d"),
                         cost: tuple[float, str] | None = None, parallel: int = 2, budget_hours: float = 2.0) -> str:
+    """`contrast_findings` as bullets, a finding each."""
+    return bullets(sentences(contrast_findings(contrast, new, cost, parallel, budget_hours)))
+
+
+def contrast_findings(contrast: pd.DataFrame, new: tuple[str, ...] = ("C-200d", "D-200d"),
+                      cost: tuple[float, str] | None = None, parallel: int = 2, budget_hours: float = 2.0) -> str:
     """Which differences of the inverse-adversary models the seeds decide (interval excludes 0), which they bound
     (interval within ±effect: no difference that large either way), how many seeds the rest would need and,
     given the `cost` of a seed (`hours_per_seed`), whether the fewest of them fit in `budget_hours` of wall time
@@ -320,8 +414,8 @@ def interpret_attack_check(check: pd.DataFrame, source: str) -> str:
     worst = check[check.attack == ALL].set_index(["model", "eps"]).accuracy
     drop = (evaluation - worst).sort_values()
     (model, eps), most = drop.index[-1], drop.iloc[-1]
-    text = (f"On {int(check.samples.iloc[0])} test images, all attacks together take at most {100 * most:.1f} pp "
-            f"more than the evaluation's PGD ({model} at ε={eps:g}). ")
+    text = (f"* On {int(check.samples.iloc[0])} test images, all attacks together take at most {100 * most:.1f} pp "
+            f"more than the evaluation's PGD ({model} at ε={eps:g}).\n* ")
     best_white = white_box.groupby(["model", "eps"]).accuracy.min()
     moved = check[(check.attack == transfer) & (check.model != source)].set_index(["model", "eps"]).accuracy
     masked = [f"{m} at ε={e:g} ({100 * a:.1f} % vs {100 * best_white[m, e]:.1f} %)"
@@ -356,13 +450,27 @@ def interpret_autoattack(autoattack: pd.DataFrame, t: Thresholds = Thresholds())
             f"{point((found['APGD-T'] - found[STAGES[-1]]).max())} points after the gradient stages.")
     masked = found[found.masked]
     if masked.empty:
-        return text + (f" Nowhere does AutoAttack take {point(t.masking_drop)} points or more beyond {pgd} mostly with "
-                       "its gradient stages: no sign of masked gradients.")
+        return bullets([text, f"Nowhere does AutoAttack take {point(t.masking_drop)} points or more beyond {pgd} mostly "
+                              "with its gradient stages: no sign of masked gradients."])
     lines = [f"{r.model} at ε={r.eps:g}: {point(r[pgd])} % → {point(r[STAGES[-1]])} % (−{point(r['drop'])} points, "
              f"{point(r.gradient)} of them at APGD-CE/APGD-T)" for _, r in masked.iterrows()]
-    return text + (f" Masked gradients — {pgd} overstates robustness by {point(t.masking_drop)} points or more, and "
-                   "the same kind of attack with an adaptive step and a scale-free loss takes most of it: "
-                   + "; ".join(lines) + ".")
+    return bullets([text, f"Masked gradients — {pgd} overstates robustness by {point(t.masking_drop)} points or more, "
+                          "and the same kind of attack with an adaptive step and a scale-free loss takes most of it:"]) \
+        + "\n" + "\n".join(f"    * {line}" for line in lines)
+
+
+def autoattack_answer(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
+    """One line for the answers: the most AutoAttack takes beyond the evaluation's PGD, and whether it is masking."""
+    found = masking_findings(autoattack, t)
+    pgd = pgd_attack(autoattack)
+    worst = found.loc[found["drop"].idxmax()]
+    masked = found[found.masked]
+    text = (f"<b>{pgd} against AutoAttack.</b> AutoAttack takes up to {100 * worst['drop']:.1f} points beyond {pgd} "
+            f"({worst.model} at ε={worst.eps:g}: {100 * worst[pgd]:.1f} % → {100 * worst[STAGES[-1]]:.1f} %)")
+    if masked.empty:
+        return text + "; nowhere mostly at its gradient stages: no sign of masked gradients."
+    return text + (f"; masked gradients for {', '.join(dict.fromkeys(masked.model))} (most of the drop at "
+                   f"APGD-CE/APGD-T), so robustness is read from AutoAttack, not {pgd}.")
 
 
 def interpret_masking(masking: pd.DataFrame) -> str:
@@ -431,4 +539,6 @@ def compare_with_previous(profile: str, seed_centers: pd.DataFrame, models: tupl
         return HTML(f"<p>No earlier reference run exists for the {profile} profile.</p>")
     label, path = PREVIOUS[profile]
     table = agreement(seed_centers, pd.read_csv(path), models)
-    return HTML(table.round(4).to_html(index=False) + f"<p>{interpret_agreement(table, label, seed_centers.seed.nunique())}</p>")
+    return HTML(f"<p>{interpret_agreement(table, label, seed_centers.seed.nunique())}</p><details><summary>The "
+                f"{len(table)} class-averaged cosines, the earlier run's beside this run's seeds</summary>"
+                f"{table.round(4).to_html(index=False)}</details>")

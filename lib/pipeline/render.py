@@ -4,10 +4,12 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import sys
 from pathlib import Path
 
 from lib.analysis.tables import export as export_tables
 from lib.core.products import write_bytes, write_text
+from lib.pipeline import layout
 from lib.pipeline.config import Study
 from lib.pipeline.dag import Task, reports_dir
 
@@ -44,7 +46,8 @@ def report_notebook(tasks: dict[str, Task]):
 
 
 def to_html(notebook) -> str:
-    """nbconvert HTML of a notebook node, images embedded, injected-parameters cells removed, code collapsed."""
+    """nbconvert HTML of a notebook node, images embedded, injected-parameters cells removed, code collapsed, its
+    stderr left out and its sections and figures numbered beside a table of contents (lib.pipeline.layout)."""
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
@@ -54,11 +57,12 @@ def to_html(notebook) -> str:
     config.TagRemovePreprocessor.enabled = True
     config.HTMLExporter.embed_images = True
     exporter = HTMLExporter(config=config, template_name="lab")
+    layout.quiet(notebook)
     body, _ = exporter.from_notebook_node(notebook)
     # The lab template pulls require.js and MathJax from a CDN; the report needs neither (no widgets,
     # no LaTeX), and it must read offline.
     body = re.sub(r'<script[^>]*src="https?://[^"]*"[^>]*>\s*</script>', "", body)
-    return body.replace("</body>", TOGGLE + "</body>", 1)
+    return layout.page(body.replace("</body>", TOGGLE + "</body>", 1))
 
 
 def render(study, tasks: dict[str, Task]) -> Path:
@@ -66,7 +70,8 @@ def render(study, tasks: dict[str, Task]) -> Path:
     report = report_path(study)
     stamp = report.with_suffix(".key")
     # The HTML depends on the executed notebooks (their keys) and on how this module renders them.
-    key = f"{tasks['figures'].key}-{hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]}"
+    code = b"".join(Path(module.__file__).read_bytes() for module in (sys.modules[__name__], layout))
+    key = f"{tasks['figures'].key}-{hashlib.sha256(code).hexdigest()[:12]}"
     if report.exists() and stamp.exists() and stamp.read_text() == key:
         print(f"{report} is up to date")
         return report
