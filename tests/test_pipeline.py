@@ -129,7 +129,7 @@ def test_smoke_report_end_to_end():
         assert text in html, text
     assert "injected-parameters" not in html and not re.search(r"<script[^>]+src=\"http", html)
     assert float(re.search(r"wall time of the pipeline: (\d+\.\d) min", html).group(1)) > 0  # the steps' running time
-    assert re.search(r"Compute time of the steps:</strong> \d+\.\d min before this report's own step: 6 trainings", html)
+    assert re.search(r"Compute time of the steps:</b> \d+\.\d min before this report's own step: 6 trainings", html)
     notebooks = dag.reports_dir() / "report-smoke_notebooks"
     assert {p.stem for p in notebooks.glob("*.ipynb")} == set(dag.plan(study("smoke")))
     assert executed_steps(log) <= set(dag.plan(study("smoke")))
