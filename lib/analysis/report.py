@@ -60,14 +60,12 @@ def provenance(header_markdown: str) -> HTML:
                 f"<p>{lines}</p></details>")
 
 
-def how_made(study: dict, products: list[dict], wall_seconds: float | None = None) -> str:
-    """One line on how the numbers were made: profile, seeds, precision, device, wall time."""
+def how_made(profile: str, seeds: tuple[int, ...], products: list[dict], wall_seconds: float | None = None) -> str:
+    """One line on how the numbers were made: profile, seeds (the study's), precision, device, wall time."""
     prov = [p["provenance"] for p in products]
-    seeds = [study["seed"], *study.get("extra_seeds", ())] if study.get("extended", True) else [study["seed"]]
     devices = sorted({p["device"] for p in prov})
     precisions = sorted({p.get("precision", "fp32") for p in prov})
-    line = (f"Profile {study['profile']}, seed(s) {', '.join(map(str, seeds))}, {'/'.join(precisions)}, "
-            f"{'; '.join(devices)}")
+    line = f"Profile {profile}, seed(s) {', '.join(map(str, seeds))}, {'/'.join(precisions)}, {'; '.join(devices)}"
     return line + (f", {hours(wall_seconds)} wall." if wall_seconds is not None else ".")
 
 
@@ -106,10 +104,9 @@ CLAIM_SECTIONS = {1: "Adversarial centers vs feature means and weight vectors",
                   4: "Each model against B and against A, over seeds"}
 
 
-def fold(table, summary: str) -> HTML:
+def fold(table: pd.DataFrame, summary: str) -> HTML:
     """A long table behind a one-line summary (`<details>`): there when wanted, not a wall on the way."""
-    body = table.to_html() if isinstance(table, pd.DataFrame) else str(table.data if isinstance(table, HTML) else table)
-    return HTML(f"<details><summary>{summary}</summary>{body}</details>")
+    return HTML(f"<details><summary>{summary}</summary>{table.to_html()}</details>")
 
 
 def bullets(lines: list[str]) -> str:
@@ -117,13 +114,15 @@ def bullets(lines: list[str]) -> str:
     return "\n".join(f"* {line}" for line in lines)
 
 
-def sentences(text: str) -> list[str]:
-    """A paragraph's sentences (split at '. ' before a capital, outside parentheses)."""
+def sentences(text: str, clauses: bool = False) -> list[str]:
+    """A paragraph's sentences (split after '. ' before a capital, outside parentheses and brackets); with `clauses`,
+    also at each '; ' (which is dropped)."""
     out, depth, start = [], 0, 0
     for i, char in enumerate(text):
         depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
-        if depth == 0 and char == "." and text[i + 1:i + 2] == " " and text[i + 2:i + 3].isupper():
-            out.append(text[start:i + 1].strip())
+        ends = (char == "." and text[i + 2:i + 3].isupper()) or (clauses and char == ";")
+        if depth == 0 and ends and text[i + 1:i + 2] == " ":
+            out.append(text[start:i + (char == ".")].strip())
             start = i + 2
     return [s for s in (*out, text[start:].strip()) if s]
 
@@ -164,17 +163,17 @@ def interpret_figure2(averages: pd.DataFrame, models: tuple[str, ...] = ("A-200d
     at_zero = averages[(averages.eps == 0) & (averages.reference == "feature_mean")]
     if len(at_zero):
         found.append("At ε=0 nothing is perturbed: the adversarial centers are the clean class means of the "
-                         "attacked split, so their similarity to the feature means ("
-                         + ", ".join(f"{r.model}: {r.cosine:.3f}" for r in at_zero.itertuples())
-                         + ") is the starting point any trend in ε moves away from.")
+                     "attacked split, so their similarity to the feature means ("
+                     + ", ".join(f"{r.model}: {r.cosine:.3f}" for r in at_zero.itertuples())
+                     + ") is the starting point any trend in ε moves away from.")
     found += [describe_series(averages, m, "weight", "the weight vectors") for m in models]
     gap = {m: (series(averages, m, "feature_mean").cosine.mean() - series(averages, m, "weight").cosine.mean())
            for m in models}
     closer = [m for m, g in gap.items() if g > 0]
     if closer:
         found.append(f"Averaged over ε, adversarial centers are closer in direction to the feature means than "
-                         f"to the weight vectors for {', '.join(closer)} (gap "
-                         + ", ".join(f"{m}: {gap[m]:+.3f}" for m in closer) + ").")
+                     f"to the weight vectors for {', '.join(closer)} (gap "
+                     + ", ".join(f"{m}: {gap[m]:+.3f}" for m in closer) + ").")
     return bullets(found)
 
 
@@ -232,15 +231,7 @@ def examples(eps_runs: list[dict], model: str, k: int = 3) -> dict[float, dict]:
 
 def evidence_lines(evidence: str) -> str:
     """Evidence as short lines: one per clause ('; ') or sentence, outside parentheses."""
-    lines, depth, start = [], 0, 0
-    for i, char in enumerate(evidence):
-        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
-        ends = char == ";" or (char == "." and evidence[i + 1:i + 3].strip()[:1].isupper())
-        if depth == 0 and ends and evidence[i + 1:i + 2] == " ":
-            lines.append(evidence[start:i + (char == ".")])
-            start = i + 2
-    lines.append(evidence[start:])
-    return "<br>".join(line.strip() for line in lines if line.strip())
+    return "<br>".join(sentences(evidence, clauses=True))
 
 
 def claims_html(table: pd.DataFrame) -> HTML:
@@ -414,18 +405,18 @@ def interpret_attack_check(check: pd.DataFrame, source: str) -> str:
     worst = check[check.attack == ALL].set_index(["model", "eps"]).accuracy
     drop = (evaluation - worst).sort_values()
     (model, eps), most = drop.index[-1], drop.iloc[-1]
-    text = (f"* On {int(check.samples.iloc[0])} test images, all attacks together take at most {100 * most:.1f} pp "
-            f"more than the evaluation's PGD ({model} at ε={eps:g}).\n* ")
+    text = (f"On {int(check.samples.iloc[0])} test images, all attacks together take at most {100 * most:.1f} pp "
+            f"more than the evaluation's PGD ({model} at ε={eps:g}).")
     best_white = white_box.groupby(["model", "eps"]).accuracy.min()
     moved = check[(check.attack == transfer) & (check.model != source)].set_index(["model", "eps"]).accuracy
     masked = [f"{m} at ε={e:g} ({100 * a:.1f} % vs {100 * best_white[m, e]:.1f} %)"
               for (m, e), a in moved.items() if a < best_white[m, e]]
     if masked:
-        return text + ("Adversaries made on " + source + " and transferred beat the model's own white-box attacks for "
-                       + ", ".join(masked) + ": a sign of masked gradients; trust the 'all attacks' row, not the "
-                       "evaluation's PGD.")
-    return text + (f"No model falls further to adversaries transferred from {source} than to its own white-box "
-                   "attacks: no sign of masked gradients.")
+        return bullets([text, "Adversaries made on " + source + " and transferred beat the model's own white-box attacks "
+                              "for " + ", ".join(masked) + ": a sign of masked gradients; trust the 'all attacks' row, "
+                              "not the evaluation's PGD."])
+    return bullets([text, f"No model falls further to adversaries transferred from {source} than to its own white-box "
+                          "attacks: no sign of masked gradients."])
 
 
 def autoattack_table(autoattack: pd.DataFrame) -> pd.DataFrame:
@@ -489,7 +480,7 @@ def interpret_masking(masking: pd.DataFrame) -> str:
     return (f"The logits' scale on the first {int(masking.samples.iloc[0])} test images (correctly classified ones; "
             f"means over seeds). Rescaled: divided by the model's own temperature, so that the median margin is "
             f"{RESCALED_MARGIN:g} — the same predictions, an unsaturated cross-entropy.\n\n"
-            + "\n".join(f"* {line}" for line in lines))
+            + bullets(lines))
 
 
 # Figures 2–3 of an earlier reference run, to check the reproduction against itself: the class-level centers

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import sys
 from pathlib import Path
 
 from lib.analysis.tables import export as export_tables
@@ -70,7 +69,7 @@ def render(study, tasks: dict[str, Task]) -> Path:
     report = report_path(study)
     stamp = report.with_suffix(".key")
     # The HTML depends on the executed notebooks (their keys) and on how this module renders them.
-    code = b"".join(Path(module.__file__).read_bytes() for module in (sys.modules[__name__], layout))
+    code = Path(__file__).read_bytes() + Path(layout.__file__).read_bytes()
     key = f"{tasks['figures'].key}-{hashlib.sha256(code).hexdigest()[:12]}"
     if report.exists() and stamp.exists() and stamp.read_text() == key:
         print(f"{report} is up to date")
