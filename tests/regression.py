@@ -3,7 +3,7 @@
 Bitwise equality holds only on one machine with one kernel set and one thread count: another CPU
 picks other oneDNN/ATen/MKL kernels, float sums round differently, and SGD and PGD's sign steps
 amplify that. So every quantity is compared with a tolerance stated here, sized from the measured
-spread between two kernel sets (README, "Reproducibility"), and every threshold-dependent word
+spread between two kernel sets (docs/reproducibility.md), and every threshold-dependent word
 (a verdict, 'rises' or 'falls') is compared only where no change within those tolerances flips it.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.smoke import environment
 
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
 # exactly (labels, counts, ε). In brackets: the largest difference measured between the AVX-512 and the
-# AVX2 kernel set on the smoke profile (README, "Reproducibility"), and between Intel's and AMD's AVX-512 kernels
+# AVX2 kernel set on the smoke profile (docs/reproducibility.md), and between Intel's and AMD's AVX-512 kernels
 # where it is larger; each tolerance is 2–10× that.
 TOLERANCES: dict[str, tuple[float, float]] = {
     # class-averaged cosines of adversarial centers, the sweep [≤ 0.0011; 0.0050 between Intel's and AMD's AVX-512

@@ -185,4 +185,4 @@ def test_autoattack_is_costed_on_the_images_pgd_leaves_robust():
     n = s.autoattack_samples
     assert work == {"pgd": round(n * per_image), "forward": n * 4}
     hours = 12 * cost.task_seconds(work, {"pgd": 0.37e-3, "forward": 0.1e-3}) / 3600
-    assert 2.5 < hours < 4  # the ≈ 3 h of compute the README sizes autoattack_samples by
+    assert 2.5 < hours < 4  # the ≈ 3 h of compute docs/extension.md sizes autoattack_samples by

@@ -19,7 +19,7 @@ AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES = 100, 5000
 # towards its own inverse adversary's feature.
 MODELS = ("A", "B", "C", "D")  # each a recipe of lib.core.recipes
 
-# λ for model B. Chosen by experiment (README, "Choosing λ"; reports/lambda_sweep_*.csv): it makes the
+# λ for model B. Chosen by experiment (docs/extension.md, "Choosing λ"; reports/lambda_sweep_*.csv): it makes the
 # 200-d classes about 3x more compact at every training budget tried, at no cost in accuracy, while
 # λ = 0.1 compacts more at convergence but costs 14 points of accuracy after one epoch.
 DEFAULT_CENTER_WEIGHT = 0.01
@@ -48,7 +48,7 @@ class TrainConfig:
     train_eps: float = param(0.1, RADIUS)
     # T = 2 inner PGD steps per batch: the adversarial centers of 2 and of 5 steps agree to cosine >= 0.9999, and
     # C trained with 2 steps matches 5 within 0.6 points of clean and PGD accuracy and 0.0004 of compactness on
-    # both seeds tried, at 0.57x the arithmetic per batch (README, "Defaults of C and D"; reports/train_steps_sweep.csv).
+    # both seeds tried, at 0.57x the arithmetic per batch (docs/extension.md, "Defaults of C and D"; reports/train_steps_sweep.csv).
     train_steps: int = param(2, AT_LEAST_1)
     train_step_size: float = param(0.125, PIXEL_STEP)  # 2.5·ε/T, Madry et al.'s rule, so the ball's boundary is reachable
     ema_rate: float = param(0.1, RATE)

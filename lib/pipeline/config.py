@@ -83,13 +83,13 @@ class Study:
     # 50 %, at 1/10 of the evaluation's cost per attack
     check_samples: int = param(1000, AT_LEAST_1)
     # AutoAttack (lib.core.autoattack) after the evaluation's PGD, on its first images: every model of every seed at
-    # every robust ε, ≈ 3 h for the paper study on the 2-core CPU (README, "AutoAttack"); ±3.6 points at 95 % near 50 %
+    # every robust ε, ≈ 3 h for the paper study on the 2-core CPU (docs/extension.md, "AutoAttack"); ±3.6 points at 95 % near 50 %
     autoattack_samples: int = param(750, AT_LEAST_1)
     autoattack_iterations: int = param(AUTOATTACK_ITERATIONS, AT_LEAST_1)  # APGD-CE, APGD-T, FAB-T; the original's 100
     autoattack_queries: int = param(AUTOATTACK_QUERIES, AT_LEAST_1)  # Square; the original's 5,000
     # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
     # natively and is resolved here, so products are keyed by the precision that actually ran. bf16 moves
-    # the paper protocol's numbers less than a change of seed does (README, reports/fidelity_paper.csv).
+    # the paper protocol's numbers less than a change of seed does (docs/pipeline.md, reports/fidelity_paper.csv).
     precision: str = param("auto", one_of(PRECISION_CHOICES))
 
     def __post_init__(self) -> None:
