@@ -14,13 +14,14 @@ EXTENDED ?=
 # EXTENDED=0 leaves out the extension (models C and D, robustness, probe, dimension sweep, extra seeds).
 OVERRIDES = $(strip $(SET) $(if $(EXTENDED),extended=$(EXTENDED)))
 
-.PHONY: help env data report test bench bench-quick nbval-refresh lab orphans clean-orphans clean-venv
+.PHONY: help env data report test bench bench-quick nbval-refresh docs lab orphans clean-orphans clean-venv
 help:
 	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\", EXTENDED=0)"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
 	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
 	@echo "make orphans - list product folders in runs/ that no key of this PROFILE and SET names (clean-orphans removes them)"
+	@echo "make docs    - rewrite the numbers the README and docs/ quote from reports/results/paper/"
 	@echo "make data    - fetch and verify MNIST into $(INVADV_DATA)"
 	@echo "make env     - create/refresh the virtual environment only"
 
@@ -71,6 +72,11 @@ bench-quick:
 
 nbval-refresh: $(VENV)/.installed $(RAW)/.verified
 	$(PY) tools/refresh_nbval.py
+
+# The numbers the README and docs/ quote, rewritten from reports/results/paper/ (after committing a new paper run;
+# tests/test_docs.py fails until they agree).
+docs: $(VENV)/.installed
+	$(PY) -m lib.analysis.quoted
 
 # Open the URL it prints (http://127.0.0.1:8888/lab?token=...); LAB_ARGS="--port=9999" etc. pass through.
 LAB_ROOT ?= notebooks

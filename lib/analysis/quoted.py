@@ -1,0 +1,70 @@
+"""The numbers the README and docs/ quote from the committed run, kept in step with `reports/results/` (issue 30).
+
+A quoted number is written between markers, `<!-- acc_A-200d -->99.28 %<!-- / -->` (the markers do not show where
+the Markdown is rendered). `python -m lib.analysis.quoted` (`make docs`) rewrites every marked span from the
+committed tables; tests/test_docs.py fails when a rewrite would change a file or a marker names no value, so the
+text cannot drift from the tables when the study is rerun and its results are committed.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from lib import ROOT
+from lib.analysis import claims
+from lib.analysis.tables import class_average
+
+RESULTS = ROOT / "reports" / "results" / "paper"
+DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+MARKED = re.compile(r"<!-- ([\w.@-]+) -->(.*?)<!-- / -->", re.S)
+FIGURE_MODELS = ("A-200d", "B-200d")  # the claims' models (lib.pipeline.config.FIGURE_MODELS)
+
+
+def percent(value: float, digits: int = 2) -> str:
+    return f"{100 * value:.{digits}f} %"
+
+
+def values(results: Path = RESULTS) -> dict[str, str]:
+    """Every quotable number of the committed run, by name, as the documents print it."""
+    models = pd.read_csv(results / "models.csv")
+    centers = pd.read_csv(results / "centers.csv")
+    averages = class_average(centers[centers.model.isin(FIGURE_MODELS)])
+    quoted = {f"acc_{r.model}": percent(r.test_acc) for r in models.itertuples()}
+    verdicts = claims.check(averages)
+    quoted |= {f"claim{r.claim}": r.verdict for r in verdicts.itertuples() if r.claim < 4}
+    b_centers = averages[(averages.model == "B-200d") & (averages.reference == "center")]
+    quoted["claim3_cosine"] = f"{b_centers.cosine.min():.3f}–{b_centers.cosine.max():.3f}"
+    quoted["claim3_relative_mse"] = f"{b_centers.relative_mse.max():.2f}"
+    comparison = results / "comparison.csv"
+    if comparison.exists():
+        table = pd.read_csv(comparison)
+        seeds = table.groupby("model").seed.nunique()
+        quoted["seeds"] = str(int(seeds.max()))
+    return quoted
+
+
+def refresh(text: str, quoted: dict[str, str]) -> str:
+    """`text` with every marked span rewritten from `quoted`; a marker naming no value is an error."""
+    unknown = sorted({name for name, _ in MARKED.findall(text)} - set(quoted))
+    if unknown:
+        raise KeyError(f"markers name no quotable value: {unknown}; the values: {sorted(quoted)} "
+                       "(lib/analysis/quoted.py)")
+    return MARKED.sub(lambda m: f"<!-- {m.group(1)} -->{quoted[m.group(1)]}<!-- / -->", text)
+
+
+def main() -> None:
+    """Rewrite the marked numbers of the README and docs/ from reports/results/paper/."""
+    quoted = values()
+    for path in DOCUMENTS:
+        text = path.read_text()
+        new = refresh(text, quoted)
+        if new != text:
+            path.write_text(new)
+            print(f"updated {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
