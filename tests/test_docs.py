@@ -1,5 +1,10 @@
-"""The numbers the README and docs/ quote are the committed run's (lib/analysis/quoted.py, issue 30)."""
+"""The numbers the README and docs/ quote are the committed run's (lib/analysis/quoted.py, issue 30); their links
+lead somewhere."""
+import re
+
 import pytest
+
+from lib import ROOT
 
 from lib.analysis import quoted
 
@@ -21,3 +26,11 @@ def test_a_marker_is_rewritten_from_the_tables_and_an_unknown_one_is_an_error():
         "A reaches <!-- acc_A -->99.28 %<!-- / --> and B <!-- acc_B -->99.45 %<!-- / -->."
     with pytest.raises(KeyError, match=r"markers name no quotable value: \['acc_B'\]"):
         quoted.refresh(text, {"acc_A": "99.28 %"})
+
+
+@pytest.mark.parametrize("path", quoted.DOCUMENTS, ids=lambda p: p.name)
+def test_every_relative_link_and_image_exists(path):
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text())
+    local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
+    missing = [t for t in local if not (path.parent / t).exists() and not (ROOT / t).exists()]
+    assert not missing, f"{path.name} links to files that do not exist: {missing}"
