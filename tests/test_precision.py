@@ -1,7 +1,12 @@
 """Precision: fp32, or bf16 autocast for the training and PGD steps; chosen, keyed and recorded."""
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
+from lib import ROOT
 from lib.analysis import report
 from lib.core import precision
 from lib.core.attacks import inverse_adversary
@@ -18,8 +23,26 @@ from lib.pipeline.config import study
                                              ({"avx2", "avx512f"}, "fp32"), (set(), "fp32")])
 def test_auto_picks_bf16_only_where_the_cpu_has_it_natively(monkeypatch, flags, expected):
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(precision, "onednn_bf16", lambda: True)
     assert precision.resolve("auto", "cpu") == expected
     assert precision.resolve("fp32", "cpu") == "fp32" and precision.resolve("bf16", "cpu") == "bf16"
+    monkeypatch.setattr(precision, "onednn_bf16", lambda: False)  # the flags say bf16, the kernels will not use it
+    assert precision.resolve("auto", "cpu") == "fp32"
+
+
+@pytest.mark.parametrize("isa", ["AVX2", "AVX", "SSE41"])
+def test_auto_is_fp32_where_onednn_is_held_below_bf16(isa):
+    """Issue 31: with oneDNN limited to an instruction set without bf16, bf16 would be emulated (several times slower
+    than fp32); `auto` must see the kernels that will run, not the CPU's flags. Checked in a fresh process, where the
+    limit takes effect, and the same way twice (a key must not depend on a race)."""
+    script = "from lib.core.precision import resolve; print(resolve('auto', 'cpu'), resolve('auto', 'cpu'))"
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": isa}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["fp32", "fp32"]
+    native = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True,
+                            env={k: v for k, v in os.environ.items() if k != "ONEDNN_MAX_CPU_ISA"})
+    expected = "bf16" if {"avx512_bf16", "amx_bf16"} & precision.cpu_flags() else "fp32"
+    assert native.stdout.split() == [expected, expected]
 
 
 def test_a_bad_precision_is_named():
@@ -32,6 +55,7 @@ def test_a_bad_precision_is_named():
 @pytest.mark.parametrize("flags, expected", [({"amx_bf16"}, "bf16"), ({"avx2"}, "fp32")])
 def test_paper_and_quick_run_bf16_where_native_and_smoke_always_fp32(monkeypatch, flags, expected):
     monkeypatch.setattr(precision, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(precision, "onednn_bf16", lambda: True)
     assert study("paper").precision == study("quick").precision == expected
     assert study("smoke").precision == "fp32"  # the regression check's references are fp32
     assert study("paper", "precision=fp32").precision == "fp32"

@@ -28,11 +28,19 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+def onednn_bf16() -> bool:
+    """Whether the oneDNN kernels this process will run compute bf16 natively: oneDNN's own check of the instruction
+    set it may use, which ONEDNN_MAX_CPU_ISA limits (held to AVX2 or below, bf16 is emulated, several times slower
+    than fp32). A fixed property of the machine and the environment, so the choice it feeds is stable."""
+    return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def native_bf16(device_type: str) -> bool:
-    """Whether the device computes bf16 natively (emulated bf16 is slower than fp32, so it is never chosen)."""
+    """Whether the device computes bf16 natively (emulated bf16 is slower than fp32, so it is never chosen): on a
+    CPU, its flags say so and the kernels that will run use them."""
     if device_type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags()) and onednn_bf16()
 
 
 def resolve(precision: str, device_type: str) -> str:
