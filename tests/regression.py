@@ -25,45 +25,53 @@ from lib.pipeline.config import FIGURE_MODELS, REPRODUCTION_MODELS, study
 from tests.smoke import environment
 
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
-# exactly (labels, counts, ε). In brackets: the largest difference measured between the AVX-512 and the
-# AVX2 kernel set on the smoke profile (docs/reproducibility.md), and between Intel's and AMD's AVX-512 kernels
-# where it is larger; each tolerance is 2–10× that.
+# exactly (labels, counts, ε). Each tolerance is at least twice the largest difference that five CPU kernel sets
+# made from the references (tools/kernel_spread.py measures it into test_regression/kernel_spread.csv;
+# tests/test_tolerances.py holds every column to it; docs/reproducibility.md tabulates it). The absolute part is
+# for values near zero, the relative part for quantities whose noise grows with their size. Fractions of images
+# have no relative part: their noise is whole images, whatever the fraction.
 TOLERANCES: dict[str, tuple[float, float]] = {
-    # class-averaged cosines of adversarial centers, the sweep [≤ 0.0011; 0.0050 between Intel's and AMD's AVX-512
-    # kernels]; sample-level cosines [0.0070 between those two]; alignment, NC3 [≤ 0.0002]
-    "cosine": (0.01, 0), "sample_cosine": (0.015, 0), "alignment": (0.005, 0), "nc3": (0.005, 0),
-    "mean cos(μ_c, W_c)": (0.005, 0),
-    # mean squared differences, their relative form, compactness: relative [≤ 1.3 %]
-    "mse": (0, 0.03), "relative_mse": (0, 0.03), "compactness": (0, 0.01), "within/between scatter": (0, 0.01),
-    # spread over classes [≤ 0.0013 for cosines, ≤ 4 % for MSEs]
-    "cosine_std": (0.005, 0), "mse_std": (0, 0.1), "relative_mse_std": (0, 0.1),
-    # losses (≈ 1–2.3 at the smoke budget) [≤ 0.0002]; center loss, which grows with the features [≤ 0.06 %]
-    "ce": (0.005, 0), "loss": (0.005, 0), "loss_before": (0.005, 0), "loss_after": (0.005, 0),
-    "center_loss": (0, 0.005),
-    # mean softmax of the true class [≤ 0.0001]
-    "confidence_before": (0.005, 0), "confidence_after": (0.005, 0),
-    # fractions of images: 500 test images [0], 4,000 training images [≤ 2], 100 attacked images [≤ 2]
-    "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "clean_acc": (0.04, 0), "prediction_changed": (0.04, 0),
-    "accuracy_after": (0.04, 0), "robust_acc@0.1": (0.04, 0), "robust_acc@0.3": (0.04, 0),
-    # the probe: head probability [≤ 0.001]; distance to the nearest real feature [≤ 2.8 %]
-    "probability": (0.005, 0), "distance": (0, 0.08), "relative_distance": (0, 0.08),
-    # L∞ size of the perturbation [0]
+    # cosines: class averages of adversarial centers, the sweep; sample-level; alignment, NC3, Figure 1's angle
+    "cosine": (0.01, 0.01), "sample_cosine": (0.015, 0.01), "alignment": (0.005, 0.01), "nc3": (0.005, 0.01),
+    "mean cos(μ_c, W_c)": (0.005, 0.01),
+    # mean squared differences (averaged over classes), their relative form (A's weights are near zero at this
+    # budget, so its relative MSEs run to thousands), compactness, Figure 1's scatter ratio
+    "mse": (1e-4, 0.03), "relative_mse": (0.005, 0.05), "compactness": (1e-4, 0.01),
+    "within/between scatter": (1e-4, 0.01),
+    # spread over classes
+    "cosine_std": (0.005, 0.01), "mse_std": (1e-4, 0.1), "relative_mse_std": (0.01, 0.1),
+    # losses (≈ 1–2.3 at the smoke budget); center loss, which grows with the features
+    "ce": (0.005, 0.001), "loss": (0.005, 0.001), "loss_before": (0.005, 0.001), "loss_after": (0.005, 0.001),
+    "center_loss": (0.005, 0.005),
+    # mean softmax of the true class; the probe's head probability
+    "confidence_before": (0.005, 0.001), "confidence_after": (0.005, 0.001), "probability": (0.005, 0.001),
+    # fractions of images: 500 test images, 4,000 training images; 100 attacked images: 5 images either way
+    "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "clean_acc": (0.05, 0), "prediction_changed": (0.05, 0),
+    "accuracy_after": (0.05, 0), "robust_acc@0.1": (0.05, 0), "robust_acc@0.3": (0.05, 0),
+    # the probe: distance to the nearest real feature, in class spreads
+    "distance": (0.01, 0.08), "relative_distance": (0.01, 0.08),
+    # L∞ size of the perturbation
     "linf_mean": (1e-6, 0), "linf_max": (1e-6, 0),
-    # AutoAttack on 20 test images, stage by stage, and PGD on rescaled logits: fractions, two images either way
-    # (the kernel sets have not been measured against each other here yet: issue 31)
-    "accuracy": (0.1, 0), "autoattack_acc@0.1": (0.1, 0), "autoattack_acc@0.3": (0.1, 0),
-    "pgd@0.1": (0.1, 0), "pgd@0.3": (0.1, 0), "pgd_rescaled@0.1": (0.1, 0), "pgd_rescaled@0.3": (0.1, 0),
-    "saturated": (0.1, 0), "vanishing": (0.1, 0),
+    # AutoAttack on 20 test images, stage by stage, and PGD on rescaled logits: 5 of the 20 images either way
+    "accuracy": (0.25, 0), "autoattack_acc@0.1": (0.25, 0), "autoattack_acc@0.3": (0.25, 0),
+    "pgd@0.1": (0.25, 0), "pgd@0.3": (0.25, 0), "pgd_rescaled@0.1": (0.25, 0), "pgd_rescaled@0.3": (0.25, 0),
+    "saturated": (0.25, 0), "vanishing": (0.25, 0),
     # the logits' scale (margins of 0.1–1.5 nats at the smoke budget) and the temperature it gives
     "margin_median": (0.01, 0.05), "margin_p90": (0.01, 0.05), "temperature": (0.01, 0.05),
 }
-# Per-class rows (centers.csv, seed_centers.csv): at the smoke size a class has ~10 attacked images, so one
-# PGD sign step taken differently moves its center [cosine ≤ 0.015, MSE ≤ 7.5 %]; the report's numbers are
-# the class averages, held to the tolerances above. The 2-d model A, barely trained at this size, has class MSEs
-# near 1e-5 that Intel's and AMD's AVX-512 kernels move by up to 3.1e-5 (relative MSE by up to 0.15), hence the
-# absolute parts (an interim bound from three kernel sets; issue 31 derives them from more).
-PER_CLASS: dict[str, tuple[float, float]] = {"cosine": (0.03, 0), "mse": (4e-5, 0.15), "relative_mse": (0.2, 0.15)}
+# Fractions of images: a perturbation within their tolerance stays a fraction (decisive() below)
+FRACTIONS = ("test_acc", "train_acc_running", "clean_acc", "prediction_changed", "accuracy_after", "robust_acc@0.1",
+             "robust_acc@0.3", "accuracy", "autoattack_acc@0.1", "autoattack_acc@0.3", "pgd@0.1", "pgd@0.3",
+             "pgd_rescaled@0.1", "pgd_rescaled@0.3", "saturated", "vanishing")
+# Per-class rows (centers.csv, seed_centers.csv): at the smoke size a class has ~10 attacked images, and the
+# barely trained 2-d model A has class MSEs near 1e-5 that a kernel set moves by as much as their size; here a PGD
+# sign step taken differently moves a class's center. They are held to the floor that noise calls for; the numbers
+# the report draws its figures and verdicts from are the class averages (table "averages"), held to the above.
+PER_CLASS: dict[str, tuple[float, float]] = {"cosine": (0.05, 0.1), "mse": (1e-4, 0.2), "relative_mse": (0.5, 0.2)}
 PER_CLASS_TABLES = ("centers", "seed_centers")
+REFERENCES = Path(__file__).with_name("test_regression")  # pytest-regressions' data folder of test_regression.py
+TABLES = ("models", "history", "figure1", "centers", "averages", "samples", "attacks", "evaluation", "probe", "sweep",
+          "seed_centers", "autoattack", "masking")
 FLOAT = re.compile(r"-?\d+\.\d+(?:e[+-]?\d+)?")  # a printed float (an explicit '+' stays: it is a direction)
 
 
@@ -76,6 +84,11 @@ def tolerance(table: str, column: str) -> dict[str, float]:
 def tolerances(table: str, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     """pytest-regressions' per-column tolerances for a table (exact for the columns not listed)."""
     return {c: tolerance(table, c) for c in frame.columns}
+
+
+def reference_tables() -> dict[str, pd.DataFrame]:
+    """The stored references, read back as the tables they were written from."""
+    return {name: pd.read_csv(REFERENCES / f"{name}.csv", index_col=0) for name in TABLES}
 
 
 def runs_at(folder: Path):
@@ -145,6 +158,8 @@ def perturbed(t: dict[str, pd.DataFrame], rng: np.random.Generator) -> dict[str,
             if (bound["atol"] or bound["rtol"]) and pd.api.types.is_float_dtype(table[column]):
                 width = bound["atol"] + bound["rtol"] * table[column].abs()
                 table[column] = table[column] + rng.uniform(-1, 1, len(table)) * width
+                if column in FRACTIONS:
+                    table[column] = table[column].clip(0, 1)
         out[name] = table
     return out
 

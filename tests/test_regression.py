@@ -21,9 +21,7 @@ from lib.pipeline.config import study
 from tests import regression
 from tests.smoke import PIPELINE_RUNS, make_report, offline_env, other_kernels
 
-REFERENCES = Path(__file__).with_suffix("")  # pytest-regressions' data folder for this module
-TABLES = ("models", "history", "figure1", "centers", "averages", "samples", "attacks", "evaluation", "probe", "sweep",
-          "seed_centers", "autoattack", "masking")
+TABLES = regression.TABLES
 CATEGORIES = ("claim 1", "claim 2", "claim 3", "claim 4", "accuracy", "figure 2", "figure 3", "probe", "sweep")
 RUNS = ("default-kernels", "other-kernels")
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
@@ -61,8 +59,7 @@ def smoke_tables(runs) -> Callable[[str], dict[str, pd.DataFrame]]:
 
 @pytest.fixture(scope="module")
 def reference_tables() -> dict[str, pd.DataFrame]:
-    """The stored references, read back as the tables they were written from."""
-    return {name: pd.read_csv(REFERENCES / f"{name}.csv", index_col=0) for name in TABLES}
+    return regression.reference_tables()
 
 
 @pytest.fixture(scope="module")

@@ -2,14 +2,16 @@
 
 Computes the smoke study under each kernel set (the CPU's own, AVX2, AVX, SSE4.1: oneDNN, ATen and MKL limited
 together, as tests/smoke.other_kernels does), reads each run's tables as the regression check does
-(tests/regression.smoke_tables) and writes, per table × column, the largest difference from the stored references
-over all sets, the set that made it, the tolerance tests/regression.py holds the column to, and the margin: the
-smallest ratio, over the column's values, of the allowed difference (atol + rtol·|reference|) to the measured one.
-A margin below 2 is a tolerance to widen; the table goes in docs/reproducibility.md.
+(tests/regression.smoke_tables) and keeps, per table × column × row, the largest difference from the stored
+references over all sets: tests/test_regression/kernel_spread.csv. From it, per table × column, the largest
+difference, the tolerance tests/regression.py holds the column to, and the margin: the smallest ratio, over the
+column's rows, of the allowed difference (atol + rtol·|reference|) to the measured one. tests/test_tolerances.py
+fails when a margin is below 2, and when the table in docs/reproducibility.md is not the one these give.
 
-    python tools/kernel_spread.py [--sets native AVX2 AVX SSE41] [--scratch DIR] [--out reports/kernel_spread.csv]
+    python tools/kernel_spread.py [--sets native AVX2 AVX SSE41] [--scratch DIR]   # measure (≈ 6 min a set)
+    python tools/kernel_spread.py --table      # after a tolerance changed: the docs' table from the stored spread
 
-Each set is one smoke run (≈ 5 min on the 2-core CPU); a run already in DIR/<set> is reused.
+A run already complete in DIR/<set> is reused.
 """
 from __future__ import annotations
 
@@ -34,7 +36,11 @@ KERNEL_SETS = {
     "AVX": {"ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX"},
     "SSE41": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
 }
-REFERENCES = ROOT / "tests" / "test_regression"
+SPREAD = regression.REFERENCES / "kernel_spread.csv"
+DOC = ROOT / "docs" / "reproducibility.md"
+BEGIN = "<!-- begin kernel-spread table: python tools/kernel_spread.py --table -->"
+END = "<!-- end kernel-spread table -->"
+MINIMUM_MARGIN = 2  # a tolerance is at least twice the largest difference any kernel set made
 
 
 def smoke_run(kernel_set: str, scratch: Path) -> Path:
@@ -47,55 +53,77 @@ def smoke_run(kernel_set: str, scratch: Path) -> Path:
     return runs
 
 
-def references() -> dict[str, pd.DataFrame]:
-    return {path.stem: pd.read_csv(path, index_col=0) for path in sorted(REFERENCES.glob("*.csv"))}
+def compared(stored: dict[str, pd.DataFrame]) -> list[tuple[str, str]]:
+    """The (table, column) pairs the check compares within a tolerance: float columns with one."""
+    return [(name, column) for name, reference in stored.items() for column in reference.columns
+            if pd.api.types.is_float_dtype(reference[column]) and any(regression.tolerance(name, column).values())]
 
 
 def differences(tables: dict[str, pd.DataFrame], stored: dict[str, pd.DataFrame], kernel_set: str) -> pd.DataFrame:
-    """Per table × float column × row: |measured − reference|, the reference and the allowed difference."""
+    """Per compared table × column × row: the reference and |measured − reference|."""
     rows = []
-    for name, reference in stored.items():
-        measured = tables[name].reset_index(drop=True)
-        for column in reference.columns:
-            if column not in measured or not pd.api.types.is_float_dtype(reference[column]):
-                continue
-            bound = regression.tolerance(name, column)
-            ref = reference[column].to_numpy()
-            diff = np.abs(measured[column].to_numpy() - ref)
-            allowed = bound["atol"] + bound["rtol"] * np.abs(ref)
-            rows += [{"table": name, "column": column, "set": kernel_set, "reference": r, "difference": d,
-                      "allowed": a, "atol": bound["atol"], "rtol": bound["rtol"]}
-                     for r, d, a in zip(ref, diff, allowed) if np.isfinite(d)]
+    for name, column in compared(stored):
+        reference = stored[name][column].to_numpy()
+        measured = tables[name].reset_index(drop=True)[column].to_numpy()
+        rows += [{"table": name, "column": column, "row": i, "reference": r, "difference": abs(m - r), "set": kernel_set}
+                 for i, (r, m) in enumerate(zip(reference, measured)) if np.isfinite(r)]
     return pd.DataFrame(rows)
 
 
-def summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per table × column: the largest difference and its set, the tolerance, and the margin (allowed / measured)."""
-    rows = rows.assign(margin=np.where(rows.difference > 0, rows.allowed / rows.difference.where(rows.difference > 0),
-                                       np.inf))
+def largest(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per table × column × row, the largest difference over the kernel sets, and the set that made it."""
+    keys = ["table", "column", "row"]
+    return rows.loc[rows.groupby(keys, sort=False).difference.idxmax()].reset_index(drop=True)
+
+
+def margins(spread: pd.DataFrame) -> pd.DataFrame:
+    """Per table × column: the largest difference (its reference, its set), the tolerance and the margin."""
     out = []
-    for (table, column), group in rows.groupby(["table", "column"], sort=False):
+    for (table, column), group in spread.groupby(["table", "column"], sort=False):
+        bound = regression.tolerance(table, column)
+        allowed = bound["atol"] + bound["rtol"] * group.reference.abs()
+        ratio = (allowed / group.difference.where(group.difference > 0)).min()
         worst = group.loc[group.difference.idxmax()]
-        out.append({"table": table, "column": column, "max_difference": worst.difference, "at_reference": worst.reference,
-                    "set": worst.set, "atol": worst.atol, "rtol": worst.rtol, "margin": group.margin.min()})
+        out.append({"table": table, "column": column, "largest difference": worst.difference,
+                    "at reference": worst.reference, "kernel set": worst.set if worst.difference > 0 else "–",
+                    "atol": bound["atol"], "rtol": bound["rtol"], "margin": ratio if np.isfinite(ratio) else np.inf})
     return pd.DataFrame(out)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The docs' table: three significant digits, margins as '×N', an unmeasurable margin as 'no difference'."""
+    shown = table.copy()
+    for column in ("largest difference", "at reference", "atol", "rtol"):
+        shown[column] = shown[column].map(lambda v: f"{v:.3g}")
+    shown["margin"] = shown["margin"].map(lambda v: f"×{v:.3g}" if np.isfinite(v) else "no difference")
+    return shown.to_markdown(index=False)
+
+
+def write_doc(table: str, doc: Path = DOC) -> None:
+    """Replace the table between the markers of docs/reproducibility.md."""
+    text = doc.read_text()
+    start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
+    doc.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", nargs="+", default=list(KERNEL_SETS), choices=list(KERNEL_SETS))
     parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "kernel-spread")
-    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "kernel_spread.csv")
+    parser.add_argument("--table", action="store_true", help="only rewrite the docs' table from the stored spread")
     args = parser.parse_args()
-    stored = references()
-    rows = pd.concat([differences(regression.smoke_tables(smoke_run(s, args.scratch)), stored, s) for s in args.sets])
-    table = summary(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out, index=False)
-    print(table.to_markdown(index=False, floatfmt=".3g"))
-    if (table.margin < 2).any():
-        print("\nMargins below 2 (widen these tolerances in tests/regression.py):")
-        print(table[table.margin < 2][["table", "column", "max_difference", "margin"]].to_string(index=False))
+    if not args.table:
+        stored = regression.reference_tables()
+        rows = pd.concat([differences(regression.smoke_tables(smoke_run(s, args.scratch)), stored, s)
+                          for s in args.sets], ignore_index=True)
+        largest(rows).to_csv(SPREAD, index=False, float_format="%.9g")
+    table = margins(pd.read_csv(SPREAD))
+    write_doc(markdown(table))
+    print(markdown(table))
+    low = table[table.margin < MINIMUM_MARGIN]
+    if len(low):
+        print(f"\nMargins below {MINIMUM_MARGIN}: widen these tolerances in tests/regression.py, then --table:")
+        print(low[["table", "column", "largest difference", "margin"]].to_string(index=False))
 
 
 if __name__ == "__main__":
