@@ -13,6 +13,7 @@ from typing import Iterator
 import torch
 
 from lib import ROOT
+from lib.core.precision import cpu_flags
 
 OFFLINE = ROOT / "tests" / "offline"  # a sitecustomize that refuses non-loopback connections
 # The smoke pipeline's runs folder, apart from the one nbval's notebooks and the in-process tests fill
@@ -37,12 +38,21 @@ def environment(**changes: str) -> Iterator[None]:
                 os.environ[name] = value
 
 
+AVX2_SET = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+SSE41_SET = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
+
+
 def other_kernels() -> dict[str, str]:
-    """Environment that makes a new process compute with another CPU kernel set than this one's: AVX2
-    kernels (oneDNN, ATen, MKL) on an AVX-512 CPU, SSE4.1 ones on a CPU whose best is AVX2."""
-    if torch.backends.cpu.get_cpu_capability() == "AVX512":
-        return {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
-    return {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
+    """Environment that makes a new process compute with another CPU kernel set than this one's: AVX2 kernels
+    (oneDNN, ATen, MKL) where this process computes with AVX-512, SSE4.1 ones where it computes with AVX2, and AVX2
+    ones again where this process is held below AVX2 (`ONEDNN_MAX_CPU_ISA=AVX make test`) on a CPU that has it."""
+    held = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ("AVX", "SSE41")
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability == "AVX512" and not held:
+        return AVX2_SET
+    if capability == "AVX2" and not held:
+        return SSE41_SET
+    return AVX2_SET if "avx2" in cpu_flags() else SSE41_SET
 
 
 def offline_env(**changes: str) -> dict[str, str]:
