@@ -275,11 +275,14 @@ def run_notebook(task: Task, overrides: str) -> None:
     alone = make_jobs() == 1
     if alone:
         print(f"[{task.name}] {task.notebook} -> {task.folder}", flush=True)
+    # The kernel is killed once its last cell ran: everything it wrote is written (products atomically) and its
+    # outputs are in the notebook, so the graceful shutdown (an interrupt, a request, then waiting for the exit)
+    # only cost each step seconds and printed "KeyboardInterrupt caught in kernel" into the log.
     try:
         with kernel_sockets() as config:
             papermill.execute_notebook(
                 NOTEBOOKS / f"{task.notebook}.ipynb", partial, cwd=str(NOTEBOOKS), kernel_name=KERNEL,
-                parameters=params, log_output=alone, progress_bar=False, config=config)
+                parameters=params, log_output=alone, progress_bar=False, config=config, shutdown_kernel="immediate")
     except papermill.PapermillExecutionError as exc:
         # The notebook's own error first, not papermill's traceback.
         raise SystemExit(f"error in {task.name} ({task.notebook}): {exc.ename}: {exc.evalue}\n"
