@@ -2,7 +2,8 @@
 tests/nbval/ (their structure, for nbval) and the tables of tests/test_regression/ (the numbers).
 
 Run it (`make nbval-refresh`) after a deliberate change in the science, and review the diff of
-tests/test_regression/*.csv and categories.yml: that diff *is* the change in the numbers and verdicts.
+tests/test_regression/*.csv and categories.yml: that diff *is* the change in the numbers and verdicts. Then
+tools/kernel_spread.py measures the noise of the kernel sets against the new references.
 Images are stripped from the notebooks (nbval does not compare them) to keep the repository small.
 """
 import json
@@ -53,6 +54,8 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_regression.py",
                         "--regen-all", "-k", "default-kernels or stored_verdicts"],
                        cwd=ROOT, env={**env, "INVADV_PIPELINE_RUNS": f"{scratch}/runs"}, check=True)
+    print("The references changed: measure the kernel sets' spread against them (≈ 25 min), or "
+          "tests/test_tolerances.py fails:\n  .venv/bin/python tools/kernel_spread.py")
 
 
 if __name__ == "__main__":
