@@ -175,20 +175,6 @@ def decisive(t: dict[str, pd.DataFrame], draws: int = 64, seed: int = 0) -> dict
     return stable
 
 
-def spread(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Largest absolute and relative difference per table × float column between two sets of tables."""
-    rows = []
-    for name in a:
-        for column in a[name].columns:
-            x, y = a[name][column], b[name][column]
-            if pd.api.types.is_float_dtype(x):
-                diff = (x - y).abs()
-                rows.append({"table": name, "column": column, "max_abs": diff.max(),
-                             "max_rel": (diff / y.abs().where(y.abs() > 0)).max(),
-                             **tolerance(name, column)})
-    return pd.DataFrame(rows)
-
-
 def assert_tensors_equal(a, b, where: str) -> None:
     """Every tensor in two nested dicts is bitwise equal (floats such as timings are ignored)."""
     if isinstance(a, torch.Tensor):

@@ -5,7 +5,6 @@ import re
 import pytest
 
 from lib import ROOT
-
 from lib.analysis import quoted
 
 

@@ -29,12 +29,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("INVADV_RUNS", str(ROOT / "runs"))  # tests.smoke reads it on import; each run sets its own
 
 from tests import regression  # noqa: E402  (the check's own reading of the tables and its tolerances)
+from tests.smoke import AVX2_SET, SSE41_SET  # noqa: E402  (the suite's own second kernel sets)
 
 KERNEL_SETS = {
     "native": {},
-    "AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    "AVX2": AVX2_SET,
     "AVX": {"ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX"},
-    "SSE41": {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"},
+    "SSE41": SSE41_SET,
 }
 SPREAD = regression.REFERENCES / "kernel_spread.csv"
 DOC = ROOT / "docs" / "reproducibility.md"
