@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from bs4 import BeautifulSoup
 
-from lib.analysis.plots import CAPTION
+from lib.analysis.markup import CAPTION
 from lib.pipeline import render
 from lib.pipeline.config import study
 from tests.smoke import make_report

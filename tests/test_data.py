@@ -23,6 +23,21 @@ def test_real_data_matches_official_checksums_and_statistics(mnist):
     assert torch.bincount(test_split.labels).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+def test_labels_read_without_torchvision_are_torchvisions(mnist):
+    for split, train in zip(mnist, (True, False)):
+        labels = data.read_labels(train)
+        assert labels.dtype == np.uint8 and torch.equal(torch.from_numpy(labels.astype(np.int64)), split.labels)
+
+
+def test_a_label_file_of_another_format_is_refused(tmp_path, monkeypatch):
+    raw = data.raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(data.idx_bytes(np.zeros((2, 2), dtype=np.uint8)))  # a 2-d array
+    monkeypatch.setattr(data, "ensure_mnist", lambda root: None)  # past the checksums, to test the reader itself
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is no IDX label file"):
+        data.read_labels(False, tmp_path)
+
+
 def test_idx_bytes_is_read_back_by_torchvision(tmp_path):
     images = np.random.default_rng(0).integers(0, 256, size=(5, 28, 28), dtype=np.uint8)
     labels = np.arange(5, dtype=np.uint8)

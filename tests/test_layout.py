@@ -4,7 +4,7 @@ import pandas as pd
 from bs4 import BeautifulSoup
 
 from lib.analysis import claims, report
-from lib.analysis.plots import CAPTION
+from lib.analysis.markup import CAPTION, slug
 from lib.pipeline import layout
 
 EXPORTED = f"""<html><head></head><body>
@@ -68,7 +68,7 @@ def test_the_answers_give_each_verdict_its_numbers_and_its_section():
     assert [i.find("span", class_="verdict").get_text() for i in items[:4]] == ["holds", "does not hold",
                                                                                "inconclusive", "holds"]
     assert "key 3" in items[3].get_text() and items[4].get_text() == "more"
-    assert items[3].a["href"] == "#" + report.slug(report.CLAIM_SECTIONS[4])
+    assert items[3].a["href"] == "#" + slug(report.CLAIM_SECTIONS[4])
     assert "Profile paper" in soup.get_text()
 
 

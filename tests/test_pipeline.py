@@ -1,11 +1,14 @@
 """The pipeline's DAG: content keys, what a change recomputes, and the smoke report end to end."""
 import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import torch
 
+from lib import ROOT
 from lib.core import products
 from lib.core.recipes import key_params
 from lib.pipeline import dag, make
@@ -234,3 +237,13 @@ def test_notebook_seed_outside_the_study_is_named():
         dag.evaluate_task(study("smoke", "extended=0"), "A", 200)
     with pytest.raises(ValueError, match=r"model A-2d is not one the study evaluates at seed 0; choose one of"):
         dag.evaluate_task(study("smoke"), "A", 2)
+
+
+def test_a_steps_process_validates_notebooks_without_compiling_iri_grammars():
+    """lib.pipeline's command line keeps jsonschema from compiling rfc3987_syntax's grammars (1.5 s a step)."""
+    script = ("import runpy, sys\nsys.argv = ['lib.pipeline', '--help']\n"
+              "try:\n    runpy.run_module('lib.pipeline', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+              "import nbformat, papermill\nnbformat.validate(nbformat.read('notebooks/01_train.ipynb', as_version=4))\n"
+              "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lark', 'rfc3987_syntax') and sys.modules[m]))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.splitlines()[-1] == "[]", result.stdout[-500:] + result.stderr[-2000:]

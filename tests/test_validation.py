@@ -73,8 +73,8 @@ def test_the_class_check_reads_each_split_once(monkeypatch):
     from lib.pipeline import config
 
     reads = []
-    real = config.load_split
-    monkeypatch.setattr(config, "load_split", lambda train: reads.append(train) or real(train))
+    real = config.read_labels
+    monkeypatch.setattr(config, "read_labels", lambda train: reads.append(train) or real(train))
     study("smoke", "test_samples=500 robust_samples=200 attack_samples=100 train_samples=4000").check_classes()
     assert sorted(reads) == [False, True]
 

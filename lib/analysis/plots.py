@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 
+from lib.analysis.markup import CAPTION
 from lib.core.products import atomic_path
 
 sns.set_theme(context="paper", style="whitegrid", font_scale=1.2)
@@ -23,9 +24,6 @@ def save(fig: plt.Figure, folder: Path | str, name: str) -> None:
     for suffix, options in ((".png", {"dpi": 150}), (".svg", {})):
         with atomic_path(Path(folder) / f"{name}{suffix}") as tmp:
             fig.savefig(tmp, format=suffix[1:], bbox_inches="tight", **options)
-
-
-CAPTION = "figure-caption"  # the class the report numbers ('Figure k.') in reading order: lib.pipeline.layout
 
 
 def show(fig: plt.Figure, folder: Path | str, name: str, caption: str) -> None:

@@ -10,6 +10,7 @@ from scipy.stats import t as student_t
 
 from lib import ROOT
 from lib.analysis.claims import AUTOATTACK, Thresholds, masking_findings, pgd_attack, stage_table
+from lib.analysis.markup import slug
 from lib.analysis.tables import class_average, class_average_per_seed
 from lib.core.autoattack import STAGES
 from lib.core.centers import compactness, cosine
@@ -70,11 +71,6 @@ def how_made(profile: str, seeds: tuple[int, ...], products: list[dict], wall_se
 
 
 VERDICT_COLOURS = {"holds": "#d8f0d8", "does not hold": "#f6d5d5", "inconclusive": "#f3ecd0"}
-
-
-def slug(text: str) -> str:
-    """A heading's anchor from its words (lib.pipeline.layout gives every heading this id)."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
 
 
 def verdict_badge(verdict: str) -> str:

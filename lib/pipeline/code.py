@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -85,6 +85,15 @@ class Module:
     definitions: dict[str, list[ast.AST]]  # name -> the statements that bind it (def, class, assignment)
     statements: list[ast.AST]  # module-level code that runs on import (neither a definition nor an import)
     imports: dict[str, tuple[str, str | None]]  # local name -> (module, name in it) or (module, None): a module
+    # A plan hashes the code of dozens of steps that reach the same definitions: each is dumped and followed once.
+    memo: dict[str, tuple[str, set[tuple[str, str]]]] = field(default_factory=dict, compare=False, repr=False)
+
+    def code_and_uses(self, name: str, root: Path) -> tuple[str, set[tuple[str, str]]]:
+        """The normalized code of definition `name` ('': the module-level statements) and the `lib` names it uses."""
+        if name not in self.memo:
+            nodes = self.definitions[name] if name else self.statements
+            self.memo[name] = "\n".join(normalized(n) for n in nodes), self.uses(nodes, root)
+        return self.memo[name]
 
     def uses(self, nodes: list[ast.AST], root: Path) -> set[tuple[str, str]]:
         """(module, name) of every `lib` definition that `nodes` refer to ((module, WHOLE) where unresolved)."""
@@ -194,8 +203,8 @@ def reached(roots: set[tuple[str, str]], extra: list[ast.AST] | None = None, ext
             continue
         for package in [*packages(module_name), module_name]:  # their module-level code runs on import
             if (package, "") not in found and not is_planner(package) and (parsed := load(package, root)):
-                found[(package, "")] = "\n".join(normalized(s) for s in parsed.statements)
-                todo |= parsed.uses(parsed.statements, root)
+                found[(package, "")], uses = parsed.code_and_uses("", root)
+                todo |= uses
         if (module_name, name) in OPAQUE:
             found[(module_name, name)] = ""
             continue
@@ -204,8 +213,7 @@ def reached(roots: set[tuple[str, str]], extra: list[ast.AST] | None = None, ext
             todo |= {(module_name, n) for n in module.definitions}
             continue
         if name in module.definitions:
-            nodes = module.definitions[name]
-            found[(module_name, name)] = "\n".join(normalized(n) for n in nodes)
+            found[(module_name, name)], uses = module.code_and_uses(name, root)
         elif name in module.imports:  # re-exported: the definition it names
             target, attribute = module.imports[name]
             todo.add((target, attribute or WHOLE))
@@ -214,7 +222,7 @@ def reached(roots: set[tuple[str, str]], extra: list[ast.AST] | None = None, ext
             if name != "":  # unknown here (made at run time?): the whole module, so nothing is forgotten
                 todo.add((module_name, WHOLE))
             continue
-        todo |= module.uses(nodes, root)
+        todo |= uses
     return found
 
 

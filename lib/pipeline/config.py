@@ -12,7 +12,7 @@ from typing import Any, Callable
 import torch
 from pydantic import TypeAdapter, ValidationError
 
-from lib.core.data import Split, load_split
+from lib.core.data import Split, load_split, read_labels
 from lib.core.errors import ConfigError
 from lib.core.precision import CHOICES as PRECISION_CHOICES
 from lib.core.precision import resolve as resolve_precision
@@ -133,7 +133,7 @@ class Study:
             if n is None:  # the whole split holds every class
                 continue
             if split not in labels_of:
-                labels_of[split] = load_split(split == "train").labels.tolist()
+                labels_of[split] = read_labels(split == "train").tolist()
             labels = labels_of[split]
             missing = sorted(set(range(NUM_CLASSES)) - set(labels[:n]))
             if missing:

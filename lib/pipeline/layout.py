@@ -12,8 +12,7 @@ import re
 
 from bs4 import BeautifulSoup
 
-from lib.analysis.plots import CAPTION
-from lib.analysis.report import slug
+from lib.analysis.markup import CAPTION, slug
 
 SECTIONS = ("h2", "h3", "h4")  # numbered 1, 1.1, 1.1.1; the h1 is the title
 IN_CONTENTS = ("h2", "h3")
