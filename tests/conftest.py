@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from lib.core.data import load_split
 from lib.core.protocol import TrainConfig
 from lib.core.train import restore, train
-
-torch.set_num_threads(max(1, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
@@ -51,11 +48,13 @@ _os.environ["INVADV_THREADS"] = "1"
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
     """nbval's kernels compute with another CPU kernel set than the suite's smoke pipeline (AVX2 on an
-    AVX-512 machine): the regression check passes on both, which is what makes it portable."""
+    AVX-512 machine): the regression check passes on both, which is what makes it portable. Before each test the
+    suite's process takes back the background run's core once that run has finished (tests/smoke.py)."""
     from nbval.plugin import IPyNbCell
 
-    from tests.smoke import environment, other_kernels
+    from tests.smoke import environment, other_kernels, release_threads
 
+    release_threads()
     if not isinstance(item, IPyNbCell):
         return (yield)
     with environment(**other_kernels()):  # a notebook's kernel starts while its first cell is set up, and inherits these

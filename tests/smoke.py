@@ -77,6 +77,11 @@ def pipeline_env() -> dict[str, str]:
 # again (tests/test_fail_fast.py), and costs only its waiting.
 _background: dict = {}
 TWIN_REPORTS = PIPELINE_RUNS.with_name("twin-reports")
+# While the background run computes, on about one core (its two makes take turns at each step), the suite's own
+# process computes with the other cores' threads only: a thread more than the free cores leaves OpenMP waiting on
+# a descheduled thread at every operation (on the 2-core machine, with one core busy, three attack tests took 77 s
+# on two threads and 36 s on one).
+_threads_before_background: list[int] = []
 
 
 def background_log(name: str) -> Path:
@@ -91,6 +96,8 @@ def start_in_background() -> None:
         with open(background_log(name), "w") as out:  # the child keeps its own handle
             _background[name] = subprocess.Popen(make_command(jobs=1), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                                   env=env, start_new_session=True)
+    _threads_before_background.append(torch.get_num_threads())
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
     # A SIGTERM to pytest (CI timeouts, `kill`) would otherwise skip pytest_sessionfinish and orphan the run:
     # as an interrupt, pytest ends the session normally and stop_background() runs.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -107,6 +114,14 @@ def wait_for_background() -> None:
         del _background[name]
         if returncode != 0:
             raise AssertionError(f"the background smoke run ({name}) failed:\n" + background_log(name).read_text()[-3000:])
+    release_threads()
+
+
+def release_threads() -> None:
+    """Give the suite's process every core's thread again once no background run computes (called before each
+    test, and after waiting for the runs)."""
+    if _threads_before_background and all(p.poll() is not None for p in _background.values()):
+        torch.set_num_threads(_threads_before_background.pop())
 
 
 def stop_background() -> None:
