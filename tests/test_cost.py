@@ -45,6 +45,15 @@ def test_work_is_counted_from_the_study():
     assert cost.task_work(paper, "train", {"model": "A", "feature_dim": 200, "seed": 0})["train"] == 25 * 60000
 
 
+def test_adversarial_training_is_costed_with_its_examples_and_its_monitor():
+    work = lambda m, **kw: cost.task_work(study("paper", kw), "train", {"model": m, "feature_dim": 200, "seed": 0})
+    monitor = 500 * 10  # PGD-10 on the first 500 test images after every epoch
+    assert work("E")["pgd"] == 25 * (60000 * 1 + monitor)  # FGSM with a random start: one step per image
+    assert work("E", at_method="pgd", at_steps=5)["pgd"] == 25 * (60000 * 5 + monitor)
+    assert work("F")["pgd"] == work("G")["pgd"] == 25 * (60000 * (2 + 1) + monitor)  # + C's two inverse steps
+    assert work("E")["train"] == work("A")["train"] and work("A")["pgd"] == 0
+
+
 def test_task_seconds_adds_the_start_up():
     assert cost.task_seconds({"train": 1000, "pgd": 2000}, {"train": 1e-3, "pgd": 1e-3, "forward": 0}) == \
         pytest.approx(cost.STEP_OVERHEAD + 3)

@@ -158,8 +158,7 @@ def test_new_parameters_models_and_steps_recompute_nothing_that_exists(copy):
 def test_a_model_added_to_the_study_runs_only_its_own_tasks_and_the_aggregates(copy):
     """D added to a study of A, B and C: its training, ε runs and evaluation, and the steps that gather every
     model; no other model's training, ε run or evaluation."""
-    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)",
-         'COMPARED_MODELS = tuple((m, 200) for m in MODELS if m != "D")')
+    copy("pipeline/config.py", 'if m in "ABCD")', 'if m in "ABC")')
     without_d, with_d = planned_keys(copy.root), keys()
     own = {"train-D-200d", "eps-0-D-200d", "eps-0.1-D-200d", "eps-0.3-D-200d", "evaluate-D-200d", "autoattack-D-200d"}
     assert set(with_d) - set(without_d) == own
@@ -184,7 +183,7 @@ def pulled_twice(batch: Batch) -> torch.Tensor:
     return 2 * to_center(batch)
 
 
-E = Recipe("E", ("center_alpha", "center_weight", "new_weight"), wen_centers, "features",
+H = Recipe("H", ("center_alpha", "center_weight", "new_weight"), wen_centers, "features",
            (Term("center_loss", pulled_twice, "new_weight"),))
 '''
 
@@ -193,14 +192,26 @@ def test_a_new_model_retrains_no_other(copy):
     """A model added as a recipe, with a TrainConfig field of its own, joins the study and re-keys none of the other
     models' tasks: only its own run and the aggregates."""
     before = keys()
-    copy("core/protocol.py", 'MODELS = ("A", "B", "C", "D")', 'MODELS = ("A", "B", "C", "D", "E")')
+    copy("core/protocol.py", 'MODELS = ("A", "B", "C", "D", "E", "F", "G")', 'MODELS = ("A", "B", "C", "D", "E", "F", "G", "H")')
+    copy("pipeline/config.py", 'if m in "ABCD")', 'if m in "ABCDH")')
     copy("core/protocol.py", "    ema_rate: float = param(0.1, RATE)\n",
          "    ema_rate: float = param(0.1, RATE)\n    new_weight: float = param(0.5, NON_NEGATIVE)\n")
-    copy("core/recipes.py", "\n\nRECIPES = {r.model: r for r in (A, B, C, D)}",
-         NEW_RECIPE + "\n\nRECIPES = {r.model: r for r in (A, B, C, D, E)}")
+    copy("core/recipes.py", "\n\nRECIPES = {r.model: r for r in (A, B, C, D, E, F, G)}",
+         NEW_RECIPE + "\n\nRECIPES = {r.model: r for r in (A, B, C, D, E, F, G, H)}")
     after = planned_keys(copy.root)
-    assert {n for n in set(after) - set(before)} == {n for n in after if "-E-" in n} != set()
+    assert {n for n in set(after) - set(before)} == {n for n in after if "-H-" in n} != set()
     assert changed(before, after) - set(after).difference(before) == {"centers", "check", "extension", "figures"}
+
+
+def test_the_adversarially_trained_models_join_the_study_without_recomputing_it(copy):
+    """E, F and G added to the study (issue 32): their own trainings, ε runs, evaluations and AutoAttacks, and the
+    steps that gather every model; none of A–D's."""
+    before = keys()
+    copy("pipeline/config.py", 'if m in "ABCD")', 'if m in "ABCDEFG")')
+    after = planned_keys(copy.root)
+    own = {n for n in after if any(f"-{m}-" in n for m in "EFG")}
+    assert set(after) - set(before) == own and {"train-E-200d", "train-F-200d", "train-G-200d"} <= own
+    assert changed(before, after) == own | {"centers", "check", "extension", "figures"}
 
 
 def test_a_recipe_change_retrains_that_model_only(copy):

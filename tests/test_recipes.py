@@ -42,7 +42,7 @@ def one_epoch(config: TrainConfig, split, epoch) -> tuple[dict, torch.Tensor]:
     return model.state_dict(), centers.centers.clone()
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", "ABCD")  # the models the loop branched on (E–G came with recipes)
 def test_the_recipe_loop_trains_each_model_bit_for_bit_as_before(mnist, name):
     split = mnist[0].subset(384)
     config = TrainConfig(model=name, seed=4, center_weight=0.1, train_steps=2, train_step_size=0.05)

@@ -95,3 +95,27 @@ def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float | 
     """The standard MNIST robustness attack (Madry et al.; TRADES' evaluation): ascend, random start."""
     return pgd(model, x, y, eps, step_size, steps, direction=ASCEND, random_start=random_start,
                generator=generator, precision=precision)
+
+
+# --- adversarial training's examples (models E–G): made once per batch, so their cost is the training's ---------
+
+def fgsm_rs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, precision: str = "fp32") -> torch.Tensor:
+    """FGSM with a random start (Wong et al. 2020, "Fast is better than free"): a uniform start in B∞(x, ε), one
+    signed step of 1.25·ε, projected back onto the ball ∩ [0, 1]. The start is drawn from torch's global stream,
+    which a training saves and restores with its checkpoints."""
+    return pgd(model, x, y, eps, 1.25 * eps, 1, direction=ASCEND, random_start=True, precision=precision)
+
+
+def n_fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, precision: str = "fp32") -> torch.Tensor:
+    """N-FGSM (de Jorge et al. 2022): noise uniform in B∞(x, 2ε), then one signed step of ε, *not* projected back onto
+    B∞(x, ε) (the example may lie up to 3ε from x; pixels stay in [0, 1]). One step of ε never leaves the ε-ball
+    around the noisy start, so it is PGD's single step from there."""
+    noise = (torch.rand(x.shape, device=x.device, dtype=x.dtype) * 2 - 1) * (2 * eps)
+    return pgd(model, (x + noise).clamp(0, 1), y, eps, eps, 1, direction=ASCEND, precision=precision)
+
+
+def pgd_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
+                 precision: str = "fp32") -> torch.Tensor:
+    """Madry et al.'s adversarial training examples: PGD with a random start and `steps` steps of 2.5·ε/steps (the
+    rule that lets the steps reach the ball's boundary from any start)."""
+    return pgd(model, x, y, eps, 2.5 * eps / steps, steps, direction=ASCEND, random_start=True, precision=precision)

@@ -17,7 +17,11 @@ AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES = 100, 5000
 # A: cross-entropy; B: + λ·center loss (Wen et al.'s centers); extension (STUDY.md §6): C: + λ·center loss
 # whose centers are adversarial centers (EMA of inverse adversaries' features); D: + λ·pull of each feature
 # towards its own inverse adversary's feature.
-MODELS = ("A", "B", "C", "D")  # each a recipe of lib.core.recipes
+# Adversarially trained (issue 32): E: adversarial training at ε = 0.3; F: E + C's center loss; G: E + Dong et al.'s
+# alignment of each adversarial example's output with its inverse adversary's.
+MODELS = ("A", "B", "C", "D", "E", "F", "G")  # each a recipe of lib.core.recipes
+# How E–G make their training examples (lib.core.attacks): PGD with at_steps steps, FGSM with a random start, N-FGSM.
+AT_METHODS = ("pgd", "fgsm-rs", "n-fgsm")
 
 # λ for model B. Chosen by experiment (docs/extension.md, "Choosing λ"; reports/lambda_sweep_*.csv): it makes the
 # 200-d classes about 3x more compact at every training budget tried, at no cost in accuracy, while
@@ -52,12 +56,20 @@ class TrainConfig:
     train_steps: int = param(2, AT_LEAST_1)
     train_step_size: float = param(0.125, PIXEL_STEP)  # 2.5·ε/T, Madry et al.'s rule, so the ball's boundary is reachable
     ema_rate: float = param(0.1, RATE)
+    # models E–G only: the adversarial examples each batch trains on (MNIST's standard radius 0.3), and G's weight β
+    at_eps: float = param(0.3, RADIUS)
+    at_method: str = param("fgsm-rs", one_of(AT_METHODS))
+    at_steps: int = param(1, AT_LEAST_1)  # PGD's steps where at_method is "pgd"; the single-step methods take one
+    align_weight: float = param(1.0, NON_NEGATIVE)
     precision: str = param("fp32", one_of(PRECISIONS))  # of the training steps (and C and D's inverse adversaries); lib/precision.py
 
     def __post_init__(self) -> None:
         check_fields(self)
         check_reach("TrainConfig", "train_steps", self.train_steps, "train_step_size", self.train_step_size,
                     "train_eps", self.train_eps)
+        if self.at_method != "pgd" and self.at_steps != 1:  # it would be ignored: say so rather than key by it
+            raise ConfigError(f"TrainConfig: at_steps={self.at_steps} applies to at_method='pgd' only; "
+                              f"{self.at_method!r} takes one step (leave at_steps=1)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

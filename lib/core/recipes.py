@@ -14,8 +14,11 @@ from typing import Callable
 
 import torch
 
-from lib.core.attacks import inverse_adversary
+from torch.nn.functional import kl_div, log_softmax, softmax
+
+from lib.core.attacks import fgsm_rs, inverse_adversary, n_fgsm, pgd_training
 from lib.core.data import Split
+from lib.core.evaluation import robust_accuracy
 from lib.core.losses import AdversarialCenters, CenterLoss, pull
 from lib.core.models import SmallCNN
 from lib.core.precision import autocast
@@ -25,6 +28,7 @@ from lib.core.protocol import NUM_CLASSES, TrainConfig
 PROTOCOL_PARAMS = ("model", "feature_dim", "lr", "momentum", "weight_decay", "batch_size", "epochs", "dropout",
                    "train_samples", "test_samples", "seed", "precision")
 INVERSE_PARAMS = ("train_eps", "train_steps", "train_step_size")  # the inverse adversaries made for every batch
+AT_PARAMS = ("at_eps", "at_method", "at_steps")  # the adversarial examples E–G train on
 
 
 @dataclass(frozen=True)
@@ -125,7 +129,51 @@ C = Recipe("C", (*INVERSE_PARAMS, "ema_rate", "center_weight"), adversarial_cent
 D = Recipe("D", (*INVERSE_PARAMS, "center_alpha", "center_weight"), wen_centers, "features",
            (Term("center_loss", to_target, "center_weight"),), inverse_features)
 
-RECIPES = {r.model: r for r in (A, B, C, D)}
+
+# --- adversarial training (issue 32) ----------------------------------------------------------------------------
+
+def adversarial_inputs(model: SmallCNN, x: torch.Tensor, y: torch.Tensor, config: TrainConfig) -> torch.Tensor:
+    """The batch's adversarial examples at at_eps, made by at_method (lib.core.protocol.AT_METHODS)."""
+    if config.at_method == "pgd":
+        return pgd_training(model, x, y, config.at_eps, config.at_steps, config.precision)
+    make = {"fgsm-rs": fgsm_rs, "n-fgsm": n_fgsm}[config.at_method]
+    return make(model, x, y, config.at_eps, config.precision)
+
+
+HELDOUT = 500  # test images of the held-out robustness monitor
+HELDOUT_STEPS = 10  # its PGD: enough to show catastrophic overfitting, ≈ 4 % of a single-step epoch's arithmetic
+
+
+def heldout_robustness(model: SmallCNN, split: Split, config: TrainConfig) -> float:
+    """PGD-10 accuracy at at_eps on the first HELDOUT test images, after every epoch: a single-step training's
+    catastrophic overfitting shows as its collapse while the training accuracy on its own examples rises."""
+    return robust_accuracy(model, split.subset(HELDOUT), config.at_eps, HELDOUT_STEPS,
+                           2.5 * config.at_eps / HELDOUT_STEPS, seed=config.seed, precision=config.precision)
+
+
+def to_inverse_output(batch: Batch) -> torch.Tensor:
+    """Dong et al.'s alignment: KL(p(x̌) ‖ p(x')) of each adversarial example's output with its inverse adversary's,
+    averaged over the batch (TRADES' KL term with the natural example replaced by the inverse adversary). The inverse
+    adversary's output is a target: made in eval mode, without gradient, as C's and D's targets are."""
+    with torch.no_grad():
+        inverse = softmax(batch.model.classify(batch.targets).float(), dim=1)
+    return kl_div(log_softmax(batch.logits.float(), dim=1), inverse, reduction="batchmean")
+
+
+ROBUST = Monitor("heldout_pgd", heldout_robustness)
+# E: cross-entropy on adversarial examples, tracking Wen et al.'s centers as A does; F: + λ · C's center loss
+# (the adversarial examples' features pulled towards the running mean of the clean images' inverse adversaries'
+# features); G: + β · Dong et al.'s alignment with the inverse adversaries' outputs. F and G make the same inverse
+# adversaries as C and D, so that F − G compares two uses of the same targets.
+E = Recipe("E", (*AT_PARAMS, "center_alpha"), wen_centers, "features", (Term("center_loss", to_center, None),),
+           inputs=adversarial_inputs, monitors=(ROBUST,))
+F = Recipe("F", (*AT_PARAMS, *INVERSE_PARAMS, "ema_rate", "center_weight"), adversarial_centers, "targets",
+           (Term("center_loss", to_center, "center_weight"),), inverse_features, adversarial_inputs, (ROBUST,))
+G = Recipe("G", (*AT_PARAMS, *INVERSE_PARAMS, "center_alpha", "align_weight"), wen_centers, "features",
+           (Term("center_loss", to_center, None), Term("alignment", to_inverse_output, "align_weight")),
+           inverse_features, adversarial_inputs, (ROBUST,))
+
+RECIPES = {r.model: r for r in (A, B, C, D, E, F, G)}
 
 
 def recipe(model: str) -> Recipe:

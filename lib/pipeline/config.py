@@ -16,7 +16,7 @@ from lib.core.data import Split, load_split, read_labels
 from lib.core.errors import ConfigError
 from lib.core.precision import CHOICES as PRECISION_CHOICES
 from lib.core.precision import resolve as resolve_precision
-from lib.core.protocol import (AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES, DEFAULT_CENTER_WEIGHT, MODELS,
+from lib.core.protocol import (AT_METHODS, AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES, DEFAULT_CENTER_WEIGHT, MODELS,
                                 NUM_CLASSES, TrainConfig, model_name)
 from lib.core.rules import (AT_LEAST_1, BOOLEAN, FIRST_N, NON_NEGATIVE, PIXEL_STEP, RADIUS, RATE, SEED, check_fields,
                              check_reach, distinct, one_of, param, seeds_rule)
@@ -75,6 +75,11 @@ class Study:
     train_steps: int = param(TrainConfig.train_steps, AT_LEAST_1)
     train_step_size: float = param(TrainConfig.train_step_size, PIXEL_STEP)
     ema_rate: float = param(TrainConfig.ema_rate, RATE)  # model C: rate of the adversarial centers' running mean
+    # the adversarially trained models E–G: their examples' radius and method (PGD's steps), G's weight β
+    at_eps: float = param(TrainConfig.at_eps, RADIUS)
+    at_method: str = param(TrainConfig.at_method, one_of(AT_METHODS))
+    at_steps: int = param(TrainConfig.at_steps, AT_LEAST_1)
+    align_weight: float = param(TrainConfig.align_weight, NON_NEGATIVE)
     robust_eps: tuple[float, ...] = param((0.1, 0.2, 0.3), RADII)  # the standard MNIST PGD evaluation (TRADES, Madry)
     robust_steps: int = param(40, AT_LEAST_1)
     robust_step_size: float = param(0.01, PIXEL_STEP)
@@ -116,6 +121,7 @@ class Study:
                                   f"got {n}; use {name}=none for all of them")
         self.train_config("B", 200)  # the training parameters as TrainConfig sees them (e.g. its own reach rule)
         self.train_config("C", 200)
+        self.train_config("E", 200)
 
     def split_size(self, name: str) -> int:
         """How many images of split `name` the study uses (the first train_samples / test_samples, else all)."""
@@ -180,7 +186,8 @@ class Study:
                            train_samples=self.train_samples, test_samples=self.test_samples,
                            seed=self.seed if seed is None else seed, precision=self.precision,
                            train_eps=self.train_eps, train_steps=self.train_steps,
-                           train_step_size=self.train_step_size, ema_rate=self.ema_rate)
+                           train_step_size=self.train_step_size, ema_rate=self.ema_rate, at_eps=self.at_eps,
+                           at_method=self.at_method, at_steps=self.at_steps, align_weight=self.align_weight)
 
     def split(self, name: str) -> Split:
         """A data split as this study uses it (the first train_samples / test_samples images)."""
@@ -198,7 +205,9 @@ REPRODUCTION_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
 EPS_MODELS = (("A", 200), ("B", 200))
 FIGURE_MODELS = tuple(model_name(m, d) for m, d in EPS_MODELS)  # the models of figures 2–3 and the claims
 # The extension's comparison (evaluation over seeds, probe, seed bands): every model at 200-d.
-COMPARED_MODELS = tuple((m, 200) for m in MODELS)
+# E–G (adversarially trained, lib.core.recipes) are declared and tested; they join the study's plan once their
+# analysis and cost are in (issue 32).
+COMPARED_MODELS = tuple((m, 200) for m in MODELS if m in "ABCD")
 CHECK_SOURCE = "B-200d"  # the attack check's transfer source: classic center loss, the baseline claim 4 compares with
 
 

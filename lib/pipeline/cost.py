@@ -19,7 +19,7 @@ from lib.core.attacks import BATCH, inverse_adversary
 from lib.core.data import Split, to_input
 from lib.core.models import SmallCNN
 from lib.core.protocol import TrainConfig
-from lib.core.recipes import recipe
+from lib.core.recipes import HELDOUT, HELDOUT_STEPS, recipe
 from lib.core.robustness import LONGER
 from lib.core.train import accuracy, build, train_epoch
 from lib.pipeline.config import COMPARED_MODELS, Study
@@ -48,9 +48,12 @@ def task_work(s: Study, step: str, params: dict) -> dict[str, int]:
     n_train, n_test = first(s.train_samples, "train"), first(s.test_samples, "test")
     if step == "train":
         c = s.train_config(params["model"], params["feature_dim"], params["seed"])
-        inner = c.train_steps if recipe(c.model).targets is not None else 0  # C and D's inverse adversaries
-        per_epoch_forward = n_test + (n_train if inner else 0)  # the test pass; C/D's features of their adversaries
-        return {"train": c.epochs * n_train, "pgd": c.epochs * n_train * inner,
+        plan = recipe(c.model)
+        inner = c.train_steps if plan.targets is not None else 0  # C, D, F and G's inverse adversaries
+        adversarial = c.at_steps if plan.inputs is not None else 0  # E–G's adversarial examples
+        monitor = min(HELDOUT, n_test) * HELDOUT_STEPS if plan.monitors else 0  # E–G's held-out PGD, every epoch
+        per_epoch_forward = n_test + (n_train if inner else 0)  # the test pass; the features of the inverse adversaries
+        return {"train": c.epochs * n_train, "pgd": c.epochs * (n_train * (inner + adversarial) + monitor),
                 "forward": c.epochs * per_epoch_forward + n_train + n_test}  # + the references at the end
     if step == "eps":  # one model at one ε
         n = min(first(s.attack_samples, s.attack_split), first(s.test_samples if s.attack_split == "test"
