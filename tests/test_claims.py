@@ -224,3 +224,59 @@ def test_masking_is_a_large_drop_taken_mostly_by_the_gradient_stages():
     stages = claims.stage_table(table)
     assert list(stages.columns) == ["model", "eps", "PGD-40", "APGD-CE", "APGD-T", "FAB-T", "Square", "seeds"]
     assert (stages.seeds == 2).all()
+
+
+def robust_table(f: list[float], g: list[float], e: list[float], f_clean: float = 0.99, attack=None):
+    """Adversarially trained models E, F, G over seeds: PGD at ε 0.1 and 0.3, AutoAttack where `attack` gives
+    each model's accuracy at 0.3 per seed."""
+    rows = []
+    for seed in range(len(e)):
+        for model, robust, clean in (("E-200d", e[seed], 0.99), ("F-200d", f[seed], f_clean), ("G-200d", g[seed], 0.99)):
+            row = {"model": model, "seed": seed, "clean_acc": clean + 0.001 * seed, "compactness": 0.2,
+                   "robust_acc@0.1": 0.95, "robust_acc@0.3": robust}
+            if attack:
+                row |= {"autoattack_acc@0.3": attack[model][seed], "autoattack_samples": 500}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_claim5_holds_when_either_use_of_inverse_adversaries_is_more_robust_than_adversarial_training():
+    e = [0.88, 0.89, 0.885]
+    verdict, evidence, key = claims.claim5(robust_table(f=[0.92, 0.93, 0.925], g=[0.88, 0.885, 0.89], e=e), 10000)
+    assert verdict == claims.HOLDS
+    assert "F-200d (C's center loss towards adversarial centers) − E-200d under PGD: ε=0.1: +0.00 pp" in evidence
+    assert "ε=0.3: +4.00 pp" in evidence and "F-200d − G-200d under PGD" in evidence and "3 seed(s)" in evidence
+    assert key.startswith("F-200d − E-200d under PGD:") and "G-200d − E-200d" in key
+
+
+def test_claim5_fails_when_both_uses_fail_and_is_inconclusive_when_the_data_cannot_tell():
+    e = [0.88, 0.89, 0.885]
+    worse = [0.80, 0.81, 0.805]
+    assert claims.claim5(robust_table(f=worse, g=worse, e=e), 10000)[0] == claims.FAILS
+    noisy = [0.85, 0.93, 0.88]
+    assert claims.claim5(robust_table(f=noisy, g=worse, e=e), 10000)[0] == claims.INCONCLUSIVE
+    costly = robust_table(f=[0.92, 0.93, 0.925], g=worse, e=e, f_clean=0.97)  # robust, 2 points less clean
+    assert claims.claim5(costly, 10000)[0] == claims.FAILS
+
+
+def test_claim5_is_decided_under_autoattack_with_pgd_beside_it():
+    e, gain = [0.88, 0.89, 0.885], [0.92, 0.93, 0.925]
+    attack = {"E-200d": [0.85, 0.86, 0.855], "F-200d": [0.80, 0.81, 0.805], "G-200d": [0.80, 0.81, 0.805]}
+    verdict, evidence, key = claims.claim5(robust_table(f=gain, g=gain, e=e, attack=attack), 10000)
+    assert verdict == claims.FAILS  # PGD's gain is AutoAttack's loss
+    assert "under AutoAttack: ε=0.3: -5.00 pp" in evidence and "; under PGD: ε=0.1: +0.00 pp" in evidence and "ε=0.3: +4.00 pp" in evidence
+    assert "AutoAttack on the first 500 test images" in evidence and "under AutoAttack" in key
+
+
+def test_claim5_joins_the_claims_table_only_when_decided():
+    assert 5 not in verdicts(claims.check(averages(rising)))
+    table = claims.check(averages(rising), robust=(claims.HOLDS, "F beats E", "F − E: +4 pp"))
+    assert verdicts(table)[5] == claims.HOLDS and table.key.iloc[-1] == "F − E: +4 pp"
+
+
+def test_contrasts_include_the_adversarially_trained_models_when_present():
+    table = claims.contrasts(robust_table(f=[0.92, 0.93, 0.925], g=[0.88, 0.885, 0.89], e=[0.88, 0.89, 0.885]), 10000)
+    pairs = set(zip(table.model, table.baseline))
+    assert pairs == {("F-200d", "E-200d"), ("G-200d", "E-200d"), ("F-200d", "G-200d")}
+    row = table[(table.model == "F-200d") & (table.baseline == "E-200d") & (table.metric == "robust_acc@0.3")].iloc[0]
+    assert row.difference == pytest.approx(0.04) and row.decided

@@ -56,13 +56,15 @@ def between(values: pd.Series, low: float, high: float) -> str:
 
 
 def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[str, str] = ("A-200d", "B-200d"),
-          extension: tuple[str, str] | None = None, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+          extension: tuple[str, str] | None = None, samples: pd.DataFrame | None = None,
+          robust: tuple[str, str, str] | None = None) -> pd.DataFrame:
     """The claims table from class-averaged metrics (columns model, reference, eps, cosine, relative_mse).
 
     `extension`, when given, is (verdict, evidence[, key]) on claim 4 from a model trained with adversarial centers.
     Each row's `key` is the one line of numbers that decides it (the report's answers, first).
     `samples` (model, reference, eps, sample_cosine), when given, adds the sample-level trend to claim 1's
-    evidence as context; the verdict is about centers, as the claim is.
+    evidence as context; the verdict is about centers, as the claim is. `robust`, when given, is (verdict, evidence,
+    key) on claim 5 (`claim5`), the adversarially trained models' question.
     """
     a, b = models
     series = lambda model, ref: averages[(averages.model == model) & (averages.reference == ref)]
@@ -111,6 +113,9 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
                                                             "with adversarial centers is part of this reproduction.",
                  "key": extension[2] if extension and len(extension) > 2 else "not tested by the reproduction",
                  "verdict": extension[0] if extension else INCONCLUSIVE})
+
+    if robust is not None:  # a claim of this study's, not the original's (issue 32)
+        rows.append({"claim": 5, "statement": CLAIM5, "evidence": robust[1], "key": robust[2], "verdict": robust[0]})
     return pd.DataFrame(rows)
 
 
@@ -141,16 +146,28 @@ def replacement_test(evaluation: pd.DataFrame, samples: int, new: str, classic: 
     """Claim 4's rule for one model trained towards inverse adversaries: verdict, its differences to the classic
     center-loss model under `attack` per ε and its clean difference (each mean, low, high; see `claim4`). `samples`
     is the test images of the clean accuracy, `attacked` those of the attack (default: the same)."""
+    compact = evaluation.loc[evaluation.model == new, "compactness"].mean() < \
+        evaluation.loc[evaluation.model == plain, "compactness"].mean()
+    return robustness_test(evaluation, samples, new, classic, t, attack, attacked, also=compact)
+
+
+def robustness_test(evaluation: pd.DataFrame, samples: int, new: str, base: str, t: Thresholds = Thresholds(),
+                    attack: str = PGD, attacked: int | None = None,
+                    also: bool = True) -> tuple[str, dict, tuple[float, float, float]]:
+    """Is `new` more robust than `base` at no cost in clean accuracy? HOLDS when some ε's interval of the difference
+    under `attack` lies above 0, none below, the clean accuracy drops by at most `max_clean_drop` and `also` (a
+    further condition of the caller's) is true; FAILS when an
+    interval lies below 0, every interval rules out a gain of `min_gain`, or the clean accuracy drops more;
+    INCONCLUSIVE otherwise. Returns the verdict, the differences per ε and the clean difference (each mean, low,
+    high). `samples` is the test images of the clean accuracy, `attacked` those of the attack (default: the same)."""
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
     attacked = samples if attacked is None else attacked
-    diffs = {c: difference(by(new, c), by(classic, c), attacked) for c in robust_columns(evaluation, attack)}
-    clean = difference(by(new, "clean_acc"), by(classic, "clean_acc"), samples)
+    diffs = {c: difference(by(new, c), by(base, c), attacked) for c in robust_columns(evaluation, attack)}
+    clean = difference(by(new, "clean_acc"), by(base, "clean_acc"), samples)
     gain = any(low > 0 for _, low, _ in diffs.values())
     loss = any(high < 0 for _, _, high in diffs.values())
     ruled_out = all(high < t.min_gain for _, _, high in diffs.values())
-    compact = by(new, "compactness").mean() < by(plain, "compactness").mean()
-    separable = clean[0] >= -t.max_clean_drop and compact
-    verdict = HOLDS if gain and not loss and separable else \
+    verdict = HOLDS if gain and not loss and clean[0] >= -t.max_clean_drop and also else \
         FAILS if loss or ruled_out or clean[0] < -t.max_clean_drop else INCONCLUSIVE
     return verdict, diffs, clean
 
@@ -236,6 +253,51 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     return verdict, evidence
 
 
+# Claim 5 (issue 32): adversarial training alone, and with inverse adversaries used two ways.
+ROBUST_BASE = "E-200d"
+WITH_INVERSE = {"F-200d": "C's center loss towards adversarial centers",
+                "G-200d": "Dong et al.'s alignment with the inverse adversaries' outputs"}
+CLAIM5 = ("Inverse adversaries increase robustness where robustness exists: added to adversarial training, as "
+          "center loss towards adversarial centers (F) or as Dong et al.'s alignment (G), they make a model more "
+          "robust than adversarial training alone (E) at no cost in clean accuracy.")
+
+
+def claim5(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), base: str = ROBUST_BASE,
+           new: tuple[str, ...] = tuple(WITH_INVERSE)) -> tuple[str, str, str]:
+    """Verdict, evidence and key line on claim 5 from the evaluation table (one row per model × seed): each of `new`
+    against `base` by `robustness_test`, under AutoAttack where the table has it, else PGD. The claim holds if it
+    holds for either use of the inverse adversaries, fails if it fails for every one, and is inconclusive otherwise;
+    `new[0]` − `new[1]` (which use does more) is evidence beside it."""
+    attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
+    n_attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
+    name = "AutoAttack" if attack == AUTOATTACK else "PGD"
+    pp = lambda d: f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
+    per_eps = lambda diffs: "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
+    tests = {m: robustness_test(evaluation, samples, m, base, t, attack, n_attacked) for m in new}
+    verdicts = [v for v, _, _ in tests.values()]
+    verdict = HOLDS if HOLDS in verdicts else FAILS if all(v == FAILS for v in verdicts) else INCONCLUSIVE
+    n = int(evaluation.groupby("model").size().get(base, 0))
+    parts = []
+    for m, (v, diffs, clean) in tests.items():
+        text = f"{m} ({WITH_INVERSE.get(m, 'with inverse adversaries')}) − {base} under {name}: {per_eps(diffs)}"
+        if attack == AUTOATTACK:
+            text += f"; under PGD: {per_eps(robustness_test(evaluation, samples, m, base, t, PGD)[1])}"
+        parts.append(text + f"; clean: {pp(clean)} — {v}")
+    if len(new) == 2:
+        parts.append(f"{new[0]} − {new[1]} under {name}: "
+                     + per_eps(robustness_test(evaluation, samples, new[0], new[1], t, attack, n_attacked)[1]))
+    evidence = (". ".join(parts) + f". Mean over {n} seed(s), 95 % interval "
+                + ("over seeds (Welch)" if n >= 2 else f"from the test images only ({samples} clean, {n_attacked} "
+                                                       "attacked)")
+                + f"{f', AutoAttack on the first {n_attacked} test images' if attack == AUTOATTACK else ''}. A model "
+                  f"holds if some interval lies above 0 with none below 0 and its clean accuracy drops by at most "
+                  f"{100 * t.max_clean_drop:g} pp; the claim holds if either does, fails if both fail.")
+    key = "; ".join(f"{m} − {base} under {name}: " + ", ".join(
+        f"{100 * d[0]:+.1f} pp [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] at ε={c.split('@')[1]}" for c, d in diffs.items())
+        for m, (_, diffs, _) in tests.items())
+    return verdict, evidence, key
+
+
 def stage_table(autoattack: pd.DataFrame) -> pd.DataFrame:
     """AutoAttack stage by stage (lib.pipeline.steps.autoattack's rows over models and seeds): per model × ε the mean
     over seeds of the accuracy after the evaluation's PGD and after each stage (each image counts only while it
@@ -266,9 +328,10 @@ def masking_findings(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> 
 
 
 # The extension's comparisons (STUDY.md §6): each model with inverse adversaries against classic center loss and
-# against cross-entropy alone, and center loss against cross-entropy for scale.
+# against cross-entropy alone, and center loss against cross-entropy for scale; among the adversarially trained
+# models (claim 5), each use of inverse adversaries against adversarial training alone, and the two uses.
 CONTRASTS = (("C-200d", "B-200d"), ("D-200d", "B-200d"), ("C-200d", "A-200d"), ("D-200d", "A-200d"),
-             ("B-200d", "A-200d"))
+             ("B-200d", "A-200d"), ("F-200d", "E-200d"), ("G-200d", "E-200d"), ("F-200d", "G-200d"))
 
 
 def seeds_needed(a: pd.Series, b: pd.Series, effect: float, confidence: float = 0.95, power: float = 0.8,
