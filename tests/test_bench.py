@@ -3,6 +3,7 @@ import json
 
 import pandas as pd
 import pytest
+import torch
 
 from lib.core.precision import native_bf16
 from tools import bench
@@ -26,7 +27,7 @@ def test_bench_quick_runs_and_paths_agree(tmp_path):
     [reproduction, extended] = predicted.index.get_level_values(0).unique()
     assert predicted[extended, "ours"] > 3 * predicted[reproduction, "ours"]  # C, D, three seeds, the sweep
     if native_bf16("cpu"):  # bf16 is timed beside fp32, and gives the same adversarial centers
-        assert rows[rows.path == bench.BF16_PATH].work.nunique() == 4  # training, PGD, both predictions
+        assert rows[rows.path == bench.BF16_PATH].work.nunique() == 5  # training, PGD, E's epoch, both predictions
         assert result["checks"]["inverse PGD"]["min_center_cosine_bf16_vs_fp32"] > 0.99
 
 
@@ -37,6 +38,23 @@ def test_plain_pgd_matches_the_library_attack(small_model, test_batch):
     ours = inverse_adversary(small_model, x, y, 0.1, 0.01, 5)
     plain = bench.plain_inverse_pgd(small_model, x, y, 0.1, 0.01, 5)
     assert (ours == plain).float().mean() > 0.999  # the reference path is the same attack
+
+
+def test_the_reference_adversarial_training_loop_is_es_training(mnist):
+    """The textbook loop the bench times E's epoch against trains the same model: same noise, dropout and steps."""
+    from lib.core.protocol import TrainConfig
+    from lib.core.train import build, train_epoch
+
+    config = TrainConfig(model="E", epochs=1, train_samples=256)
+    ours, centers = build(config)
+    optimizer = torch.optim.SGD(ours.parameters(), lr=config.lr, momentum=config.momentum)
+    train_epoch(ours, centers, optimizer, mnist[0].subset(256), config, torch.Generator().manual_seed(config.seed))
+    theirs = bench.contiguous(build(config)[0])
+    optimizer = torch.optim.SGD(theirs.parameters(), lr=config.lr, momentum=config.momentum)
+    bench.reference_adversarial_epoch(theirs, optimizer, bench.reference_loader(256, 128, config.seed, 0), config,
+                                      torch.device("cpu"))
+    for (key, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-5), key
 
 
 def test_bench_refuses_a_count_below_one(capsys):

@@ -126,6 +126,29 @@ def plain_inverse_pgd(model, images: torch.Tensor, labels: torch.Tensor, eps: fl
     return torch.cat(out)
 
 
+def reference_adversarial_epoch(model, optimizer, loader, config: TrainConfig, device: torch.device) -> None:
+    """Adversarial training the textbook way (Madry et al.'s loop; Wong et al.'s with one step): per DataLoader batch,
+    PGD from a uniform start in eval mode, each step clipped to the ball and to [0, 1], then the step on the
+    adversarial batch."""
+    steps = config.at_steps
+    size = 1.25 * config.at_eps if config.at_method == "fgsm-rs" else 2.5 * config.at_eps / steps
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        model.eval()
+        x_adv = torch.min(torch.max(x + (torch.rand_like(x) * 2 - 1) * config.at_eps, x - config.at_eps),
+                          x + config.at_eps).clamp(0, 1)
+        for _ in range(steps):
+            x_adv.requires_grad_(True)
+            (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y, reduction="sum"), x_adv)
+            x_adv = torch.min(torch.max(x_adv.detach() + size * grad.sign(), x - config.at_eps),
+                              x + config.at_eps).clamp(0, 1)
+        model.train()
+        loss = F.cross_entropy(model(x_adv), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
 # --- the comparisons -----------------------------------------------------------------------------
 
 def contiguous(model):
@@ -173,6 +196,49 @@ def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...],
         rows.append({**work, "path": BF16_PATH, "seconds": bf16_seconds, "ratio": seconds / bf16_seconds,
                      "precision": "bf16"})
         check["bf16_test_acc"] = accuracy(bf16_model, test_split)
+    return rows, check
+
+
+def bench_adversarial_training(sizes: Sizes, device: torch.device,
+                               flops: dict[str, float]) -> tuple[list[dict], dict]:
+    """Model E's epoch (its recipe in our loop: device-resident data, channels_last) vs the textbook adversarial
+    training loop on the DataLoader, from the same seed."""
+    config = TrainConfig(model="E", epochs=1, train_samples=sizes.train_samples)
+    if config.at_method == "n-fgsm":
+        raise NotImplementedError("the reference loop makes PGD or FGSM-RS examples; E's default is N-FGSM")
+    train_split = load_split(True).subset(sizes.train_samples).to(device)
+    test_split = load_split(False).subset(sizes.test_samples).to(device)
+
+    def ours(precision: str = "fp32"):
+        run = replace(config, precision=precision)
+        model, centers = build(run, device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum)
+        train_epoch(model, centers, optimizer, train_split, run, torch.Generator().manual_seed(run.seed))
+        return model
+
+    def reference(loader):
+        model = contiguous(build(config, device)[0])
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+        reference_adversarial_epoch(model, optimizer, loader, config, device)
+        return model
+
+    method = config.at_method + (f", {config.at_steps} steps" if config.at_method == "pgd" else "")
+    work = {"work": f"adversarial training epoch, E ({method}, {sizes.train_samples} images)",
+            "flops": sizes.train_samples * (flops["train"] + config.at_steps * flops["pgd"])}
+    seconds, model = best_of(sizes.repeats, ours, device)
+    ref_seconds, ref_model = best_of(sizes.repeats, reference, device,
+                                     setup=lambda: reference_loader(sizes.train_samples, config.batch_size,
+                                                                    config.seed, 0))
+    rows = [{**work, "path": "ours", "seconds": seconds, "precision": "fp32"},
+            {**work, "path": "reference, DataLoader 0 workers", "seconds": ref_seconds, "ratio": ref_seconds / seconds,
+             "precision": "fp32"}]
+    check = {"ours_test_acc": accuracy(model, test_split), "reference_test_acc": accuracy(ref_model, test_split)}
+    # the two loops draw the same noise and dropout from the same stream; only float rounding differs
+    check["same_results"] = abs(check["ours_test_acc"] - check["reference_test_acc"]) <= 0.01
+    if native_bf16(device.type):
+        bf16_seconds, _ = best_of(sizes.repeats, lambda: ours("bf16"), device)
+        rows.append({**work, "path": BF16_PATH, "seconds": bf16_seconds, "ratio": seconds / bf16_seconds,
+                     "precision": "bf16"})
     return rows, check
 
 
@@ -337,7 +403,8 @@ def main(argv: list[str] | None = None) -> dict:
              "gflops": g, "peak": 1.0} for p, g in peaks.items()]
     checks = {}
     for name, bench in (("training", lambda: bench_training(sizes, device, workers, flops)),
-                        ("inverse PGD", lambda: bench_pgd(sizes, device, flops))):
+                        ("inverse PGD", lambda: bench_pgd(sizes, device, flops)),
+                        ("adversarial training", lambda: bench_adversarial_training(sizes, device, flops))):
         new_rows, checks[name] = bench()
         roofline(new_rows, flops, peaks)
         rows += new_rows
