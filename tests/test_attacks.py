@@ -16,9 +16,11 @@ def per_sample_loss(model, x, y):
 
 def assert_same_adversaries(ours, reference):
     """Equal up to float rounding of the projection; torchattacks averages the loss where we sum
-    it, so a gradient entry that underflows could flip a rare pixel's step, nothing more."""
+    it, so a gradient entry near zero can round to the other sign and flip a rare pixel's step, nothing more.
+    How rare depends on the kernel set: 99.84 % of pixels agree with oneDNN, ATen and MKL held to SSE4.1, more on
+    AVX2 and AVX-512; a wrong sign, step or projection changes nearly every pixel."""
     close = (ours - reference).abs() <= 1e-6
-    assert close.float().mean() > 0.999, f"only {close.float().mean():.4%} of pixels agree"
+    assert close.float().mean() > 0.995, f"only {close.float().mean():.4%} of pixels agree"
     # the adversaries' effect agrees too: per-image L∞ distance within one step
     assert (ours - reference).abs().flatten(1).amax(1).median() <= 1e-6
 

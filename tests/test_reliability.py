@@ -130,7 +130,7 @@ def test_bad_eps_of_a_notebook_is_named(eps, message):
 
 
 @pytest.mark.parametrize("model, dim, message", [
-    ("E", 200, "model must be one of"), ("A", 0, "feature_dim must be an integer >= 1"),
+    ("Z", 200, "model must be one of"), ("A", 0, "feature_dim must be an integer >= 1"),
     ("A", 3, r"model A-3d is not one the study trains"),
 ])
 def test_bad_model_of_a_notebook_is_named(model, dim, message):
