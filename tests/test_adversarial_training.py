@@ -86,7 +86,7 @@ def test_the_adversarial_inputs_are_the_configured_method(batch, method, make):
 
 
 def test_a_single_step_method_refuses_a_step_count():
-    with pytest.raises(ConfigError, match="at_steps=3 applies to at_method='pgd' only; 'fgsm-rs' takes one step"):
+    with pytest.raises(ConfigError, match="at_steps=3 applies to at_method='pgd' only; 'fgsm-rs' takes one step: set at_steps=1"):
         TrainConfig(model="E", at_method="fgsm-rs", at_steps=3)
     with pytest.raises(ConfigError, match="at_method"):
         TrainConfig(model="E", at_method="fgsm")
