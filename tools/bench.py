@@ -151,6 +151,14 @@ def reference_adversarial_epoch(model, optimizer, loader, config: TrainConfig, d
 
 # --- the comparisons -----------------------------------------------------------------------------
 
+def our_epoch(config: TrainConfig, train_split, device: torch.device):
+    """(model, centers) after one epoch of our loop (lib.core.train.train_epoch) from `config`'s seed."""
+    model, centers = build(config, device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
+    train_epoch(model, centers, optimizer, train_split, config, torch.Generator().manual_seed(config.seed))
+    return model, centers
+
+
 def contiguous(model):
     """The model in the default (NCHW) layout: the reference paths do not use channels_last."""
     return model.to(memory_format=torch.contiguous_format)
@@ -165,11 +173,7 @@ def bench_training(sizes: Sizes, device: torch.device, workers: tuple[int, ...],
     test_split = load_split(False).subset(sizes.test_samples).to(device)
 
     def ours(precision: str = "fp32"):
-        run = replace(config, precision=precision)
-        model, centers = build(run, device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum)
-        train_epoch(model, centers, optimizer, train_split, run, torch.Generator().manual_seed(run.seed))
-        return model, centers
+        return our_epoch(replace(config, precision=precision), train_split, device)
 
     def reference(loader):
         model, centers = build(config, device)
@@ -205,16 +209,12 @@ def bench_adversarial_training(sizes: Sizes, device: torch.device,
     training loop on the DataLoader, from the same seed."""
     config = TrainConfig(model="E", epochs=1, train_samples=sizes.train_samples)
     if config.at_method == "n-fgsm":
-        raise NotImplementedError("the reference loop makes PGD or FGSM-RS examples; E's default is N-FGSM")
+        raise NotImplementedError("the reference loop makes PGD or FGSM-RS examples, not E's N-FGSM (at_method)")
     train_split = load_split(True).subset(sizes.train_samples).to(device)
     test_split = load_split(False).subset(sizes.test_samples).to(device)
 
     def ours(precision: str = "fp32"):
-        run = replace(config, precision=precision)
-        model, centers = build(run, device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=run.lr, momentum=run.momentum)
-        train_epoch(model, centers, optimizer, train_split, run, torch.Generator().manual_seed(run.seed))
-        return model
+        return our_epoch(replace(config, precision=precision), train_split, device)[0]
 
     def reference(loader):
         model = contiguous(build(config, device)[0])
