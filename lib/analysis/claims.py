@@ -135,6 +135,22 @@ def difference(a: pd.Series, b: pd.Series, samples: int | None, confidence: floa
     return diff, diff - z * se, diff + z * se
 
 
+def pp(d: tuple[float, float, float]) -> str:
+    """A difference of accuracies with its interval, in points: '+1.23 pp [+0.10, +2.36]'."""
+    return f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
+
+
+def per_eps(diffs: dict[str, tuple[float, float, float]]) -> str:
+    """Each ε's difference (robust-accuracy column -> (mean, low, high)), for the evidence."""
+    return "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
+
+
+def key_points(diffs: dict[str, tuple[float, float, float]]) -> str:
+    """Each ε's difference to one decimal, for a claim's one-line key."""
+    return ", ".join(f"{100 * d[0]:+.1f} pp [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] at ε={c.split('@')[1]}"
+                     for c, d in diffs.items())
+
+
 def robust_columns(evaluation: pd.DataFrame, prefix: str) -> list[str]:
     """The evaluation table's accuracies under one attack (PGD or AUTOATTACK), one column per ε."""
     return sorted(c for c in evaluation.columns if c.startswith(prefix))
@@ -180,9 +196,7 @@ def claim4_key(evaluation: pd.DataFrame, samples: int, new: str = "C-200d", clas
     attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
     _, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, attack=attack, attacked=attacked)
     name = "AutoAttack" if attack == AUTOATTACK else "PGD"
-    return (f"{new} − {classic} under {name}: " + ", ".join(
-        f"{100 * d[0]:+.1f} pp [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] at ε={c.split('@')[1]}" for c, d in diffs.items())
-        + f"; clean {100 * clean[0]:+.2f} pp")
+    return f"{new} − {classic} under {name}: {key_points(diffs)}; clean {100 * clean[0]:+.2f} pp"
 
 
 def worst_case_gain(check: pd.DataFrame, new: str, classic: str) -> dict[float, tuple[float, float, float]]:
@@ -213,8 +227,6 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
     n_attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
     verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t, attack, n_attacked)
-    pp = lambda d: f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
-    per_eps = lambda diffs: "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
     n = int(evaluation.groupby("model").size().get(new, 0))
     present = [v for v in variants if v in set(evaluation.model)]
     evidence = f"{new} − {classic}, robust accuracy under "
@@ -271,8 +283,6 @@ def claim5(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
     n_attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
     name = "AutoAttack" if attack == AUTOATTACK else "PGD"
-    pp = lambda d: f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
-    per_eps = lambda diffs: "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
     tests = {m: robustness_test(evaluation, samples, m, base, t, attack, n_attacked) for m in new}
     verdicts = [v for v, _, _ in tests.values()]
     verdict = HOLDS if HOLDS in verdicts else FAILS if all(v == FAILS for v in verdicts) else INCONCLUSIVE
@@ -292,9 +302,7 @@ def claim5(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
                 + f"{f', AutoAttack on the first {n_attacked} test images' if attack == AUTOATTACK else ''}. A model "
                   f"holds if some interval lies above 0 with none below 0 and its clean accuracy drops by at most "
                   f"{100 * t.max_clean_drop:g} pp; the claim holds if either does, fails if both fail.")
-    key = "; ".join(f"{m} − {base} under {name}: " + ", ".join(
-        f"{100 * d[0]:+.1f} pp [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] at ε={c.split('@')[1]}" for c, d in diffs.items())
-        for m, (_, diffs, _) in tests.items())
+    key = "; ".join(f"{m} − {base} under {name}: {key_points(diffs)}" for m, (_, diffs, _) in tests.items())
     return verdict, evidence, key
 
 
