@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-
 from torch.nn.functional import kl_div, log_softmax, softmax
 
 from lib.core.attacks import fgsm_rs, inverse_adversary, n_fgsm, pgd_training
