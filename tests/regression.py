@@ -18,14 +18,14 @@ import torch
 from lib.analysis import claims, report, tables
 from lib.core import products
 from lib.core.centers import snapshot
-from lib.core.protocol import model_name
+from lib.core.protocol import ADVERSARIALLY_TRAINED, model_name
 from lib.core.train import restore
 from lib.pipeline import dag
 from lib.pipeline.config import FIGURE_MODELS, REPRODUCTION_MODELS, study
 from tests.smoke import environment
 
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
-# exactly (labels, counts, ε). Each tolerance is at least twice the largest difference that five CPU kernel sets
+# exactly (labels, counts, ε). Each tolerance is at least twice the largest difference that four CPU kernel sets
 # made from the references (tools/kernel_spread.py measures it into test_regression/kernel_spread.csv;
 # tests/test_tolerances.py holds every column to it; docs/reproducibility.md tabulates it). The absolute part is
 # for values near zero, the relative part for quantities whose noise grows with their size. Fractions of images
@@ -45,8 +45,9 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "center_loss": (0.005, 0.005),
     # mean softmax of the true class; the probe's head probability
     "confidence_before": (0.005, 0.001), "confidence_after": (0.005, 0.001), "probability": (0.005, 0.001),
-    # fractions of images: 500 test images, 4,000 training images; 100 attacked images: 5 images either way
-    "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "clean_acc": (0.05, 0), "prediction_changed": (0.05, 0),
+    # fractions of images: 500 test images (test accuracy; PGD-10 on them, E–G's held-out robustness), 4,000
+    # training images; 100 attacked images: 5 images either way
+    "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "heldout_pgd": (0.01, 0), "clean_acc": (0.05, 0), "prediction_changed": (0.05, 0),
     "accuracy_after": (0.05, 0), "robust_acc@0.1": (0.05, 0), "robust_acc@0.3": (0.05, 0),
     # the probe: distance to the nearest real feature, in class spreads
     "distance": (0.01, 0.08), "relative_distance": (0.01, 0.08),
@@ -60,25 +61,55 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "margin_median": (0.01, 0.05), "margin_p90": (0.01, 0.05), "temperature": (0.01, 0.05),
 }
 # Fractions of images: a perturbation within their tolerance stays a fraction (decisive() below)
-FRACTIONS = ("test_acc", "train_acc_running", "clean_acc", "prediction_changed", "accuracy_after", "robust_acc@0.1",
-             "robust_acc@0.3", "accuracy", "autoattack_acc@0.1", "autoattack_acc@0.3", "pgd@0.1", "pgd@0.3",
+FRACTIONS = ("test_acc", "train_acc_running", "heldout_pgd", "clean_acc", "prediction_changed", "accuracy_after",
+             "robust_acc@0.1", "robust_acc@0.3", "accuracy", "autoattack_acc@0.1", "autoattack_acc@0.3", "pgd@0.1", "pgd@0.3",
              "pgd_rescaled@0.1", "pgd_rescaled@0.3", "saturated", "vanishing")
 # Per-class rows (centers.csv, seed_centers.csv): at the smoke size a class has ~10 attacked images, and the
 # barely trained 2-d model A has class MSEs near 1e-5 that a kernel set moves by as much as their size; here a PGD
 # sign step taken differently moves a class's center. They are held to the floor that noise calls for; the numbers
 # the report draws its figures and verdicts from are the class averages (table "averages"), held to the above.
-PER_CLASS: dict[str, tuple[float, float]] = {"cosine": (0.05, 0.1), "mse": (1e-4, 0.2), "relative_mse": (0.5, 0.2)}
+PER_CLASS: dict[str, tuple[float, float]] = {"cosine": (0.05, 0.1), "mse": (2e-4, 0.2), "relative_mse": (0.5, 0.2)}
 PER_CLASS_TABLES = ("centers", "seed_centers")
+# The adversarially trained models' rows (E–G): two smoke epochs of training on PGD examples, whose sign steps
+# amplify a kernel set's rounding more than plain SGD does (tools/kernel_spread.py measured up to 4.5 times A–D's
+# tolerances on their rows). They are compared as tables of their own, '<table>_robust', so that A–D's rows keep the
+# tight tolerances their noise allows; there a column's tolerance is the plain one times its factor below (1 if not
+# named), the smallest of 1.5, 2, 3, 5 that keeps twice the measured spread within it.
+ROBUST_MODELS = tuple(model_name(m, 200) for m in ADVERSARIALLY_TRAINED)
+ROBUST_SUFFIX = "_robust"
+ROBUST_WIDER: dict[str, float] = {
+    "test_acc": 3, "heldout_pgd": 5, "cosine": 1.5, "mse": 1.5, "relative_mse": 3, "cosine_std": 5, "relative_mse_std": 5,
+    "compactness": 1.5, "distance": 2, "relative_distance": 2,
+    # fractions of images: 100 attacked (ε runs, PGD), 20 under AutoAttack
+    "prediction_changed": 3, "accuracy_after": 2, "robust_acc@0.1": 3, "robust_acc@0.3": 3,
+    "autoattack_acc@0.1": 1.5, "autoattack_acc@0.3": 1.5, "accuracy": 1.5,
+}
 REFERENCES = Path(__file__).with_name("test_regression")  # pytest-regressions' data folder of test_regression.py
-TABLES = ("models", "history", "figure1", "centers", "averages", "samples", "attacks", "evaluation", "probe", "sweep",
-          "seed_centers", "autoattack", "masking")
+PLAIN_TABLES = ("models", "history", "figure1", "centers", "averages", "samples", "attacks", "evaluation", "probe",
+                "sweep", "seed_centers", "autoattack", "masking")
+WITH_ROBUST = ("models", "history", "centers", "averages", "samples", "attacks", "evaluation", "probe", "seed_centers",
+               "autoattack", "masking")  # the tables with rows of E–G
+TABLES = PLAIN_TABLES + tuple(name + ROBUST_SUFFIX for name in WITH_ROBUST)
 FLOAT = re.compile(r"-?\d+\.\d+(?:e[+-]?\d+)?")  # a printed float (an explicit '+' stays: it is a direction)
 
 
 def tolerance(table: str, column: str) -> dict[str, float]:
     """numpy.isclose arguments for one column of one table."""
-    atol, rtol = (PER_CLASS if table in PER_CLASS_TABLES and column in PER_CLASS else TOLERANCES).get(column, (0, 0))
-    return {"atol": atol, "rtol": rtol}
+    plain = table.removesuffix(ROBUST_SUFFIX)
+    atol, rtol = (PER_CLASS if plain in PER_CLASS_TABLES and column in PER_CLASS else TOLERANCES).get(column, (0, 0))
+    factor = ROBUST_WIDER.get(column, 1) if table.endswith(ROBUST_SUFFIX) else 1
+    return {"atol": factor * atol, "rtol": factor * rtol}
+
+
+def split_robust(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The tables with E–G's rows moved to '<table>_robust' (each part renumbered from 0)."""
+    out = {}
+    for name, table in tables.items():
+        robust = table.model.isin(ROBUST_MODELS) if "model" in table.columns else pd.Series(False, table.index)
+        out[name] = table[~robust].reset_index(drop=True)
+        if name in WITH_ROBUST:
+            out[name + ROBUST_SUFFIX] = table[robust].reset_index(drop=True)
+    return out
 
 
 def tolerances(table: str, frame: pd.DataFrame) -> dict[str, dict[str, float]]:
@@ -109,7 +140,7 @@ def smoke_tables(runs: Path) -> dict[str, pd.DataFrame]:
     test_split = s.split("test")
     figure1 = pd.DataFrame([{"model": name, **report.angle_summary(snapshot(restore(checkpoints[name])[0], test_split))}
                             for name in (model_name(m, d) for m, d in REPRODUCTION_MODELS if d == 2)])
-    return {
+    return split_robust({
         "models": tables.accuracy_table(list(checkpoints.values())).drop(columns=["train_seconds", "device"]),
         "history": tables.history_table(list(checkpoints.values())).drop(columns="seconds"),
         "figure1": figure1,
@@ -123,7 +154,7 @@ def smoke_tables(runs: Path) -> dict[str, pd.DataFrame]:
         "seed_centers": read("extension", "seed_centers"),
         "autoattack": read("extension", "autoattack").drop(columns="seconds"),
         "masking": read("extension", "masking"),
-    }
+    })
 
 
 def mask(text: str) -> str:

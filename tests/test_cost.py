@@ -38,8 +38,8 @@ def test_work_is_counted_from_the_study():
     assert work("train-C-200d")["pgd"] == 2 * 4000 * s.train_steps
     assert work("eps-0-A-200d")["pgd"] == 0 and work("eps-0.1-C-200d")["pgd"] == 100 * s.steps
     assert work("evaluate-B-200d")["pgd"] == 100 * s.robust_steps * 2
-    # per ε > 0: B's PGD to transfer, and each of A–D's 5× longer PGD and margin PGD
-    assert work("check")["pgd"] == s.check_samples * 2 * s.robust_steps * (1 + 4 * 6)
+    # per ε > 0: B's PGD to transfer, and each of A–G's 5× longer PGD and margin PGD
+    assert work("check")["pgd"] == s.check_samples * 2 * s.robust_steps * (1 + 7 * 6)
     assert work("figures") == {}
     paper = study("paper", "extended=0")
     assert cost.task_work(paper, "train", {"model": "A", "feature_dim": 200, "seed": 0})["train"] == 25 * 60000
@@ -93,13 +93,13 @@ def empty_runs(tmp_path, monkeypatch):
 def test_the_cost_note_says_what_runs_and_what_it_costs(empty_runs):
     s = study("smoke")
     note, seconds = make.cost_note(s, jobs=2)
-    assert "36 of 36 steps to run — 6 trainings · 18 ε runs" in note and "wall with make -j2" in note
+    assert "51 of 51 steps to run — 9 trainings · 24 ε runs" in note and "wall with make -j2" in note
     assert "1.00 ms per image per training step, 0.50 ms per PGD step" in note
     assert set(seconds) == set(dag.plan(s)) and all(v >= cost.STEP_OVERHEAD for v in seconds.values())
     for t in dag.plan(s).values():
         t.executed.parent.mkdir(parents=True, exist_ok=True)
         t.executed.write_text("{}")
-    assert make.cost_note(s, jobs=2) == ("make report (smoke): all 36 steps are made; rendering the report", {})
+    assert make.cost_note(s, jobs=2) == ("make report (smoke): all 51 steps are made; rendering the report", {})
 
 
 def test_the_paper_note_offers_the_quick_preview(empty_runs):
@@ -185,6 +185,13 @@ def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_r
     assert seen["08_figures"]["step_seconds"] == {first: 30.0, second: 90.0, "extension": 0.0}  # ran, no duration
     assert seen["08_figures"]["wall_seconds"] == 90.0  # the two ran side by side
     assert "step_seconds" not in seen["03_centers"]
+
+
+def test_the_adversarially_trained_models_autoattack_is_costed_on_their_own_images_and_survivors():
+    s = study("paper")
+    work = cost.task_work(s, "autoattack", {"model": "E", "feature_dim": 200, "seed": 0})
+    per_image = 3 * (40 + cost.ROBUST_SURVIVORS * cost.ROBUST_AUTOATTACK_PGD_STEPS)
+    assert work == {"pgd": round(s.robust_autoattack_samples * per_image), "forward": s.robust_autoattack_samples * 4}
 
 
 def test_autoattack_is_costed_on_the_images_pgd_leaves_robust():

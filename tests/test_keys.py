@@ -77,7 +77,9 @@ def add_statement(file, function: str) -> None:
 
 
 @pytest.mark.parametrize("path, function, recomputed", [
-    ("core/attacks.py", None, AFTER_ATTACKS),  # PGD's batch size: ε runs, evaluations, attack check; no training
+    # PGD's batch size: ε runs, evaluations, attack check, and E–G's trainings (their held-out monitor attacks in
+    # PGD's batches); not A–D's
+    ("core/attacks.py", None, AFTER_ATTACKS | {n for n in TRAININGS if n.startswith(("train-E-", "train-F-", "train-G-"))}),
     # PGD's step: C and D make inverse adversaries while training, A and B do not (each training covers its recipe)
     ("core/attacks.py", "pgd", ALL - {n for n in TRAININGS if n.startswith(("train-A-", "train-B-"))}),
     ("core/products.py", "load", ALL),  # a module no list names: every step saves or loads through it
@@ -98,9 +100,11 @@ def test_a_change_in_the_computation_recomputes_exactly_its_dependents(copy, pat
 def test_a_training_parameter_recomputes_its_trainings_and_what_follows():
     before = keys()
     diff = changed(before, keys(study(SMOKE, "ema_rate=0.5")))
-    assert tasks_of(diff, "train") == {"train-C-200d"}
-    assert diff == {"train-C-200d", "eps-0-C-200d", "eps-0.1-C-200d", "eps-0.3-C-200d", "evaluate-C-200d",
-                    "autoattack-C-200d", "check", "centers", "extension", "figures"}
+    # the centers' EMA rate: C's and F's (F is E plus C's center loss), and what follows each
+    assert tasks_of(diff, "train") == {"train-C-200d", "train-F-200d"}
+    assert diff == {*(f"{task}-{m}-200d" for m in "CF" for task in ("train", "eps-0", "eps-0.1", "eps-0.3", "evaluate",
+                                                                     "autoattack")),
+                    "check", "centers", "extension", "figures"}
 
 
 def test_an_attack_check_parameter_reattacks_nothing_else():
@@ -109,7 +113,15 @@ def test_an_attack_check_parameter_reattacks_nothing_else():
 
 def test_an_autoattack_parameter_reattacks_nothing_but_autoattack():
     diff = changed(keys(), keys(study(SMOKE, "autoattack_queries=100")))
-    assert diff == {*(f"autoattack-{m}-200d" for m in "ABCD"), "extension", "figures"}
+    assert diff == {*(f"autoattack-{m}-200d" for m in "ABCDEFG"), "extension", "figures"}
+
+
+def test_each_autoattack_image_count_reattacks_its_own_models_only():
+    """A–D and the adversarially trained E–G have an image count each (E–G's images cost the whole cascade)."""
+    assert changed(keys(), keys(study(SMOKE, "autoattack_samples=10"))) == \
+        {*(f"autoattack-{m}-200d" for m in "ABCD"), "extension", "figures"}
+    assert changed(keys(), keys(study(SMOKE, "robust_autoattack_samples=10"))) == \
+        {*(f"autoattack-{m}-200d" for m in "EFG"), "extension", "figures"}
 
 
 def test_a_planner_change_that_alters_what_a_product_computes_changes_its_key(monkeypatch):
@@ -158,7 +170,7 @@ def test_new_parameters_models_and_steps_recompute_nothing_that_exists(copy):
 def test_a_model_added_to_the_study_runs_only_its_own_tasks_and_the_aggregates(copy):
     """D added to a study of A, B and C: its training, ε runs and evaluation, and the steps that gather every
     model; no other model's training, ε run or evaluation."""
-    copy("pipeline/config.py", 'if m in "ABCD")', 'if m in "ABC")')
+    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)", "COMPARED_MODELS = tuple((m, 200) for m in MODELS if m != 'D')")
     without_d, with_d = planned_keys(copy.root), keys()
     own = {"train-D-200d", "eps-0-D-200d", "eps-0.1-D-200d", "eps-0.3-D-200d", "evaluate-D-200d", "autoattack-D-200d"}
     assert set(with_d) - set(without_d) == own
@@ -193,7 +205,6 @@ def test_a_new_model_retrains_no_other(copy):
     models' tasks: only its own run and the aggregates."""
     before = keys()
     copy("core/protocol.py", 'MODELS = ("A", "B", "C", "D", "E", "F", "G")', 'MODELS = ("A", "B", "C", "D", "E", "F", "G", "H")')
-    copy("pipeline/config.py", 'if m in "ABCD")', 'if m in "ABCDH")')
     copy("core/protocol.py", "    ema_rate: float = param(0.1, RATE)\n",
          "    ema_rate: float = param(0.1, RATE)\n    new_weight: float = param(0.5, NON_NEGATIVE)\n")
     copy("core/recipes.py", "\n\nRECIPES = {r.model: r for r in (A, B, C, D, E, F, G)}",
@@ -206,9 +217,8 @@ def test_a_new_model_retrains_no_other(copy):
 def test_the_adversarially_trained_models_join_the_study_without_recomputing_it(copy):
     """E, F and G added to the study (issue 32): their own trainings, ε runs, evaluations and AutoAttacks, and the
     steps that gather every model; none of A–D's."""
-    before = keys()
-    copy("pipeline/config.py", 'if m in "ABCD")', 'if m in "ABCDEFG")')
-    after = planned_keys(copy.root)
+    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)", "COMPARED_MODELS = tuple((m, 200) for m in MODELS if m not in 'EFG')")
+    before, after = planned_keys(copy.root), keys()
     own = {n for n in after if any(f"-{m}-" in n for m in "EFG")}
     assert set(after) - set(before) == own and {"train-E-200d", "train-F-200d", "train-G-200d"} <= own
     assert changed(before, after) == own | {"centers", "check", "extension", "figures"}

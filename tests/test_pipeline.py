@@ -24,7 +24,8 @@ def changed(before, after):
     return {n for n in before.keys() | after.keys() if before.get(n) != after.get(n)}
 
 
-MODELS_ATTACKED = ("A-200d", "B-200d", "A-2d", "B-2d", "C-200d", "D-200d")  # the smoke study's, at its seed
+# the smoke study's, at its seed
+MODELS_ATTACKED = ("A-200d", "B-200d", "A-2d", "B-2d", "C-200d", "D-200d", "E-200d", "F-200d")
 
 
 def eps_tasks(*eps: str, models=MODELS_ATTACKED, suffix: str = "") -> set[str]:
@@ -42,12 +43,13 @@ def test_the_extension_adds_its_tasks_and_extended_0_leaves_them_out():
     plain = dag.plan(study("smoke", "extended=0 extra_seeds=5 sweep_dims=2,16,200"))
     assert set(plain) == {"train-A-200d", "train-B-200d", "train-A-2d", "train-B-2d",
                           *eps_tasks("0", "0.1", "0.3", models=("A-200d", "B-200d")), "centers", "figures"}
-    compared = [f"{m}-200d" for m in "ABCD"]
+    compared = [f"{m}-200d" for m in "ABCDEFG"]
     assert set(full) - set(plain) == {
-        "train-C-200d", "train-D-200d", "train-A-16d", "train-B-16d", "extension", "check",
-        *eps_tasks("0", "0.1", "0.3", models=("A-2d", "B-2d", "C-200d", "D-200d", "A-16d", "B-16d")),
+        *(f"train-{m}-200d" for m in "CDEFG"), "train-A-16d", "train-B-16d", "extension", "check",
+        *eps_tasks("0", "0.1", "0.3", models=("A-2d", "B-2d", "C-200d", "D-200d", "E-200d", "F-200d", "A-16d", "B-16d")),
         *(f"evaluate-{m}" for m in compared), *(f"train-{m}-s5" for m in compared),
-        *eps_tasks("0", "0.1", "0.3", models=compared, suffix="-s5"), *(f"evaluate-{m}-s5" for m in compared),
+        # the adversarially trained models' ε runs only at the first seed (figures 2–3 show E and F)
+        *eps_tasks("0", "0.1", "0.3", models=compared[:4], suffix="-s5"), *(f"evaluate-{m}-s5" for m in compared),
         *(f"autoattack-{m}{suffix}" for m in compared for suffix in ("", "-s5"))}
     assert [d.name for d in full["eps-0.1-C-200d-s5"].deps] == ["train-C-200d-s5"]  # one model's ε run reads its model
     assert {d.name for d in full["check"].deps} == {*(f"train-{m}" for m in compared), *(f"evaluate-{m}" for m in compared)}
@@ -132,7 +134,7 @@ def test_smoke_report_end_to_end():
         assert text in html, text
     assert "injected-parameters" not in html and not re.search(r"<script[^>]+src=\"http", html)
     assert float(re.search(r"wall time of the pipeline: (\d+\.\d) min", html).group(1)) > 0  # the steps' running time
-    assert re.search(r"Compute time of the steps:</b> \d+\.\d min before this report's own step: 6 trainings", html)
+    assert re.search(r"Compute time of the steps:</b> \d+\.\d min before this report's own step: 9 trainings", html)
     notebooks = dag.reports_dir() / "report-smoke_notebooks"
     assert {p.stem for p in notebooks.glob("*.ipynb")} == set(dag.plan(study("smoke")))
     assert executed_steps(log) <= set(dag.plan(study("smoke")))
@@ -206,7 +208,9 @@ def test_checkpoint_of_another_config_is_set_aside(tmp_path, monkeypatch):
 
 def test_seeds_models_and_extended_flag_of_a_study():
     s = study("paper")
-    assert s.seeds == (0, 1, 2) and s.models(2) == [("A", 200), ("B", 200), ("C", 200), ("D", 200)]
+    assert s.seeds == (0, 1, 2) and s.models(2) == [(m, 200) for m in "ABCDEFG"]
+    # the adversarially trained models' ε runs only at the first seed, and only E and F's (figures 2–3)
+    assert ("E", 200) in s.attacked() and ("G", 200) not in s.attacked() and ("E", 200) not in s.attacked(1)
     assert ("A", 64) in s.models() and ("A", 64) in s.attacked() and ("A", 64) not in s.attacked(1)
     plain = study("paper", "extended=0")
     assert plain.seeds == (0,) and plain.models() == [("A", 200), ("B", 200), ("A", 2), ("B", 2)]

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from lib.core.data import batches
 from lib.core.losses import AdversarialCenters, pull
 from lib.core.precision import autocast
-from lib.core.protocol import MODELS, TrainConfig
+from lib.core.protocol import ADVERSARIALLY_TRAINED, MODELS, TrainConfig
 from lib.core.recipes import RECIPES, inverse_features, recipe
 from lib.core.train import build, train_epoch
 
@@ -59,5 +59,7 @@ def test_each_model_has_one_recipe_named_by_it():
         assert r.model == name and r.centers_from in ("features", "targets")
         assert r.centers_from == "features" or r.targets is not None  # centers from targets it makes
     assert isinstance(recipe("C").centers(TrainConfig(model="C")), AdversarialCenters)
+    # the planner knows the adversarially trained models by name (their AutoAttack images, their ε runs)
+    assert ADVERSARIALLY_TRAINED == tuple(m for m, r in RECIPES.items() if r.inputs is not None)
     with pytest.raises(KeyError, match="no recipe for model 'Z'.*lib/core/recipes.py"):
         recipe("Z")

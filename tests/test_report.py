@@ -254,3 +254,25 @@ def test_autoattack_stages_figure_has_a_panel_per_eps():
                                                a={0.1: [0.7] * 5, 0.2: [0.2] * 5}))
     assert [ax.get_title() for ax in fig.axes] == ["ε = 0.1", "ε = 0.2"]
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["PGD-40", "APGD-CE", "APGD-T", "FAB-T", "Square"]
+
+
+def heldout_history(collapse: bool) -> pd.DataFrame:
+    """E over two seeds and five epochs: rising held-out robustness, or (collapse) a fall after epoch 2."""
+    rows = []
+    for seed in (0, 1):
+        for epoch in range(1, 6):
+            robust = 0.3 + 0.1 * epoch if not collapse or epoch <= 2 else 0.05
+            rows.append({"model": "E-200d", "seed": seed, "epoch": epoch, "heldout_pgd": robust + 0.01 * seed,
+                         "train_acc_running": 0.5 + 0.08 * epoch})
+    return pd.DataFrame(rows)
+
+
+def test_the_held_out_curve_shows_catastrophic_overfitting_when_robustness_collapses():
+    steady, collapsed = report.interpret_heldout(heldout_history(False)), report.interpret_heldout(heldout_history(True))
+    assert "E-200d: 80.5 % held-out robust accuracy after epoch 5 (best 80.5 % at epoch 5), 90.0 %" in steady
+    assert "catastrophic" not in steady
+    assert "5.5 % held-out robust accuracy after epoch 5 (best 50.5 % at epoch 2)" in collapsed
+    assert "catastrophic overfitting: the held-out accuracy fell 45 points" in collapsed
+    fig = plots.heldout_curves(heldout_history(True))
+    assert [ax.get_ylabel() for ax in fig.axes] == ["held-out PGD-10 accuracy, ε = 0.3",
+                                                    "accuracy on its own training examples"]

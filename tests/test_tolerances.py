@@ -18,7 +18,7 @@ def test_the_spread_was_measured_on_every_compared_quantity_and_row(spread):
     stored = regression.reference_tables()
     measured = spread.groupby(["table", "column"], sort=False).row.count().to_dict()
     expected = {(table, column): int(stored[table][column].notna().sum())
-                for table, column in kernel_spread.compared(stored)}
+                for table, column in kernel_spread.compared(stored) if stored[table][column].notna().any()}
     assert measured == expected, "the references changed since the spread was measured: run tools/kernel_spread.py"
     current = [stored[r.table][r.column].iloc[r.row] for r in spread.itertuples()]
     assert np.allclose(spread.reference, current, rtol=1e-6, atol=0), \

@@ -26,6 +26,7 @@ class Thresholds:
     min_gain: float = 0.01  # claim 4: a robustness gain smaller than 1 point is not 'increased robustness'
     max_clean_drop: float = 0.005  # claim 4: 'keeping separability' allows at most 0.5 points less clean accuracy
     masking_drop: float = 0.05  # AutoAttack taking 5 points or more beyond PGD means PGD overstated robustness
+    overfit_drop: float = 0.2  # a held-out robust accuracy 20 points below its best epoch: catastrophic overfitting
 
 
 def trend(series: pd.DataFrame, alpha: float) -> tuple[str, str]:
@@ -151,6 +152,11 @@ def key_points(diffs: dict[str, tuple[float, float, float]]) -> str:
                      for c, d in diffs.items())
 
 
+def attacked_images(evaluation: pd.DataFrame, *models: str) -> int:
+    """The test images AutoAttack ran on for `models` (the fewest of theirs): A–D's and E–G's counts differ."""
+    return int(evaluation.loc[evaluation.model.isin(models), "autoattack_samples"].min())
+
+
 def robust_columns(evaluation: pd.DataFrame, prefix: str) -> list[str]:
     """The evaluation table's accuracies under one attack (PGD or AUTOATTACK), one column per ε."""
     return sorted(c for c in evaluation.columns if c.startswith(prefix))
@@ -193,7 +199,7 @@ def claim4_key(evaluation: pd.DataFrame, samples: int, new: str = "C-200d", clas
     """Claim 4's deciding numbers in one line: `new` − `classic` in robust accuracy per ε under the deciding attack
     (AutoAttack where the table has it), mean over seeds with its 95 % interval."""
     attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
-    attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
+    attacked = attacked_images(evaluation, new, classic) if attack == AUTOATTACK else samples
     _, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, attack=attack, attacked=attacked)
     name = "AutoAttack" if attack == AUTOATTACK else "PGD"
     return f"{new} − {classic} under {name}: {key_points(diffs)}; clean {100 * clean[0]:+.2f} pp"
@@ -225,7 +231,7 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     """
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
     attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
-    n_attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
+    n_attacked = attacked_images(evaluation, new, classic) if attack == AUTOATTACK else samples
     verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t, attack, n_attacked)
     n = int(evaluation.groupby("model").size().get(new, 0))
     present = [v for v in variants if v in set(evaluation.model)]
@@ -281,7 +287,7 @@ def claim5(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     holds for either use of the inverse adversaries, fails if it fails for every one, and is inconclusive otherwise;
     `new[0]` − `new[1]` (which use does more) is evidence beside it."""
     attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
-    n_attacked = int(evaluation.autoattack_samples.iloc[0]) if attack == AUTOATTACK else samples
+    n_attacked = attacked_images(evaluation, base) if attack == AUTOATTACK else samples
     name = "AutoAttack" if attack == AUTOATTACK else "PGD"
     tests = {m: robustness_test(evaluation, samples, m, base, t, attack, n_attacked) for m in new}
     verdicts = [v for v, _, _ in tests.values()]
@@ -370,7 +376,7 @@ def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: f
 
     Compactness has no interval with one seed: unlike an accuracy it has no binomial error to fall back on."""
     accuracies = ["clean_acc", *robust_columns(evaluation, PGD), *robust_columns(evaluation, AUTOATTACK)]
-    images = lambda metric: int(evaluation.autoattack_samples.iloc[0]) if metric.startswith(AUTOATTACK) else samples
+    images = lambda metric: attacked_images(evaluation, model, baseline) if metric.startswith(AUTOATTACK) else samples
     present = set(evaluation.model)
     by = lambda model, column: evaluation.loc[evaluation.model == model, column].reset_index(drop=True)
     rows = []

@@ -210,6 +210,13 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
                                           ("test_acc", "test accuracy", "linear")])
 
 
+def heldout_curves(history: pd.DataFrame) -> plt.Figure:
+    """Per epoch, the held-out robust accuracy and the accuracy on the model's own training examples, one line per
+    model (mean over seeds, 95 % band)."""
+    return line_panels(history, "epoch", [("heldout_pgd", "held-out PGD-10 accuracy, ε = 0.3", "linear"),
+                                          ("train_acc_running", "accuracy on its own training examples", "linear")])
+
+
 def attack_effect(attacks: pd.DataFrame) -> plt.Figure:
     """What the inverse adversaries did vs ε: loss, confidence, changed predictions, L∞ used."""
     fig = line_panels(attacks, "eps", [("loss_after", "mean cross-entropy after", "log"),

@@ -87,8 +87,8 @@ def answers(claims_table: pd.DataFrame, sections: dict[int, str], how: str, extr
         + (f" <a href='#{slug(sections[r.claim])}'>§</a>" if r.claim in sections else "") + "</li>"
         for r in claims_table.itertuples())
     items += "".join(f"<li>{line}</li>" for line in extra)
-    return HTML(f"<div class='answers'><b>The answers</b> — the original report's claims, each checked against this "
-                f"run's numbers (the full evidence: <a href='#{slug(CLAIMS_SECTION)}'>§</a>)<ul>{items}</ul>"
+    return HTML(f"<div class='answers'><b>The answers</b> — the original report's claims (and this study's own, "
+                f"claim 5, where it ran), each checked against this run's numbers (the full evidence: <a href='#{slug(CLAIMS_SECTION)}'>§</a>)<ul>{items}</ul>"
                 f"<small>{how}</small></div>")
 
 
@@ -97,7 +97,8 @@ CLAIMS_SECTION = "The original report's claims"
 CLAIM_SECTIONS = {1: "Adversarial centers vs feature means and weight vectors",
                   2: "Adversarial centers vs feature means and weight vectors",
                   3: "Model B: adversarial centers vs center-loss centers",
-                  4: "Each model against B and against A, over seeds"}
+                  4: "Each model against B and against A, over seeds",
+                  5: "Where robustness exists: adversarial training with and without inverse adversaries (claim 5)"}
 
 
 def fold(table: pd.DataFrame, summary: str) -> HTML:
@@ -173,14 +174,32 @@ def interpret_figure2(averages: pd.DataFrame, models: tuple[str, ...] = ("A-200d
     return bullets(found)
 
 
-def interpret_figure3(averages: pd.DataFrame, model: str = "B-200d", t: Thresholds = Thresholds()) -> str:
-    """Interpretation of Figure 3 from its numbers."""
+def interpret_figure3(averages: pd.DataFrame, model: str = "B-200d", t: Thresholds = Thresholds(),
+                      centers: str = "its center-loss centers") -> str:
+    """Interpretation of Figure 3 from its numbers (`centers`: what the model's centers are, in words)."""
     s = series(averages, model, "center")
     high = (s.cosine >= t.high_cosine).mean()
-    return bullets([describe_series(averages, model, "center", "its center-loss centers"),
+    return bullets([describe_series(averages, model, "center", centers),
                     f"The MSE goes from {s.mse.iloc[0]:.4g} to {s.mse.iloc[-1]:.4g}, i.e. {s.relative_mse.iloc[0]:.3f} → "
                     f"{s.relative_mse.iloc[-1]:.3f} of the centers' mean square.",
                     f"The cosine is at or above {t.high_cosine} at {high:.0%} of the ε values."])
+
+
+def interpret_heldout(history: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
+    """Interpretation of the held-out robustness curves (mean over seeds per model and epoch): where each ends, its
+    best epoch, and catastrophic overfitting where it fell `overfit_drop` below its best while training went on."""
+    mean = history.groupby(["model", "epoch"])[["heldout_pgd", "train_acc_running"]].mean().reset_index()
+    found = []
+    for model, curve in mean.groupby("model"):
+        best, last = curve.loc[curve.heldout_pgd.idxmax()], curve.iloc[-1]
+        text = (f"{model}: {100 * last.heldout_pgd:.1f} % held-out robust accuracy after epoch {int(last.epoch)} "
+                f"(best {100 * best.heldout_pgd:.1f} % at epoch {int(best.epoch)}), {100 * last.train_acc_running:.1f} % "
+                f"on its own training examples")
+        if best.heldout_pgd - last.heldout_pgd >= t.overfit_drop:
+            text += (f" — catastrophic overfitting: the held-out accuracy fell {100 * (best.heldout_pgd - last.heldout_pgd):.0f} "
+                     f"points from its best while the training examples' accuracy rose")
+        found.append(text + ".")
+    return bullets(found)
 
 
 def interpret_accuracy(accuracy: pd.DataFrame) -> str:

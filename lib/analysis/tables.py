@@ -112,9 +112,14 @@ def sample_table(eps_runs: list[dict], mean_split: str) -> pd.DataFrame:
 
 
 # Each model's training loss in words, filled from its stored config (the recipes: lib.core.recipes).
+ADVERSARIAL = "CE on adversarial examples ({at_method}, {at_steps} step(s), ε={at_eps:g})"  # E–G's examples
 LOSSES = {"A": "CE", "B": "CE + {center_weight:g}·L_C",
           "C": "CE + {center_weight:g}·L_C to adversarial centers (ε={train_eps:g}, T={train_steps})",
-          "D": "CE + {center_weight:g}·pull to own inverse adversary (ε={train_eps:g}, T={train_steps})"}
+          "D": "CE + {center_weight:g}·pull to own inverse adversary (ε={train_eps:g}, T={train_steps})",
+          "E": ADVERSARIAL,
+          "F": ADVERSARIAL + " + {center_weight:g}·L_C to adversarial centers (ε={train_eps:g}, T={train_steps})",
+          "G": ADVERSARIAL + " + {align_weight:g}·KL to own inverse adversary's output (ε={train_eps:g}, "
+                             "T={train_steps})"}
 
 
 def loss_text(config: dict) -> str:

@@ -20,6 +20,7 @@ AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES = 100, 5000
 # Adversarially trained (issue 32): E: adversarial training at ε = 0.3; F: E + C's center loss; G: E + Dong et al.'s
 # alignment of each adversarial example's output with its inverse adversary's.
 MODELS = ("A", "B", "C", "D", "E", "F", "G")  # each a recipe of lib.core.recipes
+ADVERSARIALLY_TRAINED = ("E", "F", "G")  # the recipes that train on adversarial examples (tests/test_recipes.py)
 # How E–G make their training examples (lib.core.attacks): PGD with at_steps steps, FGSM with a random start, N-FGSM.
 AT_METHODS = ("pgd", "fgsm-rs", "n-fgsm")
 

@@ -16,8 +16,8 @@ from lib.core.data import Split, load_split, read_labels
 from lib.core.errors import ConfigError
 from lib.core.precision import CHOICES as PRECISION_CHOICES
 from lib.core.precision import resolve as resolve_precision
-from lib.core.protocol import (AT_METHODS, AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES, DEFAULT_CENTER_WEIGHT, MODELS,
-                                NUM_CLASSES, TrainConfig, model_name)
+from lib.core.protocol import (ADVERSARIALLY_TRAINED, AT_METHODS, AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES,
+                                DEFAULT_CENTER_WEIGHT, MODELS, NUM_CLASSES, TrainConfig, model_name)
 from lib.core.rules import (AT_LEAST_1, BOOLEAN, FIRST_N, NON_NEGATIVE, PIXEL_STEP, RADIUS, RATE, SEED, check_fields,
                              check_reach, distinct, one_of, param, seeds_rule)
 
@@ -31,14 +31,15 @@ DEVICE_TYPE = "cuda" if torch.cuda.is_available() else "cpu"  # where 'auto' pre
 PROFILES: dict[str, dict] = {
     "paper": {},
     "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300,
-              "extra_seeds": (), "robust_samples": 500, "autoattack_samples": 200},
+              "extra_seeds": (), "robust_samples": 500, "autoattack_samples": 200, "robust_autoattack_samples": 100},
     "smoke": {"epochs": 2, "train_samples": 4000, "test_samples": 500, "attack_samples": 100,
               "eps": (0.0, 0.1, 0.3), "steps": 10, "step_size": 0.03,
               "extra_seeds": (), "sweep_dims": (2, 200), "train_steps": 1, "train_step_size": 0.1,
               "robust_eps": (0.1, 0.3), "robust_steps": 10, "robust_step_size": 0.03, "robust_samples": 100,
               "check_samples": 50,
               # AutoAttack's plumbing, not its strength: the standard settings take minutes even on 20 images
-              "autoattack_samples": 20, "autoattack_iterations": 10, "autoattack_queries": 200,
+              "autoattack_samples": 20, "robust_autoattack_samples": 20, "autoattack_iterations": 10,
+              "autoattack_queries": 200,
               "precision": "fp32"},  # the regression check's references are fp32 (tests/regression.py)
 }
 
@@ -90,6 +91,10 @@ class Study:
     # AutoAttack (lib.core.autoattack) after the evaluation's PGD, on its first images: every model of every seed at
     # every robust ε, ≈ 3 h for the paper study on the 2-core CPU (docs/extension.md, "AutoAttack"); ±3.6 points at 95 % near 50 %
     autoattack_samples: int = param(750, AT_LEAST_1)
+    # the same for the adversarially trained E–G, which PGD leaves mostly robust, so that nearly every image goes
+    # through all four stages (≈ 2 s per image and ε on one core): ≈ 1.3 h for their nine models; ±3.7 points at
+    # 95 % near 90 % within one seed (docs/extension.md, "Adversarially trained models")
+    robust_autoattack_samples: int = param(250, AT_LEAST_1)
     autoattack_iterations: int = param(AUTOATTACK_ITERATIONS, AT_LEAST_1)  # APGD-CE, APGD-T, FAB-T; the original's 100
     autoattack_queries: int = param(AUTOATTACK_QUERIES, AT_LEAST_1)  # Square; the original's 5,000
     # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
@@ -171,7 +176,14 @@ class Study:
         seed = self.seed if seed is None else seed
         if not self.extended:
             return list(EPS_MODELS)
-        return [(m, d) for m, d in self.models(seed) if d == 200 or (seed == self.seed and d in self.sweep_dims)]
+        primary = seed == self.seed
+        # the adversarially trained models' ε runs only where figures 2–3 show them: E and F at the first seed
+        return [(m, d) for m, d in self.models(seed) if (m, d) in ROBUST_FIGURE_MODELS and primary or
+                m not in ADVERSARIALLY_TRAINED and (d == 200 or primary and d in self.sweep_dims)]
+
+    def autoattack_images(self, model: str) -> int:
+        """AutoAttack's image count for `model`: E–G's own (their images go through all four stages), else A–D's."""
+        return self.robust_autoattack_samples if model in ADVERSARIALLY_TRAINED else self.autoattack_samples
 
     def sweep(self) -> list[tuple[str, int]]:
         """(model, feature_dim) of the feature-dimension sweep, by dimension."""
@@ -205,9 +217,9 @@ REPRODUCTION_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))
 EPS_MODELS = (("A", 200), ("B", 200))
 FIGURE_MODELS = tuple(model_name(m, d) for m, d in EPS_MODELS)  # the models of figures 2–3 and the claims
 # The extension's comparison (evaluation over seeds, probe, seed bands): every model at 200-d.
-# E–G (adversarially trained, lib.core.recipes) are declared and tested; they join the study's plan once their
-# analysis and cost are in (issue 32).
-COMPARED_MODELS = tuple((m, 200) for m in MODELS if m in "ABCD")
+COMPARED_MODELS = tuple((m, 200) for m in MODELS)
+# The adversarially trained models whose inverse adversaries figures 2–3 show, at the first seed, beside A and B.
+ROBUST_FIGURE_MODELS = (("E", 200), ("F", 200))
 CHECK_SOURCE = "B-200d"  # the attack check's transfer source: classic center loss, the baseline claim 4 compares with
 
 

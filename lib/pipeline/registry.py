@@ -122,7 +122,7 @@ def autoattack_key(s: Study, p: dict) -> dict:
     """What a model's AutoAttack depends on (besides its training and evaluation): the evaluation's PGD it starts
     from (and repeats on rescaled logits), its first images."""
     evaluation = robust_key(s, p)
-    return {**evaluation, "images": min(evaluation["images"], s.autoattack_samples),
+    return {**evaluation, "images": min(evaluation["images"], s.autoattack_images(p["model"])),
             "iterations": s.autoattack_iterations, "queries": s.autoattack_queries}
 
 

@@ -1,6 +1,7 @@
-"""Step `extension` (07_extension): the extension's tables (A–D over seeds with their AutoAttack accuracy, probe,
-dimension sweep, seed-wise centers, AutoAttack's stages and the logits' scale) and the verdict on claim 4, with the
-attack check behind it (steps `check`, `autoattack`), as files in the step's folder."""
+"""Step `extension` (07_extension): the extension's tables (A–G over seeds with their AutoAttack accuracy, probe,
+dimension sweep, seed-wise centers, AutoAttack's stages and the logits' scale) and the verdicts on claim 4, with the
+attack check behind it (steps `check`, `autoattack`), and on claim 5 (the adversarially trained E, F, G), as files
+in the step's folder."""
 from __future__ import annotations
 
 import json
@@ -53,7 +54,7 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
     runs = merged(of("eps", primary))
     test_split = first("test", values["test_images"])
     probes = []
-    for name in values["models"]:
+    for name in [n for n in values["models"] if all(n in r["models"] for r in runs)]:  # those with ε runs
         model = restore(checkpoints[name], device)[0]
         adv = {r["eps"]: r["models"][name]["adv_centers"] for r in runs}
         probes.append(probe(model, name, checkpoints[name]["references"], adv, split_features(model, test_split).cpu(),
@@ -66,15 +67,19 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
     sweep_refs = {name: checkpoints[name]["references"] for name in values["sweep"]}
     [centers] = of("centers")
     [check] = of("check")
-    verdict, evidence = claims.claim4(comparison, int(comparison.samples.iloc[0]), check=check)
+    samples = int(comparison.samples.iloc[0])
+    verdict, evidence = claims.claim4(comparison, samples, check=check)
+    robust = {claims.ROBUST_BASE, *claims.WITH_INVERSE} <= set(comparison.model)
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
             "sweep": tables.sweep_table(centers["centers"], sweep_refs, values["mean_split"]),
-            "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "claim4": (verdict, evidence)}
+            "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "claim4": (verdict, evidence),
+            "claim5": claims.claim5(comparison, samples) if robust else None}
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
     """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking': tables, 'claim4': (verdict,
-    evidence)}, made now unless they exist."""
+    evidence), 'claim5': (verdict, evidence, key) where the study has the adversarially trained models, else None},
+    made now unless they exist."""
     task = dag.task(s, "extension")
     if not task.output.exists():
         device = device or default_device()
@@ -82,7 +87,9 @@ def extension_tables(s: Study, device: torch.device | None = None) -> dict:
         for name in TABLES:
             tables.save_csv(result[name], task.file(f"{name}.csv"))
         verdict, evidence = result["claim4"]
-        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence}, ensure_ascii=False), task.output)
+        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence, "claim5": result["claim5"]},
+                                       ensure_ascii=False), task.output)
     claim = json.loads(task.output.read_text())
     return {**{name: pd.read_csv(task.file(f"{name}.csv")) for name in TABLES},
-            "claim4": (claim["verdict"], claim["evidence"])}
+            "claim4": (claim["verdict"], claim["evidence"]),
+            "claim5": tuple(claim["claim5"]) if claim.get("claim5") else None}
