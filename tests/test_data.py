@@ -29,12 +29,23 @@ def test_labels_read_without_torchvision_are_torchvisions(mnist):
         assert labels.dtype == np.uint8 and torch.equal(torch.from_numpy(labels.astype(np.int64)), split.labels)
 
 
+def test_splits_read_without_torchvision_are_torchvisions(mnist):
+    """load_split reads the IDX files itself: the same tensors, dtypes and order as torchvision's MNIST."""
+    from torchvision.datasets import MNIST
+
+    for split, train in zip(mnist, (True, False)):
+        reference = MNIST(str(DATA_DIR), train=train, download=False)
+        assert split.images.dtype == reference.data.dtype and torch.equal(split.images, reference.data)
+        assert split.labels.dtype == torch.int64 and torch.equal(split.labels, reference.targets.long())
+        assert split.images.is_contiguous() and split.images.numpy().flags.writeable
+
+
 def test_a_label_file_of_another_format_is_refused(tmp_path, monkeypatch):
     raw = data.raw_dir(tmp_path)
     raw.mkdir(parents=True)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(data.idx_bytes(np.zeros((2, 2), dtype=np.uint8)))  # a 2-d array
     monkeypatch.setattr(data, "ensure_mnist", lambda root: None)  # past the checksums, to test the reader itself
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is no IDX label file"):
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte is no IDX file of 1-d unsigned bytes"):
         data.read_labels(False, tmp_path)
 
 
