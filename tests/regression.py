@@ -47,7 +47,8 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     "confidence_before": (0.005, 0.001), "confidence_after": (0.005, 0.001), "probability": (0.005, 0.001),
     # fractions of images: 500 test images (test accuracy; PGD-10 on them, E–G's held-out robustness), 4,000
     # training images; 100 attacked images: 5 images either way
-    "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "heldout_pgd": (0.01, 0), "clean_acc": (0.05, 0), "prediction_changed": (0.05, 0),
+    "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "heldout_pgd": (0.01, 0),
+    "clean_acc": (0.05, 0), "prediction_changed": (0.05, 0),
     "accuracy_after": (0.05, 0), "robust_acc@0.1": (0.05, 0), "robust_acc@0.3": (0.05, 0),
     # the probe: distance to the nearest real feature, in class spreads
     "distance": (0.01, 0.08), "relative_distance": (0.01, 0.08),
@@ -62,7 +63,8 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 }
 # Fractions of images: a perturbation within their tolerance stays a fraction (decisive() below)
 FRACTIONS = ("test_acc", "train_acc_running", "heldout_pgd", "clean_acc", "prediction_changed", "accuracy_after",
-             "robust_acc@0.1", "robust_acc@0.3", "accuracy", "autoattack_acc@0.1", "autoattack_acc@0.3", "pgd@0.1", "pgd@0.3",
+             "robust_acc@0.1", "robust_acc@0.3", "accuracy", "autoattack_acc@0.1", "autoattack_acc@0.3", "pgd@0.1",
+             "pgd@0.3",
              "pgd_rescaled@0.1", "pgd_rescaled@0.3", "saturated", "vanishing")
 # Per-class rows (centers.csv, seed_centers.csv): at the smoke size a class has ~10 attacked images, and the
 # barely trained 2-d model A has class MSEs near 1e-5 that a kernel set moves by as much as their size; here a PGD
@@ -79,8 +81,8 @@ PER_CLASS_TABLES = ("centers", "seed_centers")
 ROBUST_MODELS = tuple(model_name(m, 200) for m in ADVERSARIALLY_TRAINED)
 ROBUST_SUFFIX = "_robust"
 ROBUST_WIDER: dict[str, float] = {
-    "test_acc": 3, "heldout_pgd": 5, "cosine": 1.5, "mse": 1.5, "relative_mse": 3, "cosine_std": 5, "relative_mse_std": 5,
-    "compactness": 1.5, "distance": 2, "relative_distance": 2,
+    "test_acc": 3, "heldout_pgd": 5, "cosine": 1.5, "mse": 1.5, "relative_mse": 3, "cosine_std": 5,
+    "relative_mse_std": 5, "compactness": 1.5, "distance": 2, "relative_distance": 2,
     # fractions of images: 100 attacked (ε runs, PGD), 20 under AutoAttack
     "prediction_changed": 3, "accuracy_after": 2, "robust_acc@0.1": 3, "robust_acc@0.3": 3,
     "autoattack_acc@0.1": 1.5, "autoattack_acc@0.3": 1.5, "accuracy": 1.5,

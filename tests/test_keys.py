@@ -79,7 +79,8 @@ def add_statement(file, function: str) -> None:
 @pytest.mark.parametrize("path, function, recomputed", [
     # PGD's batch size: ε runs, evaluations, attack check, and E–G's trainings (their held-out monitor attacks in
     # PGD's batches); not A–D's
-    ("core/attacks.py", None, AFTER_ATTACKS | {n for n in TRAININGS if n.startswith(("train-E-", "train-F-", "train-G-"))}),
+    ("core/attacks.py", None, AFTER_ATTACKS | {n for n in TRAININGS if n.startswith(("train-E-", "train-F-",
+                                                                                     "train-G-"))}),
     # PGD's step: C and D make inverse adversaries while training, A and B do not (each training covers its recipe)
     ("core/attacks.py", "pgd", ALL - {n for n in TRAININGS if n.startswith(("train-A-", "train-B-"))}),
     ("core/products.py", "load", ALL),  # a module no list names: every step saves or loads through it
@@ -170,7 +171,8 @@ def test_new_parameters_models_and_steps_recompute_nothing_that_exists(copy):
 def test_a_model_added_to_the_study_runs_only_its_own_tasks_and_the_aggregates(copy):
     """D added to a study of A, B and C: its training, ε runs and evaluation, and the steps that gather every
     model; no other model's training, ε run or evaluation."""
-    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)", "COMPARED_MODELS = tuple((m, 200) for m in MODELS if m != 'D')")
+    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)",
+         "COMPARED_MODELS = tuple((m, 200) for m in MODELS if m != 'D')")
     without_d, with_d = planned_keys(copy.root), keys()
     own = {"train-D-200d", "eps-0-D-200d", "eps-0.1-D-200d", "eps-0.3-D-200d", "evaluate-D-200d", "autoattack-D-200d"}
     assert set(with_d) - set(without_d) == own
@@ -217,7 +219,8 @@ def test_a_new_model_retrains_no_other(copy):
 def test_the_adversarially_trained_models_join_the_study_without_recomputing_it(copy):
     """E, F and G added to the study (issue 32): their own trainings, ε runs, evaluations and AutoAttacks, and the
     steps that gather every model; none of A–D's."""
-    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)", "COMPARED_MODELS = tuple((m, 200) for m in MODELS if m not in 'EFG')")
+    copy("pipeline/config.py", "COMPARED_MODELS = tuple((m, 200) for m in MODELS)",
+         "COMPARED_MODELS = tuple((m, 200) for m in MODELS if m not in 'EFG')")
     before, after = planned_keys(copy.root), keys()
     own = {n for n in after if any(f"-{m}-" in n for m in "EFG")}
     assert set(after) - set(before) == own and {"train-E-200d", "train-F-200d", "train-G-200d"} <= own

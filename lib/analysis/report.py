@@ -88,7 +88,8 @@ def answers(claims_table: pd.DataFrame, sections: dict[int, str], how: str, extr
         for r in claims_table.itertuples())
     items += "".join(f"<li>{line}</li>" for line in extra)
     return HTML(f"<div class='answers'><b>The answers</b> — the original report's claims (and this study's own, "
-                f"claim 5, where it ran), each checked against this run's numbers (the full evidence: <a href='#{slug(CLAIMS_SECTION)}'>§</a>)<ul>{items}</ul>"
+                f"claim 5, where it ran), each checked against this run's numbers (the full evidence: "
+                f"<a href='#{slug(CLAIMS_SECTION)}'>§</a>)<ul>{items}</ul>"
                 f"<small>{how}</small></div>")
 
 
@@ -192,12 +193,13 @@ def interpret_heldout(history: pd.DataFrame, t: Thresholds = Thresholds()) -> st
     found = []
     for model, curve in mean.groupby("model"):
         best, last = curve.loc[curve.heldout_pgd.idxmax()], curve.iloc[-1]
+        drop = best.heldout_pgd - last.heldout_pgd
         text = (f"{model}: {100 * last.heldout_pgd:.1f} % held-out robust accuracy after epoch {int(last.epoch)} "
-                f"(best {100 * best.heldout_pgd:.1f} % at epoch {int(best.epoch)}), {100 * last.train_acc_running:.1f} % "
-                f"on its own training examples")
-        if best.heldout_pgd - last.heldout_pgd >= t.overfit_drop:
-            text += (f" — catastrophic overfitting: the held-out accuracy fell {100 * (best.heldout_pgd - last.heldout_pgd):.0f} "
-                     f"points from its best while the training examples' accuracy rose")
+                f"(best {100 * best.heldout_pgd:.1f} % at epoch {int(best.epoch)}), "
+                f"{100 * last.train_acc_running:.1f} % on its own training examples")
+        if drop >= t.overfit_drop:
+            text += (f" — catastrophic overfitting: the held-out accuracy fell {100 * drop:.0f} points from its best "
+                     f"while the training examples' accuracy rose")
         found.append(text + ".")
     return bullets(found)
 

@@ -178,8 +178,8 @@ class Study:
             return list(EPS_MODELS)
         primary = seed == self.seed
         # the adversarially trained models' ε runs only where figures 2–3 show them: E and F at the first seed
-        return [(m, d) for m, d in self.models(seed) if (m, d) in ROBUST_FIGURE_MODELS and primary or
-                m not in ADVERSARIALLY_TRAINED and (d == 200 or primary and d in self.sweep_dims)]
+        return [(m, d) for m, d in self.models(seed) if ((m, d) in ROBUST_FIGURE_MODELS and primary) or
+                (m not in ADVERSARIALLY_TRAINED and (d == 200 or (primary and d in self.sweep_dims)))]
 
     def autoattack_images(self, model: str) -> int:
         """AutoAttack's image count for `model`: E–G's own (their images go through all four stages), else A–D's."""
