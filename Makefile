@@ -21,7 +21,7 @@ help:
 	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
 	@echo "make orphans - list product folders in runs/ that no key of this PROFILE and SET names (clean-orphans removes them)"
-	@echo "make docs    - rewrite the numbers the README and docs/ quote from reports/results/paper/"
+	@echo "make docs    - rewrite the numbers the README and docs/ quote from reports/results/paper/, and its picture"
 	@echo "make data    - fetch and verify MNIST into $(INVADV_DATA)"
 	@echo "make env     - create/refresh the virtual environment only"
 
@@ -74,9 +74,10 @@ nbval-refresh: $(VENV)/.installed $(RAW)/.verified
 	$(PY) tools/refresh_nbval.py
 
 # The numbers the README and docs/ quote, rewritten from reports/results/paper/ (after committing a new paper run;
-# tests/test_docs.py fails until they agree).
+# tests/test_docs.py fails until they agree), and the README's picture of the committed report's first screen.
 docs: $(VENV)/.installed
 	$(PY) -m lib.analysis.quoted
+	$(PY) -m lib.pipeline.browser
 
 # Open the URL it prints (http://127.0.0.1:8888/lab?token=...); LAB_ARGS="--port=9999" etc. pass through.
 LAB_ROOT ?= notebooks
