@@ -71,13 +71,15 @@ def pipeline_env() -> dict[str, str]:
     return offline_env(INVADV_RUNS=str(PIPELINE_RUNS))
 
 
-# The suite's smoke run starts in the background when tests that need it are collected (conftest.py):
-# nbval's notebooks run single-threaded first, so the pipeline gets the other core meanwhile. A twin run starts
+# The suite's smoke run starts in the background when tests that need it are collected (conftest.py); nbval's
+# notebooks and the other tests run meanwhile, and the tests that read the run come last. A twin run starts
 # with it on the same runs folder, reporting elsewhere: it must wait for every product instead of computing it
 # again (tests/test_fail_fast.py), and costs only its waiting.
 _background: dict = {}
 TWIN_REPORTS = PIPELINE_RUNS.with_name("twin-reports")
-# While the background run computes, on about one core (its two makes take turns at each step), the suite's own
+# The background run is `make -j2` (two single-threaded steps at a time) beside the suite's tests: on the 2-core
+# machine the tests' own work and the run's share the cores, and neither leaves one idle while the other waits
+# (with -j1 the run kept one core and the tests, done first, left the other idle). Meanwhile the suite's own
 # process computes with the other cores' threads only: a thread more than the free cores leaves OpenMP waiting on
 # a descheduled thread at every operation (on the 2-core machine, with one core busy, three attack tests took 77 s
 # on two threads and 36 s on one).
@@ -90,11 +92,12 @@ def background_log(name: str) -> Path:
 
 
 def start_in_background() -> None:
-    """Start the suite's smoke run (`make -j1 report`) and its twin, their logs in the scratch folder."""
+    """Start the suite's smoke run (`make -j2 report`) and its twin (`-j1`), their logs in the scratch folder."""
     PIPELINE_RUNS.parent.mkdir(parents=True, exist_ok=True)
-    for name, env in (("main", pipeline_env()), ("twin", {**pipeline_env(), "INVADV_REPORTS": str(TWIN_REPORTS)})):
+    runs = (("main", 2, pipeline_env()), ("twin", 1, {**pipeline_env(), "INVADV_REPORTS": str(TWIN_REPORTS)}))
+    for name, jobs, env in runs:
         with open(background_log(name), "w") as out:  # the child keeps its own handle
-            _background[name] = subprocess.Popen(make_command(jobs=1), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            _background[name] = subprocess.Popen(make_command(jobs=jobs), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                                   env=env, start_new_session=True)
     _threads_before_background.append(torch.get_num_threads())
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))

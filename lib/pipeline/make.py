@@ -271,9 +271,10 @@ def run_notebook(task: Task, overrides: str) -> None:
         params["step_seconds"] = {t.name: round(duration(t), 1) for t in others if t.executed.exists()}
         if task.name == "figures":
             params["wall_seconds"] = busy_seconds(others)
-    # With -jN (N > 1) the steps keep their output to their notebooks, and `watch` shows one progress line.
+    # With -jN (N > 1) the steps keep their output to their notebooks, and `watch` shows one progress line; in a
+    # log (not a terminal) each step still says where it starts, beside `watch`'s line when it finishes.
     alone = make_jobs() == 1
-    if alone:
+    if alone or not sys.stdout.isatty():
         print(f"[{task.name}] {task.notebook} -> {task.folder}", flush=True)
     # The kernel is killed once its last cell ran: everything it wrote is written (products atomically) and its
     # outputs are in the notebook, so the graceful shutdown (an interrupt, a request, then waiting for the exit)
