@@ -77,10 +77,10 @@ def pipeline_env() -> dict[str, str]:
 # again (tests/test_fail_fast.py), and costs only its waiting.
 _background: dict = {}
 TWIN_REPORTS = PIPELINE_RUNS.with_name("twin-reports")
-# The background run is `make -j2` (two single-threaded steps at a time) beside the suite's tests: on the 2-core
-# machine the tests' own work and the run's share the cores, and neither leaves one idle while the other waits
-# (with -j1 the run kept one core and the tests, done first, left the other idle). Meanwhile the suite's own
-# process computes with the other cores' threads only: a thread more than the free cores leaves OpenMP waiting on
+# The background run is `make -j1`, on about one core (its two makes take turns at each step), while the tests use
+# the other: with -j2 the run finished 3 min sooner but slowed nbval's notebooks as much, and the unit tests after
+# them, which keep one core busy, then left the other idle (suite 17.4 min against 15). The suite's own process
+# computes with the other cores' threads only: a thread more than the free cores leaves OpenMP waiting on
 # a descheduled thread at every operation (on the 2-core machine, with one core busy, three attack tests took 77 s
 # on two threads and 36 s on one).
 _threads_before_background: list[int] = []
@@ -92,12 +92,11 @@ def background_log(name: str) -> Path:
 
 
 def start_in_background() -> None:
-    """Start the suite's smoke run (`make -j2 report`) and its twin (`-j1`), their logs in the scratch folder."""
+    """Start the suite's smoke run (`make -j1 report`) and its twin, their logs in the scratch folder."""
     PIPELINE_RUNS.parent.mkdir(parents=True, exist_ok=True)
-    runs = (("main", 2, pipeline_env()), ("twin", 1, {**pipeline_env(), "INVADV_REPORTS": str(TWIN_REPORTS)}))
-    for name, jobs, env in runs:
+    for name, env in (("main", pipeline_env()), ("twin", {**pipeline_env(), "INVADV_REPORTS": str(TWIN_REPORTS)})):
         with open(background_log(name), "w") as out:  # the child keeps its own handle
-            _background[name] = subprocess.Popen(make_command(jobs=jobs), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            _background[name] = subprocess.Popen(make_command(jobs=1), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                                   env=env, start_new_session=True)
     _threads_before_background.append(torch.get_num_threads())
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
