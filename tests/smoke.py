@@ -78,11 +78,11 @@ def pipeline_env() -> dict[str, str]:
 _background: dict = {}
 TWIN_REPORTS = PIPELINE_RUNS.with_name("twin-reports")
 # The background run is `make -j1`, on about one core (its two makes take turns at each step), while the tests use
-# the other: with -j2 the run finished 3 min sooner but slowed nbval's notebooks as much, and the unit tests after
-# them, which keep one core busy, then left the other idle (suite 17.4 min against 15). The suite's own process
-# computes with the other cores' threads only: a thread more than the free cores leaves OpenMP waiting on
-# a descheduled thread at every operation (on the 2-core machine, with one core busy, three attack tests took 77 s
-# on two threads and 36 s on one).
+# the other. -j2 was measured and gained nothing (17.4 min of suite either way, same machine, same hour): the run
+# finished 3 min sooner, but nbval's notebooks took as much longer, and the unit tests after them keep only one core
+# busy. The suite's own process computes with the other cores' threads only: a thread more than the free cores
+# leaves OpenMP waiting on a descheduled thread at every operation (on the 2-core machine, with one core busy, three
+# attack tests took 77 s on two threads and 36 s on one).
 _threads_before_background: list[int] = []
 
 
