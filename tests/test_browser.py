@@ -89,3 +89,11 @@ def test_without_a_browser_the_screenshot_says_what_to_install(monkeypatch, tmp_
         browser.first_screen(tmp_path / "report.html", tmp_path / "shot.png")
     assert browser.main([str(tmp_path / "report.html"), str(tmp_path / "shot.png")]) == 0  # `make docs` goes on
     assert "screenshot skipped" in capsys.readouterr().out and not (tmp_path / "shot.png").exists()
+
+
+@pytest.mark.skipif(BROWSER is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
+def test_a_missing_report_is_named_not_photographed(tmp_path, capsys):
+    from lib.pipeline import browser
+
+    assert browser.main([str(tmp_path / "report.html"), str(tmp_path / "shot.png")]) == 1
+    assert "no report at" in capsys.readouterr().err and not (tmp_path / "shot.png").exists()

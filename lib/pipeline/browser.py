@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from lib import ROOT
+from lib.core.errors import UserFacing
 
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 # Any host name resolves to nothing and no proxy is tried: the page gets no network at all.
@@ -21,10 +22,16 @@ REPORT = ROOT / "reports" / "report.html"
 README_SHOT = ROOT / "reports" / "figures" / "report-first-screen.png"
 
 
+class BrowserError(UserFacing, RuntimeError):
+    """No browser, no report, or no screenshot; the message says which and what to do."""
+
+
 def first_screen(report: Path, png: Path, size: tuple[int, int] = FIRST_SCREEN) -> Path:
     """Write the screenshot of `report`'s first screen (window `size`) to `png`; the browser's error if it wrote none."""
     if BROWSER is None:
-        raise RuntimeError("no Chromium found (Debian: apt install chromium); the screenshot needs a browser")
+        raise BrowserError("no Chromium found (Debian: apt install chromium); the screenshot needs a browser")
+    if not Path(report).is_file():
+        raise BrowserError(f"no report at {report}: render it first (make report)")
     png.parent.mkdir(parents=True, exist_ok=True)
     png.unlink(missing_ok=True)
     width, height = size
@@ -32,7 +39,7 @@ def first_screen(report: Path, png: Path, size: tuple[int, int] = FIRST_SCREEN) 
                              f"--screenshot={png.resolve()}", Path(report).resolve().as_uri()],
                             capture_output=True, text=True, timeout=120)
     if not png.exists():
-        raise RuntimeError(f"Chromium wrote no screenshot of {report}: {result.stderr.strip()[-500:]}")
+        raise BrowserError(f"Chromium wrote no screenshot of {report}: {result.stderr.strip()[-500:]}")
     return png
 
 
@@ -42,7 +49,11 @@ def main(argv: list[str]) -> int:
     if BROWSER is None:
         print("screenshot skipped: no Chromium (Debian: apt install chromium)")
         return 0
-    print(f"first screen of {report} -> {first_screen(report, png)}")
+    try:
+        print(f"first screen of {report} -> {first_screen(report, png)}")
+    except BrowserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
