@@ -91,3 +91,15 @@ def test_each_claim_has_the_line_of_numbers_that_decides_it():
     assert table.key[1] == "A-200d ≤ 0.950, B-200d ≤ 0.950 (cosine to W)"
     assert table.key[2] == "B-200d: cosine ≥ 0.900, relative MSE ≤ 0.010"
     assert table.key[3] == "C − B under AutoAttack: +1 pp"
+
+
+def test_columns_of_words_are_left_aligned_and_numbers_stay_right():
+    frame = pd.DataFrame({"model": ["A-200d", "E-200d"], "loss": ["CE", "CE on adversarial examples (pgd, 2 steps)"],
+                          "epochs": [25, 25], "clean": ["99.30 ± 0.04 %", "98.90 ± 0.10 %"],
+                          "C − B": ["+1.2 [−0.5, +2.9]", "nan"], "rate": [1e-05, 0.5]})
+    html = f"<html><head></head><body>{frame.to_html(classes='dataframe')}</body></html>"
+    soup = BeautifulSoup(layout.page(html), "html.parser")
+    left = {th.get_text() for th in soup.select("thead th.text-column")}
+    assert left == {"model", "loss"}
+    assert len(soup.select("tbody td.text-column")) == 4 and not soup.select("tbody th.text-column")  # not the index
+    assert {th.get_text() for th in soup.select("thead th.label-column")} == {"model"}  # one word each: never wrapped

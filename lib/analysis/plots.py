@@ -108,7 +108,7 @@ COMPARISON_PANELS = {"clean_acc": "clean test accuracy", "compactness": "within 
 
 
 def comparison(table: pd.DataFrame) -> plt.Figure:
-    """Models A–D side by side: one bar panel per metric, error bars ±1 std over seeds."""
+    """Models A–G side by side: one bar panel per metric, error bars ±1 std over seeds."""
     robust = {c: f"accuracy under PGD, ε = {c.split('@')[1]}" for c in table.columns if c.startswith("robust_acc@")}
     panels = {"clean_acc": COMPARISON_PANELS["clean_acc"], **robust,
               **{k: v for k, v in COMPARISON_PANELS.items() if k != "clean_acc"}}

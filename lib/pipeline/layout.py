@@ -30,6 +30,7 @@ body { margin-left: 250px !important; }
 @media (max-width: 900px) { nav#contents { position: static; width: auto; height: auto; border: 0; }
   body { margin-left: 0 !important; } }
 .section-number { color: #667; margin-right: 0.4em; }
+h1, h2, h3, h4 { scroll-margin-top: 40px; }  /* a contents link lands below the fixed code toggle */
 p.figure-caption { margin: 4px 0 20px; color: #333; font-size: 0.95em; max-width: 60em; }
 details { margin: 8px 0 12px; }
 details > summary { cursor: pointer; color: #234; }
@@ -38,6 +39,8 @@ details > summary { cursor: pointer; color: #234; }
 .answers li { margin: 4px 0; }
 .verdict { display: inline-block; padding: 0 6px; border-radius: 3px; font-weight: bold; }
 table.claims td, table.claims th { text-align: left !important; vertical-align: top; }
+table.dataframe .text-column { text-align: left !important; }
+table.dataframe .label-column { white-space: nowrap; }  /* 'D-200d' stays one word */
 </style>
 """
 
@@ -99,6 +102,28 @@ def link_sections(soup, sections: list[tuple[str, str, str, str]]) -> None:
             link.string = f"§ {numbers[anchor]}"
 
 
+NUMBER_LIKE = re.compile(r"^[\d\s.,+\-−–±%\[\]()e]*(pp)?$|^nan$")  # 99.30 ± 0.04 %, +1.2 [−0.5, +2.9], 1e-05, nan
+
+
+def align_text_columns(soup) -> None:
+    """Left-align the columns of words in pandas' tables (model names, losses; nbconvert right-aligns every cell), and
+    keep one-word names on one line; numbers stay right-aligned, where their digits line up."""
+    for table in soup.select("table.dataframe"):
+        rows = [row.find_all(["th", "td"], recursive=False) for row in table.select("tbody > tr")]
+        if not rows or len({len(r) for r in rows}) != 1:
+            continue  # rows of unequal length (a spanning index): leave the table as pandas made it
+        headers = [r for r in (row.find_all(["th", "td"], recursive=False) for row in table.select("thead > tr"))
+                   if len(r) == len(rows[0])]
+        for k in range(len(rows[0])):
+            cells = [row[k] for row in rows]
+            words = [c.get_text(strip=True) for c in cells if c.get_text(strip=True)]
+            if all(c.name == "td" for c in cells) and words and not all(NUMBER_LIKE.match(w) for w in words):
+                # names of one word (models: 'D-200d') never wrap; phrases (losses) do
+                added = ["text-column"] + ([] if any(" " in w for w in words) else ["label-column"])
+                for cell in cells + [header[k] for header in headers]:
+                    cell["class"] = cell.get("class", []) + added
+
+
 def contents(soup, sections: list[tuple[str, str, str, str]]):
     """The table of contents: the h2 sections with their h3 subsections, as a <nav>."""
     nav = soup.new_tag("nav", id="contents")
@@ -133,6 +158,7 @@ def page(html: str) -> str:
     sections = number_sections(soup)
     number_figures(soup)
     link_sections(soup, sections)
+    align_text_columns(soup)
     soup.body.insert(0, contents(soup, sections))
     soup.head.append(BeautifulSoup(STYLE, "html.parser"))
     return str(soup)
