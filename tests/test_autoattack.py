@@ -99,9 +99,9 @@ def test_the_step_starts_from_the_evaluations_outcomes_and_each_stage_only_takes
     from lib.pipeline.config import study
     from lib.pipeline.steps.extension import with_autoattack
     from tests.regression import runs_at
-    from tests.smoke import PIPELINE_RUNS, make_report
+    from tests.smoke import PIPELINE_RUNS, smoke_report
 
-    make_report()
+    smoke_report()
     s = study("smoke")
     with runs_at(PIPELINE_RUNS):
         task, evaluation = dag.autoattack_task(s, "C", 200), dag.evaluate_task(s, "C", 200)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lib import ROOT
-from tests.smoke import PIPELINE_RUNS, make_report, offline_env
+from tests.smoke import PIPELINE_RUNS, offline_env, smoke_report
 from tests.test_lab import make_lab
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make env installs it)")
@@ -36,7 +36,7 @@ SCREENSHOT = os.environ.get("INVADV_EXPLORER_SCREENSHOT")
 def lab(tmp_path_factory):
     """`make lab` on a free port with a token, its root a folder with explore.ipynb set to the smoke profile, and
     a copy of the suite's smoke products (the button writes a new ε run there)."""
-    make_report()
+    smoke_report()
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(PIPELINE_RUNS, root / "runs")
     notebook = json.loads((ROOT / "notebooks" / "explore.ipynb").read_text())

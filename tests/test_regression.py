@@ -19,7 +19,7 @@ from lib.pipeline import dag
 from lib.pipeline.steps.train import checkpoint
 from lib.pipeline.config import study
 from tests import regression
-from tests.smoke import PIPELINE_RUNS, make_report, offline_env, other_kernels
+from tests.smoke import PIPELINE_RUNS, make_report, offline_env, other_kernels, smoke_report
 
 TABLES = regression.TABLES
 CATEGORIES = ("claim 1", "claim 2", "claim 3", "claim 4", "accuracy", "figure 2", "figure 3", "probe", "sweep")
@@ -39,7 +39,7 @@ def runs(tmp_path_factory) -> Callable[[str], Path]:
 
     @cache
     def folder(run: str) -> Path:
-        make_report()  # the background pipeline run: waits for it (no work when it is done)
+        smoke_report()  # the background pipeline run: waits for it
         if run == "default-kernels":
             return PIPELINE_RUNS
         nbval = dag.runs_dir()
@@ -108,7 +108,7 @@ def test_the_two_computations_used_different_kernels(runs):
 def test_same_kernels_and_threads_give_bit_identical_products(tmp_path, monkeypatch):
     """On one machine, with one kernel set and one thread, a step repeats bit for bit: the background
     pipeline's training of A-200d, made again in this process."""
-    make_report()
+    smoke_report()
     with regression.runs_at(PIPELINE_RUNS):
         first = products.load(dag.task(study("smoke"), "train-A-200d").output)
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))

@@ -64,16 +64,26 @@ def to_html(notebook) -> str:
     return layout.page(body.replace("</body>", TOGGLE + "</body>", 1))
 
 
+def render_key(tasks: dict[str, Task]) -> str:
+    """What the HTML depends on: the executed notebooks (the figures step's key covers them all) and how this module
+    and the layout render them."""
+    code = Path(__file__).read_bytes() + Path(layout.__file__).read_bytes()
+    return f"{tasks['figures'].key}-{hashlib.sha256(code).hexdigest()[:12]}"
+
+
+def up_to_date(study, tasks: dict[str, Task]) -> bool:
+    """Whether the report was rendered from these tasks' products by this code (then `render` does no work)."""
+    stamp = report_path(study).with_suffix(".key")
+    return report_path(study).exists() and stamp.exists() and stamp.read_text() == render_key(tasks)
+
+
 def render(study, tasks: dict[str, Task]) -> Path:
     """Write the HTML report and copy every executed notebook beside it; no work when up to date."""
     report = report_path(study)
-    stamp = report.with_suffix(".key")
-    # The HTML depends on the executed notebooks (their keys) and on how this module renders them.
-    code = Path(__file__).read_bytes() + Path(layout.__file__).read_bytes()
-    key = f"{tasks['figures'].key}-{hashlib.sha256(code).hexdigest()[:12]}"
-    if report.exists() and stamp.exists() and stamp.read_text() == key:
+    if up_to_date(study, tasks):
         print(f"{report} is up to date")
         return report
+    key = render_key(tasks)
     folder = report.with_name(notebooks_folder_name(study))
     if folder.exists():
         shutil.rmtree(folder)
@@ -82,7 +92,7 @@ def render(study, tasks: dict[str, Task]) -> Path:
         shutil.copyfile(task.executed, folder / f"{task.name}.ipynb")
     export(study.profile, tasks)
     write_text(to_html(report_notebook(tasks)), report)
-    write_text(key, stamp)
+    write_text(key, report.with_suffix(".key"))
     print(f"report: {report}")
     return report
 
