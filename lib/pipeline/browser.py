@@ -45,7 +45,8 @@ def first_screen(report: Path, png: Path, size: tuple[int, int] = FIRST_SCREEN) 
 
 def main(argv: list[str]) -> int:
     """`python -m lib.pipeline.browser [REPORT [PNG]]` (default: the committed report, for the README)."""
-    report, png = (Path(a) for a in (argv + [str(REPORT), str(README_SHOT)][len(argv):]))
+    report = Path(argv[0]) if argv else REPORT
+    png = Path(argv[1]) if len(argv) > 1 else README_SHOT
     if BROWSER is None:
         print("screenshot skipped: no Chromium (Debian: apt install chromium)")
         return 0
