@@ -33,3 +33,14 @@ def test_every_relative_link_and_image_exists(path):
     local = [t for t in targets if "://" not in t and not t.startswith("mailto:")]
     missing = [t for t in local if not (path.parent / t).exists() and not (ROOT / t).exists()]
     assert not missing, f"{path.name} links to files that do not exist: {missing}"
+
+
+def test_the_front_page_fits_one_screen_up_to_its_read_on_links():
+    """Issue 30: what this is, the answer, the two commands with their times and where to read on, on one screen: 32
+    lines of at most 120 visible characters (measured: 805 of the 813 px Chromium shows in a 1280×900 window, in
+    GitHub's type, 16 px at 1.5 lines, 830 px wide)."""
+    lines = quoted.DOCUMENTS[0].read_text().splitlines()
+    read_on = [i for i, line in enumerate(lines) if line.startswith("* [docs/")]
+    visible = [re.sub(r"<!-- [\w.@/ -]+ -->|\]\([^)]*\)", "", line) for line in lines[:read_on[-1] + 1]]
+    assert len(read_on) >= 5 and len(visible) <= 32, f"the README's 'read on' links end at line {len(visible)}"
+    assert max(map(len, visible)) <= 120

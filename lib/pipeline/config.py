@@ -27,7 +27,7 @@ SPLIT_SIZES = {"train": 60000, "test": 10000}  # MNIST's images per split
 DEVICE_TYPE = "cuda" if torch.cuda.is_available() else "cpu"  # where 'auto' precision resolves
 
 # The three profiles. `paper` is the protocol of STUDY.md §2; `quick` previews the same pipeline in
-# about 10 minutes on a 2-core CPU; `smoke` exercises every step in about a minute (tests).
+# about an hour on a 2-core CPU (67 min measured); `smoke` exercises every step in about 5 minutes (tests).
 PROFILES: dict[str, dict] = {
     "paper": {},
     "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300,
