@@ -98,3 +98,22 @@ def test_a_missing_report_is_named_not_photographed(tmp_path, capsys):
 
     assert browser.main([str(tmp_path / "report.html"), str(tmp_path / "shot.png")]) == 1
     assert "no report at" in capsys.readouterr().err and not (tmp_path / "shot.png").exists()
+
+
+def test_a_screenshot_is_stored_with_a_palette_at_its_size(tmp_path):
+    from PIL import Image, ImageDraw
+
+    from lib.pipeline import browser
+
+    page = Image.new("RGB", (640, 400), "white")
+    draw = ImageDraw.Draw(page)
+    for row in range(20):  # lines of 'text' in a few colours, as a report's first screen
+        draw.text((10, 10 + 19 * row), "does not hold · Claim 1. A-200d to means 0.993 → 0.987 " * 2,
+                  fill=("black", "navy", "darkred")[row % 3])
+    png = tmp_path / "shot.png"
+    page.save(png)
+    before = png.stat().st_size
+    with Image.open(browser.shrink(png)) as shrunk:
+        assert shrunk.mode == "P" and shrunk.size == (640, 400)
+        assert len(shrunk.getcolors()) <= 64
+    assert png.stat().st_size < before

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from PIL import Image
+
 from lib import ROOT
 from lib.core.errors import UserFacing
 
@@ -40,6 +42,15 @@ def first_screen(report: Path, png: Path, size: tuple[int, int] = FIRST_SCREEN) 
                             capture_output=True, text=True, timeout=120)
     if not png.exists():
         raise BrowserError(f"Chromium wrote no screenshot of {report}: {result.stderr.strip()[-500:]}")
+    return shrink(png)
+
+
+def shrink(png: Path, colours: int = 64) -> Path:
+    """Store a screenshot with a palette of `colours` (no dithering): a page of text and flat colours stays sharp at
+    a third of the bytes (263 KB -> 87 KB for a report's first screen), which is what the repository keeps."""
+    with Image.open(png) as image:
+        palette = image.convert("RGB").quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette.save(png, optimize=True)
     return png
 
 
