@@ -212,7 +212,7 @@ def test_the_attack_check_reads_as_a_table_and_names_masked_gradients():
     text = report.interpret_attack_check(honest, "B-200d")
     assert text.startswith("* On 1000 test images, all attacks together take at most 6.0 pp more than the evaluation's "
                            "PGD (B-200d at ε=0.1).")
-    assert text.endswith("no sign of masked gradients.")
+    assert text.endswith("this test finds no masked gradients, which does not rule them out (AutoAttack decides).")
     masked = pd.DataFrame(check_rows("B-200d", 0.55, 0.50, 0.54, 0.55) + check_rows("C-200d", 0.81, 0.78, 0.80, 0.20))
     assert "beat the model's own white-box attacks for C-200d at ε=0.1 (20.0 % vs 78.0 %): a sign of masked " \
            "gradients" in report.interpret_attack_check(masked, "B-200d")

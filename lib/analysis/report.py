@@ -432,8 +432,10 @@ def interpret_attack_check(check: pd.DataFrame, source: str) -> str:
         return bullets([text, "Adversaries made on " + source + " and transferred beat the model's own white-box attacks "
                               "for " + ", ".join(masked) + ": a sign of masked gradients; trust the 'all attacks' row, "
                               "not the evaluation's PGD."])
+    # A transfer test can only reveal masking, never rule it out: AutoAttack's stages (its own section) decide.
     return bullets([text, f"No model falls further to adversaries transferred from {source} than to its own white-box "
-                          "attacks: no sign of masked gradients."])
+                          "attacks: this test finds no masked gradients, which does not rule them out (AutoAttack "
+                          "decides)."])
 
 
 def autoattack_table(autoattack: pd.DataFrame) -> pd.DataFrame:
