@@ -27,6 +27,22 @@ def test_interpretation_changes_with_the_numbers():
     assert "rises from 0.500 at ε=0 to 0.800 at ε=0.3" in up
     assert "falls from 0.900 at ε=0 to 0.600 at ε=0.3" in down
     assert "0.800" in report.interpret_figure3(averages(rising))
+    flat = report.interpret_figure2(averages(lambda m, r, e: 0.7))
+    assert "stays at 0.700 from ε=0 to ε=0.3 (highest 0.700" in flat  # not 'stays from 0.700 to 0.700'
+
+
+def test_the_probe_names_adversarial_centers_as_one_item():
+    rows = [("A-200d", c, e, p) for c, e, p in [("feature mean", None, 1.0), ("center", None, 0.95),
+                                                 ("weight direction", None, 0.0)]
+            + [("adversarial center", e, 1.0) for e in (0.0, 0.1, 0.3)]]
+    rows += [("B-200d", c, e, p) for c, e, p in [("feature mean", None, 1.0)]
+             + [("adversarial center", e, 1.0 if e < 0.2 else 0.0) for e in (0.0, 0.1, 0.3)]]
+    probe = pd.DataFrame([{"model": m, "candidate": c, "eps": e, "class": k, "probability": p,
+                           "relative_distance": 0.5 if p else 4.0} for m, c, e, p in rows for k in range(10)])
+    text = report.interpret_probe(report.probe_summary(probe))
+    assert "A-200d: likely and reachable for most classes — feature mean, center, adversarial centers at every ε; " \
+           "farthest from real features: weight direction (4.00 spreads)." in text
+    assert "B-200d: likely and reachable for most classes — feature mean, adversarial centers at ε=0, 0.1;" in text
 
 
 def test_header_states_provenance():

@@ -149,10 +149,11 @@ def describe_series(averages: pd.DataFrame, model: str, reference: str, label: s
     """One sentence: how a class-averaged cosine moves from the smallest to the largest ε."""
     s = series(averages, model, reference)
     first, last = s.iloc[0], s.iloc[-1]
-    direction = "rises" if last.cosine > first.cosine + 1e-3 else "falls" if last.cosine < first.cosine - 1e-3 else "stays"
+    direction = "rises" if last.cosine > first.cosine + 1e-3 else "falls" if last.cosine < first.cosine - 1e-3 else None
     peak = s.loc[s.cosine.idxmax()]
-    return (f"For {model}, the cosine similarity to {label} {direction} from {first.cosine:.3f} at ε={first.eps:g} "
-            f"to {last.cosine:.3f} at ε={last.eps:g} (highest {peak.cosine:.3f} at ε={peak.eps:g}).")
+    moves = (f"{direction} from {first.cosine:.3f} at ε={first.eps:g} to {last.cosine:.3f} at ε={last.eps:g}" if direction
+             else f"stays at {first.cosine:.3f} from ε={first.eps:g} to ε={last.eps:g}")
+    return f"For {model}, the cosine similarity to {label} {moves} (highest {peak.cosine:.3f} at ε={peak.eps:g})."
 
 
 def interpret_figure2(averages: pd.DataFrame, models: tuple[str, ...] = ("A-200d", "B-200d")) -> str:
@@ -275,6 +276,20 @@ def probe_summary(probe: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="eps").round(3)
 
 
+ADVERSARIAL_CANDIDATE = "adversarial center ε="
+
+
+def candidate_list(good: list[str], offered: list[str]) -> str:
+    """The candidates in words, the adversarial centers as one item: 'feature mean, adversarial centers at every ε'
+    when all of the model's ε qualify, else at the ε that do."""
+    eps = [c.removeprefix(ADVERSARIAL_CANDIDATE) for c in good if c.startswith(ADVERSARIAL_CANDIDATE)]
+    every = len(eps) == sum(c.startswith(ADVERSARIAL_CANDIDATE) for c in offered) > 1
+    items = [c for c in good if not c.startswith(ADVERSARIAL_CANDIDATE)]
+    if eps:
+        items.append("adversarial centers at every ε" if every else f"adversarial centers at ε={', '.join(eps)}")
+    return ", ".join(items) if items else "none of the candidates"
+
+
 def interpret_probe(summary: pd.DataFrame) -> str:
     """Per model: which candidates are likely (p ≥ 0.9) and reachable (within one class spread) for most classes."""
     found = []
@@ -282,7 +297,7 @@ def interpret_probe(summary: pd.DataFrame) -> str:
         good = d[d["likely & reachable"] >= 0.5]
         far = d.loc[d.relative_distance.idxmax()]
         found.append(f"{model}: likely and reachable for most classes — "
-                     + (", ".join(good.candidate) if len(good) else "none of the candidates")
+                     + candidate_list(list(good.candidate), list(d.candidate))
                      + f"; farthest from real features: {far.candidate} ({far.relative_distance:.2f} spreads).")
     return bullets(found) + (f"\n\n(Likely: probability ≥ {LIKELY}; reachable: nearest real feature within "
                              f"{REACHABLE:g} class spread; every number is in the folded table.)")
