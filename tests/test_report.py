@@ -76,8 +76,9 @@ def test_figure_table_has_one_column_per_eps():
     table = report.figure_table(averages(rising), ["feature_mean", "weight"])
     assert list(table.columns) == [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3]
     assert table.loc[("A-200d", "weight"), 0.3] == 0.8
-    small = averages(rising).assign(mse=0.000123456)
-    assert report.figure_table(small, ["weight"], "mse").loc[("A-200d", "weight"), 0.0] == 0.000123
+    mixed = averages(rising).assign(mse=[0.000823456 if r == "weight" else 2.4912 for r in averages(rising).reference])
+    mse = report.figure_table(mixed, ["feature_mean", "weight"], "mse")
+    assert mse.loc[("A-200d", "weight"), 0.0] == "0.000823" and mse.loc[("A-200d", "feature_mean"), 0.0] == "2.49"
 
 
 def test_claims_html_colours_verdicts():

@@ -219,12 +219,13 @@ def notebook_links(names: list[str], folder: str) -> str:
 def figure_table(averages: pd.DataFrame, references: list[str], metric: str = "cosine") -> pd.DataFrame:
     """The numbers behind a figure: one class-averaged metric, one row per model × reference, one column per ε.
 
-    Cosines are rounded to 3 decimals; MSEs (tiny for some models) to 3 significant digits.
+    Cosines are rounded to 3 decimals; MSEs (tiny for some models) are written at 3 significant digits, cell by cell:
+    as numbers, pandas would print a whole column in scientific notation (2.490e+00) once one cell is tiny.
     """
     data = averages[averages.reference.isin(references)]
     table = data.pivot_table(index=["model", "reference"], columns="eps", values=metric)
     table.columns.name = f"{metric} at ε ="
-    return table.round(3) if metric == "cosine" else table.map(lambda v: float(f"{v:.3g}"))
+    return table.round(3) if metric == "cosine" else table.map(lambda v: f"{v:.3g}")
 
 
 def angle_summary(panel: dict) -> dict[str, float]:
