@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.pipeline import cost, dag, make
+from lib.pipeline import cost, dag, make, runner
 from lib.pipeline.config import study
 
 
@@ -155,7 +155,7 @@ def test_the_wall_time_counts_the_hours_steps_ran_not_the_pauses_between_session
         t.executed.parent.mkdir(parents=True, exist_ok=True)
         t.executed.write_text(json.dumps({"metadata": {"papermill": {
             "start_time": f"2026-11-30T{start}+00:00", "end_time": f"2026-11-30T{end}+00:00"}}}))
-    assert make.busy_seconds(dag.plan(study("smoke")).values()) == 51 * 60  # unfinished tasks count nothing
+    assert runner.busy_seconds(t.executed for t in dag.plan(study("smoke")).values()) == 51 * 60  # unfinished tasks count nothing
 
 
 def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_runs, monkeypatch):
@@ -178,7 +178,7 @@ def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_r
     for name in ("extension", "figures", "centers"):
         plan[name].folder.mkdir(parents=True, exist_ok=True)
         plan[name].output.touch()  # the product the notebook would write
-        make.run_notebook(plan[name], "")
+        runner.run_notebook(make.card(plan[name], plan), "")
     first, second = list(plan)[:2]
     assert seen["07_extension"]["step_seconds"] == {first: 30.0, second: 90.0}
     assert "wall_seconds" not in seen["07_extension"]

@@ -22,7 +22,7 @@ from lib.core.errors import Diverged, WriteFailed
 from lib.core.evaluation import evaluate
 from lib.core.protocol import TrainConfig
 from lib.core.train import train_or_load
-from lib.pipeline import locks, make
+from lib.pipeline import locks, make, runner
 from lib.pipeline.config import study
 from lib.pipeline.dag import plan
 from tests import smoke
@@ -180,7 +180,7 @@ def test_a_second_run_waits_for_the_product_and_uses_it(tmp_path, monkeypatch, c
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "runs"))
     t = plan(study("smoke"))["train-A-200d"]
     holder = hold_and_make(t)
-    monkeypatch.setattr(make, "run_notebook", lambda *a: pytest.fail("the product was computed twice"))
+    monkeypatch.setattr(runner, "run_notebook", lambda *a: pytest.fail("the product was computed twice"))
     start = time.monotonic()
     make.execute(t, "")
     assert time.monotonic() - start > 0.5 and holder.wait() == 0
@@ -252,7 +252,7 @@ def test_kernels_talk_over_private_unix_sockets_without_the_tcp_warning(tmp_path
     notebook = tmp_path / "in.ipynb"
     code = textwrap.dedent(f"""
         import sys, nbformat, papermill
-        from lib.pipeline.make import KERNEL, kernel_sockets
+        from lib.pipeline.runner import KERNEL, kernel_sockets
         nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]), {str(notebook)!r})
         with kernel_sockets() as config:
             papermill.execute_notebook({str(notebook)!r}, sys.argv[1], kernel_name=KERNEL, progress_bar=False,

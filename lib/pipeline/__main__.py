@@ -1,10 +1,10 @@
-"""`python -m lib.pipeline ...`: the command line of lib.pipeline.make. A step that another run is making (the
-Makefile passes `--executed PATH`) is waited for before the pipeline loads (torch, the plan), so a second
-`make report` on the same runs/ costs little more than its waiting."""
+"""`python -m lib.pipeline ...`: the command line of lib.pipeline.make. A step of the generated Makefile (it passes
+`--executed PATH`) first waits while another run makes it, then runs from its card (lib.pipeline.runner): the
+pipeline (torch, the plan) loads only where a step has no card of this tree, and a second `make report` on the
+same runs/ costs little more than its waiting."""
 import sys
-from pathlib import Path
 
-from lib.pipeline.locks import wait_for_another_run
+from lib.pipeline import runner  # imports nothing heavy
 
 # Every step's process imports papermill, whose notebook validation imports jsonschema, which compiles 39 lark
 # grammars at import (rfc3987_syntax, 1.5 s of a step's ~10 s of start-up) for the 'iri' formats that no notebook
@@ -13,11 +13,10 @@ from lib.pipeline.locks import wait_for_another_run
 sys.modules.setdefault("rfc3987_syntax", None)
 
 args = sys.argv[1:]
-if "execute" in args and "--executed" in args:
-    name, executed = args[args.index("execute") + 1], Path(args[args.index("--executed") + 1])
-    if wait_for_another_run(name, executed):
+if "execute" in args and "--executed" in args:  # a step of the generated Makefile
+    if runner.from_command_line(args):  # another run made it, or it ran from its card
         raise SystemExit(0)
 
-from lib.pipeline.make import main  # noqa: E402 (after the wait, on purpose)
+from lib.pipeline.make import main  # noqa: E402 (after the wait and the card, on purpose)
 
 main()

@@ -1,5 +1,5 @@
-"""Run the DAG: write it as a Makefile (`make -j` runs independent steps in parallel), say what it will
-cost, follow its progress, and execute one step's notebook with papermill.
+"""Run the DAG: write it as a Makefile (`make -j` runs independent steps in parallel) and each task's card, say
+what it will cost, follow its progress; a step's notebook runs from its card (lib.pipeline.runner).
 
     python -m lib.pipeline --profile quick --set "epochs=3" makefile   # writes runs/quick/pipeline.mk
     python -m lib.pipeline --profile quick execute train-A-200d         # one step
@@ -10,30 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shlex
 import sys
-import tempfile
 import time
 from collections import Counter
-from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Iterator
-
-from traitlets.config import Config
 
 from lib.core import products
-from lib.core.errors import MissingInput, ProductError, UserFacing
+from lib.core.errors import ProductError, UserFacing
 from lib.core.protocol import TrainConfig
 from lib.core.provenance import default_device
 from lib.core.train import load_checkpoint
-from lib.pipeline import cost, locks, orphans
+from lib.pipeline import cost, orphans
 from lib.pipeline.config import Study, study
-from lib.pipeline.dag import NOTEBOOKS, Task, plan, reports_dir, runs_dir, task
+from lib.pipeline.dag import Task, plan, reports_dir, runs_dir, task
 from lib.pipeline.render import render
-
-KERNEL = "invadv-centers"
+from lib.pipeline.runner import (KERNEL, TIMED, Card, card_path, duration, fingerprint, jobs_threads, make_jobs,
+                                 overrides_text, run)
 
 
 def product_problem(t: Task) -> str | None:
@@ -63,11 +56,6 @@ def set_aside_broken(s: Study) -> list[str]:
     return notes
 
 
-def overrides_text(overrides: str) -> str:
-    """Normalise override text (one space between items)."""
-    return " ".join(overrides.split())
-
-
 def makefile(s: Study, overrides: str) -> str:
     """A Makefile with one rule per task; `make -f it report` builds the whole report."""
     pipe = f"$(PY) -m lib.pipeline --profile {s.profile} --set {shlex.quote(overrides_text(overrides))}"
@@ -83,23 +71,10 @@ def makefile(s: Study, overrides: str) -> str:
     return "\n".join(lines)
 
 
-def make_jobs() -> int:
-    """N of the `make -jN` running this process (1 outside make or without -j)."""
-    match = re.search(r"(?:^|\s)-j\s*(\d+)", os.environ.get("MAKEFLAGS", ""))
-    return int(match.group(1)) if match else 1
-
-
 def make_dry_run() -> bool:
     """Whether this process runs under `make -n` (its single-letter flags come first in MAKEFLAGS)."""
     flags = os.environ.get("MAKEFLAGS", "").split()
     return bool(flags) and not flags[0].startswith("-") and "n" in flags[0]
-
-
-def jobs_threads(jobs: int | None = None) -> int | None:
-    """Torch threads per notebook under `make -jN` (N: `jobs`, else read from make): the cores shared out, so N
-    runs don't thrash; None with one job (torch's default)."""
-    jobs = make_jobs() if jobs is None else jobs
-    return max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
 
 
 # --- what a run will cost, and how far it got ----------------------------------------------------------------
@@ -143,40 +118,6 @@ def _counts(tasks: list[Task]) -> dict[str, int]:
     return Counter(t.step.noun or t.name for t in tasks)
 
 
-def papermill_record(t: Task) -> dict:
-    """What papermill recorded in a finished task's executed notebook (duration, start and end time), or {}."""
-    try:
-        return json.loads(t.executed.read_text())["metadata"]["papermill"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-
-
-def duration(t: Task) -> float:
-    """Seconds a finished task's notebook ran."""
-    try:
-        return float(papermill_record(t)["duration"])
-    except (KeyError, TypeError, ValueError):
-        return 0.0
-
-
-def busy_seconds(tasks: Iterable[Task]) -> float:
-    """Wall time the finished tasks took together: the union of their notebooks' [start, end] intervals. Steps that
-    ran side by side (make -jN) count once, and the pauses of a run resumed in a later session count not at all."""
-    spans = []
-    for t in tasks:
-        record = papermill_record(t)
-        try:
-            spans.append((datetime.fromisoformat(record["start_time"]).timestamp(),
-                          datetime.fromisoformat(record["end_time"]).timestamp()))
-        except (KeyError, TypeError, ValueError):
-            continue
-    total, reached = 0.0, float("-inf")
-    for start, end in sorted(spans):
-        total += max(0.0, end - max(start, reached))
-        reached = max(reached, end)
-    return total
-
-
 def eta(estimated: dict[str, float], finished: dict[str, float], running: dict[str, float], jobs: int) -> float:
     """Seconds left: the unfinished steps' estimates, rescaled by how the finished ones compared with theirs
     (actual / estimated), less what the running ones have already done, shared over `jobs` at a time."""
@@ -208,7 +149,7 @@ def watch(s: Study, poll: float = 2.0) -> None:
                 if t.name in finished:
                     continue
                 if t.executed.exists():
-                    finished[t.name] = duration(t) or now - started.get(t.name, start)
+                    finished[t.name] = duration(t.executed) or now - started.get(t.name, start)
                     bar.update(1)
                     if not live:
                         print(f"[{len(finished)}/{len(todo)}] {t.name} done in {minutes(finished[t.name])}; "
@@ -227,74 +168,19 @@ def watch(s: Study, poll: float = 2.0) -> None:
         bar.close()
 
 
-def execute(task: Task, overrides: str, expected_key: str | None = None) -> None:
-    """Run the task's notebook with papermill, unless another run made it meanwhile; the executed notebook
-    appears only on success."""
-    if expected_key and expected_key != task.key:
-        raise SystemExit(f"error: the code or parameters of {task.name} changed while the pipeline ran "
-                         f"(key {expected_key} -> {task.key}); run `make report` again")
-    missing = [d for d in task.deps if not d.output.exists()]
-    if missing:
-        raise MissingInput(f"{task.name} needs {', '.join(d.name for d in missing)} first: "
-                           f"run `make report PROFILE={task.profile}` (with the same SET=...)")
-    held = locks.lock(task.folder)
-    locks.acquire(held, task.name)
-    try:
-        if locks.made_by_another_run(task.name, task.executed):
-            return
-        run_notebook(task, overrides)
-    finally:
-        held.release()
+def card(t: Task, tasks: dict[str, Task]) -> Card:
+    """What running the task needs, for its step's process (lib.pipeline.runner); `tasks`: the plan it is in."""
+    timed = {o.name: o.executed for o in tasks.values() if o.name != t.name} if t.name in TIMED else {}
+    return Card(t.name, t.key, t.profile, t.notebook, t.folder, t.executed, t.output, t.params,
+                {d.name: d.output for d in t.deps}, timed, fingerprint())
 
 
-@contextmanager
-def kernel_sockets() -> Iterator[Config]:
-    """Kernel configuration for one notebook run: papermill and the kernel talk over Unix sockets in a folder of
-    this run's own. Both run on this machine, and over TCP ipykernel warns (rightly) about unencrypted traffic in
-    every step's output; a folder per run keeps parallel steps' sockets apart (a short path: sockets allow ~100
-    characters)."""
-    with tempfile.TemporaryDirectory(prefix="invadv-kernel-") as folder:
-        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "kernel")}})
-
-
-def run_notebook(task: Task, overrides: str) -> None:
-    """Execute the task's notebook into a partial file, renamed to the executed notebook once it ran to the end."""
-    import papermill
-
-    partial = task.folder / f".{task.notebook}.partial.ipynb"
-    env_threads = jobs_threads()
-    if env_threads and "INVADV_THREADS" not in os.environ:
-        os.environ["INVADV_THREADS"] = str(env_threads)  # read by lib.provenance.default_device
-    params = {"profile": task.profile, "overrides": overrides_text(overrides), **task.params}
-    if task.name in ("extension", "figures"):  # the cost of a seed; the report's wall time and per-step compute
-        others = [t for t in plan(study(task.profile, overrides)).values() if t.name != task.name]
-        params["step_seconds"] = {t.name: round(duration(t), 1) for t in others if t.executed.exists()}
-        if task.name == "figures":
-            params["wall_seconds"] = busy_seconds(others)
-    # With -jN (N > 1) the steps keep their output to their notebooks, and `watch` shows one progress line; in a
-    # log (not a terminal) each step still says where it starts, beside `watch`'s line when it finishes.
-    alone = make_jobs() == 1
-    if alone or not sys.stdout.isatty():
-        print(f"[{task.name}] {task.notebook} -> {task.folder}", flush=True)
-    # The kernel is killed once its last cell ran: everything it wrote is written (products atomically) and its
-    # outputs are in the notebook, so the graceful shutdown (an interrupt, a request, then waiting for the exit)
-    # only cost each step seconds and printed "KeyboardInterrupt caught in kernel" into the log.
-    try:
-        with kernel_sockets() as config:
-            papermill.execute_notebook(
-                NOTEBOOKS / f"{task.notebook}.ipynb", partial, cwd=str(NOTEBOOKS), kernel_name=KERNEL,
-                parameters=params, log_output=alone, progress_bar=False, config=config, shutdown_kernel="immediate")
-    except papermill.PapermillExecutionError as exc:
-        # The notebook's own error first, not papermill's traceback.
-        raise SystemExit(f"error in {task.name} ({task.notebook}): {exc.ename}: {exc.evalue}\n"
-                         f"  executed notebook kept for inspection: {partial}") from None
-    except OSError as exc:  # papermill could not write the notebook (disk full, ...)
-        partial.unlink(missing_ok=True)
-        raise SystemExit(f"error in {task.name}: could not write its notebook {partial}: {exc.strerror or exc}; "
-                         "free space there and run again") from None
-    os.replace(partial, task.executed)
-    if not task.output.exists():
-        raise SystemExit(f"error: {task.notebook} ran but did not write {task.output}")
+def execute(t: Task, overrides: str, expected_key: str | None = None) -> None:
+    """Run a task planned here (no card of this tree, or by hand), after checking the key the Makefile expects."""
+    if expected_key and expected_key != t.key:
+        raise SystemExit(f"error: the code or parameters of {t.name} changed while the pipeline ran "
+                         f"(key {expected_key} -> {t.key}); run `make report` again")
+    run(card(t, plan(study(t.profile, overrides)) if t.name in TIMED else {}), overrides)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -326,7 +212,10 @@ def prepare(s: Study) -> dict[str, Task]:
     s.check_classes()
     for note in set_aside_broken(s):
         print(note, file=sys.stderr)
-    return plan(s)
+    tasks = plan(s)
+    for t in tasks.values():  # each step's process reads its card instead of planning (lib.pipeline.runner)
+        products.write_text(card(t, tasks).to_json(), card_path(t.executed))
+    return tasks
 
 
 def run_command(args: argparse.Namespace) -> None:
