@@ -37,12 +37,14 @@ def test_the_probe_names_adversarial_centers_as_one_item():
             + [("adversarial center", e, 1.0) for e in (0.0, 0.1, 0.3)]]
     rows += [("B-200d", c, e, p) for c, e, p in [("feature mean", None, 1.0)]
              + [("adversarial center", e, 1.0 if e < 0.2 else 0.0) for e in (0.0, 0.1, 0.3)]]
+    rows += [("F-200d", c, e, 0.0) for c, e in [("feature mean", None), ("adversarial center", 0.1)]]
     probe = pd.DataFrame([{"model": m, "candidate": c, "eps": e, "class": k, "probability": p,
                            "relative_distance": 0.5 if p else 4.0} for m, c, e, p in rows for k in range(10)])
     text = report.interpret_probe(report.probe_summary(probe))
     assert "A-200d: likely and reachable for most classes — feature mean, center, adversarial centers at every ε; " \
            "farthest from real features: weight direction (4.00 spreads)." in text
     assert "B-200d: likely and reachable for most classes — feature mean, adversarial centers at ε=0, 0.1;" in text
+    assert "F-200d: no candidate is likely and reachable for most classes; farthest from real features: " in text
 
 
 def test_header_states_provenance():

@@ -288,7 +288,7 @@ def candidate_list(good: list[str], offered: list[str]) -> str:
     items = [c for c in good if not c.startswith(ADVERSARIAL_CANDIDATE)]
     if eps:
         items.append("adversarial centers at every ε" if every else f"adversarial centers at ε={', '.join(eps)}")
-    return ", ".join(items) if items else "none of the candidates"
+    return ", ".join(items)
 
 
 def interpret_probe(summary: pd.DataFrame) -> str:
@@ -297,8 +297,9 @@ def interpret_probe(summary: pd.DataFrame) -> str:
     for model, d in summary.groupby("model", sort=False):
         good = d[d["likely & reachable"] >= 0.5]
         far = d.loc[d.relative_distance.idxmax()]
-        found.append(f"{model}: likely and reachable for most classes — "
-                     + candidate_list(list(good.candidate), list(d.candidate))
+        listed = candidate_list(list(good.candidate), list(d.candidate))
+        found.append((f"{model}: likely and reachable for most classes — {listed}" if listed else
+                      f"{model}: no candidate is likely and reachable for most classes")
                      + f"; farthest from real features: {far.candidate} ({far.relative_distance:.2f} spreads).")
     return bullets(found) + (f"\n\n(Likely: probability ≥ {LIKELY}; reachable: nearest real feature within "
                              f"{REACHABLE:g} class spread; every number is in the folded table.)")
