@@ -2,10 +2,11 @@
 lead somewhere."""
 import re
 
+import pandas as pd
 import pytest
 
 from lib import ROOT
-from lib.analysis import quoted
+from lib.analysis import claims, quoted
 
 
 @pytest.mark.parametrize("path", quoted.DOCUMENTS, ids=lambda p: p.name)
@@ -25,6 +26,22 @@ def test_a_marker_is_rewritten_from_the_tables_and_an_unknown_one_is_an_error():
         "A reaches <!-- acc_A -->99.28 %<!-- / --> and B <!-- acc_B -->99.45 %<!-- / -->."
     with pytest.raises(KeyError, match=r"markers name no quotable value: \['acc_B'\]"):
         quoted.refresh(text, {"acc_A": "99.28 %"})
+
+
+def test_claims_4_and_5_are_quoted_as_the_report_decides_them():
+    """Three seeds of A–G: C gains 10 points on B under PGD but none under AutoAttack; F gains 5 on E under both."""
+    pgd = {"A": 0.5, "B": 0.4, "C": 0.5, "D": 0.4, "E": 0.9, "F": 0.95, "G": 0.9}
+    aa = {"A": 0.3, "B": 0.2, "C": 0.2, "D": 0.2, "E": 0.85, "F": 0.9, "G": 0.85}
+    table = pd.DataFrame([{"model": f"{m}-200d", "seed": seed, "samples": 10000, "clean_acc": 0.99,
+                           "compactness": 0.1, "robust_acc@0.1": pgd[m] + 0.002 * seed,
+                           "autoattack_acc@0.1": aa[m] + 0.002 * seed,
+                           "autoattack_samples": 500} for m in pgd for seed in range(3)])
+    q = quoted.robustness(table, check=None)
+    assert (q["claim4"], q["claim5"]) == (claims.claim4(table, 10000)[0], claims.claim5(table, 10000)[0]) \
+        == (claims.FAILS, claims.HOLDS)
+    assert (q["pgd_C-200d@0.1"], q["aa_C-200d@0.1"], q["clean_F-200d"]) == ("50.2 %", "20.2 %", "99.0 %")
+    assert q["C-B_pgd@0.1"].startswith("+10.0 pp [") and q["C-B_aa@0.1"] == "+0.0 pp [-0.5, +0.5]"
+    assert q["F-E_aa@0.1"].startswith("+5.0 pp [+") and "F-G_aa@0.1" in q and "C-B_compactness" not in q
 
 
 @pytest.mark.parametrize("path", quoted.DOCUMENTS, ids=lambda p: p.name)

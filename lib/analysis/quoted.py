@@ -43,6 +43,29 @@ def values(results: Path = RESULTS) -> dict[str, str]:
         table = pd.read_csv(comparison)
         seeds = table.groupby("model").seed.nunique()
         quoted["seeds"] = str(int(seeds.max()))
+        if "autoattack_samples" in table:  # the extension under AutoAttack (issue 29)
+            check = results / "attack_check.csv"
+            quoted |= robustness(table, pd.read_csv(check) if check.exists() else None)
+    return quoted
+
+
+def robustness(comparison: pd.DataFrame, check: pd.DataFrame | None) -> dict[str, str]:
+    """Claims 4 and 5: their verdicts; each model's clean, PGD and AutoAttack accuracy (mean over seeds:
+    `clean_C-200d`, `pgd_C-200d@0.1`, `aa_C-200d@0.1`); each contrast with its 95 % interval (`C-B_aa@0.1`)."""
+    samples = int(comparison.samples.iloc[0])
+    quoted = {"claim4": claims.claim4(comparison, samples, check=check)[0]}
+    if {claims.ROBUST_BASE, *claims.WITH_INVERSE} <= set(comparison.model):
+        quoted["claim5"] = claims.claim5(comparison, samples)[0]
+    names = {"clean_acc": "clean"} | {c: ("pgd" if c.startswith(claims.PGD) else "aa") + "@" + c.split("@")[1]
+                                      for c in comparison if c.startswith((claims.PGD, claims.AUTOATTACK))}
+    means = comparison.groupby("model")[list(names)].mean()
+    for column, name in names.items():
+        metric, _, eps = name.partition("@")
+        quoted |= {f"{metric}_{model}" + (f"@{eps}" if eps else ""): percent(v, 1) for model, v in means[column].items()}
+    for r in claims.contrasts(comparison, samples).itertuples():
+        if r.metric in names:
+            quoted[f"{r.model[0]}-{r.baseline[0]}_{names[r.metric]}"] = \
+                f"{100 * r.difference:+.1f} pp [{100 * r.low:+.1f}, {100 * r.high:+.1f}]"
     return quoted
 
 
