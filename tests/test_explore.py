@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lib.core.protocol import model_name
-from lib.pipeline import dag, explore, make
+from lib.pipeline import dag, explore, runner
 from lib.pipeline.config import study
 
 
@@ -33,7 +33,7 @@ def test_explorer_runs_headless_and_saves_its_view(tmp_path):
 
     papermill.execute_notebook(dag.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
                                parameters={"profile": "smoke", "eps": 0.1, "digit_class": 7, "interactive": False},
-                               kernel_name=make.KERNEL, cwd=str(dag.NOTEBOOKS), progress_bar=False,
+                               kernel_name=runner.KERNEL, cwd=str(dag.NOTEBOOKS), progress_bar=False,
                                execution_timeout=600)  # a hung cell fails the test instead of the CI run
     view = dag.reports_dir() / "figures" / "explore-smoke.png"
     assert view.stat().st_size > 20_000

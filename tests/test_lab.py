@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from lib import ROOT
-from lib.pipeline.make import KERNEL
+from lib.pipeline.runner import KERNEL
 
 
 def free_port() -> int:

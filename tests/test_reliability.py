@@ -17,7 +17,7 @@ from lib import ROOT
 from lib.core import products
 from lib.core.errors import ConfigError, ProductError
 from lib.core.train import load_checkpoint
-from lib.pipeline import dag, make
+from lib.pipeline import dag, make, runner
 from lib.pipeline.config import study
 from tests.smoke import offline_env
 
@@ -160,7 +160,7 @@ def test_notebook_error_is_one_line_at_the_top_of_its_output(tmp_path):
     out = tmp_path / "02.ipynb"
     with pytest.raises(papermill.PapermillExecutionError) as info:
         papermill.execute_notebook(dag.NOTEBOOKS / "02_inverse_adversaries.ipynb", out,
-                                   parameters={"profile": "smoke", "eps": -0.5}, kernel_name=make.KERNEL,
+                                   parameters={"profile": "smoke", "eps": -0.5}, kernel_name=runner.KERNEL,
                                    cwd=str(dag.NOTEBOOKS), progress_bar=False, execution_timeout=600)
     assert info.value.ename == "ConfigError"
     failed = [c for c in json.loads(out.read_text())["cells"]

@@ -25,7 +25,7 @@ from lib.pipeline import cost, orphans
 from lib.pipeline.config import Study, study
 from lib.pipeline.dag import Task, plan, reports_dir, runs_dir, task
 from lib.pipeline.render import render
-from lib.pipeline.runner import (KERNEL, TIMED, Card, card_path, duration, fingerprint, jobs_threads, make_jobs,
+from lib.pipeline.runner import (TIMED, Card, card_path, duration, fingerprint, jobs_threads, make_jobs,
                                  overrides_text, run)
 
 
