@@ -6,7 +6,7 @@ import time
 import pytest
 from filelock import FileLock
 
-from lib.pipeline import dag, make, orphans
+from lib.pipeline import dag, make, orphans, runner
 from lib.pipeline.config import study
 
 
@@ -26,6 +26,10 @@ def runs(tmp_path, monkeypatch):
     week = time.time() - 7 * 86400
     os.utime(old / "product.pt", (week, week))
     (tmp_path / "smoke" / "pipeline.mk").write_text("")  # files beside the folders are no products
+    cards = tmp_path / "smoke" / runner.CARDS  # task cards: the current plan's, and one another plan wrote
+    cards.mkdir()
+    for name in (current.folder.name, "eps-0.5-B-200d-00000000beef"):
+        (cards / f"{name}.json").write_text("{}")
     return s, current, old, gone
 
 
@@ -47,8 +51,11 @@ def test_orphans_are_removed_only_when_asked_and_never_while_held(runs, capsys):
         make.main(["--profile", "smoke", "orphans", "--remove"])
     out = capsys.readouterr().out
     assert "removed train-A-200d-0123456789ab (3.0 kB)" in out and "kept eps-0.5-A-200d-ba9876543210" in out
+    assert "removed 1 task card(s) of other plans" in out
     assert not old.exists() and gone.exists() and current.output.exists()
     make.main(["--profile", "smoke", "orphans", "--remove"])
     assert not gone.exists() and current.output.exists()
+    cards = current.folder.parent / runner.CARDS
+    assert [p.stem for p in cards.iterdir()] == [current.folder.name]  # the other plan's card went with the first
     make.main(["--profile", "smoke", "orphans"])
     assert "no orphaned products" in capsys.readouterr().out

@@ -236,5 +236,7 @@ def run_command(args: argparse.Namespace) -> None:
     elif args.command == "watch":
         watch(s)
     elif args.command == "orphans":
-        found = orphans.orphans(s.profile, plan(s))
-        print("\n".join(orphans.remove(found)) if args.remove and found else orphans.listing(found, s.profile))
+        tasks = plan(s)
+        found = orphans.orphans(s.profile, tasks)
+        removed = [*orphans.remove(found), *orphans.remove_cards(s.profile, tasks)] if args.remove else []
+        print("\n".join(removed) or orphans.listing(found, s.profile))

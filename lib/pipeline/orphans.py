@@ -2,7 +2,7 @@
 `make report` (switching back finds them again) and listed or removed only when asked.
 
     python -m lib.pipeline --profile paper orphans            # list them: step, size, age
-    python -m lib.pipeline --profile paper orphans --remove   # remove them
+    python -m lib.pipeline --profile paper orphans --remove   # remove them (and other plans' task cards)
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from lib.pipeline.dag import Task, runs_dir
+from lib.pipeline.runner import CARDS
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,14 @@ def remove(found: list[Orphan]) -> list[str]:
             lock.release()
         lines.append(f"removed {o.folder.name} ({human(o.size)})")
     return lines
+
+
+def remove_cards(profile: str, tasks: dict[str, Task]) -> list[str]:
+    """Remove the task cards (lib.pipeline.runner) that no key of the current plan names: other plans wrote them.
+    A run of such a plan that needs one plans its task instead."""
+    named = {t.folder.name for t in tasks.values()}
+    folder = runs_dir() / profile / CARDS
+    stale = [p for p in folder.glob("*.json") if p.stem not in named] if folder.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return [f"removed {len(stale)} task card(s) of other plans from {folder}"] if stale else []

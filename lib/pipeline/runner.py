@@ -30,6 +30,7 @@ from lib.core.errors import MissingInput, UserFacing
 from lib.pipeline import locks
 
 KERNEL = "invadv-centers"
+CARDS = ".cards"  # the cards' folder in runs/<profile>/ (a dot-folder: make, the orphans listing and the renderer skip it)
 TIMED = ("extension", "figures")  # the steps that report the compute of the others (the cost of a seed, the header)
 
 
@@ -73,8 +74,8 @@ def fingerprint() -> str:
 
 
 def card_path(executed: Path) -> Path:
-    """A task's card, beside the product folders (a dot-folder: make, the orphans listing and the renderer skip it)."""
-    return executed.parent.parent / ".cards" / f"{executed.parent.name}.json"
+    """A task's card, beside the product folders: runs/<profile>/.cards/<task>-<key>.json."""
+    return executed.parent.parent / CARDS / f"{executed.parent.name}.json"
 
 
 def read_card(name: str, key: str, executed: Path) -> Card | None:
