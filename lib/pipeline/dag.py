@@ -25,8 +25,7 @@ from lib.core.rules import RADIUS, passes
 from lib.pipeline import code
 from lib.pipeline.config import COMPARED_MODELS, Study
 from lib.pipeline.registry import STEPS, Step, eps_label, seed_suffix
-
-NOTEBOOKS = ROOT / "notebooks"
+from lib.pipeline.runner import NOTEBOOKS
 
 
 def runs_dir() -> Path:

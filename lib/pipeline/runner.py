@@ -29,6 +29,8 @@ from lib import ROOT
 from lib.core.errors import MissingInput, UserFacing
 from lib.pipeline import locks
 
+NOTEBOOKS = ROOT / "notebooks"
+
 KERNEL = "invadv-centers"
 CARDS = ".cards"  # the cards' folder in runs/<profile>/ (a dot-folder: make, the orphans listing and the renderer skip it)
 TIMED = ("extension", "figures")  # the steps that report the compute of the others (the cost of a seed, the header)
@@ -68,7 +70,7 @@ def fingerprint() -> str:
     """A hash of every file a key can depend on (lib/**/*.py, notebooks/*.ipynb): where it is equal, planning
     the study now gives the plan a card was written from."""
     digest = hashlib.sha256()
-    for path in sorted([*(ROOT / "lib").rglob("*.py"), *(ROOT / "notebooks").glob("*.ipynb")]):
+    for path in sorted([*(ROOT / "lib").rglob("*.py"), *NOTEBOOKS.glob("*.ipynb")]):
         digest.update(f"{path.relative_to(ROOT)}\0".encode() + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -180,7 +182,7 @@ def run_notebook(card: Card, overrides: str) -> None:
     try:
         with kernel_sockets() as config:
             papermill.execute_notebook(
-                ROOT / "notebooks" / f"{card.notebook}.ipynb", partial, cwd=str(ROOT / "notebooks"),
+                NOTEBOOKS / f"{card.notebook}.ipynb", partial, cwd=str(NOTEBOOKS),
                 kernel_name=KERNEL, parameters=params, log_output=alone, progress_bar=False, config=config,
                 shutdown_kernel="immediate")
     except papermill.PapermillExecutionError as exc:
