@@ -14,12 +14,13 @@ EXTENDED ?=
 # EXTENDED=0 leaves out the extension (models C and D, robustness, probe, dimension sweep, extra seeds).
 OVERRIDES = $(strip $(SET) $(if $(EXTENDED),extended=$(EXTENDED)))
 
-.PHONY: help env data report test bench bench-quick nbval-refresh docs lab orphans clean-orphans clean-venv
+.PHONY: help env data report carry test bench bench-quick nbval-refresh docs lab orphans clean-orphans clean-venv
 help:
 	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\", EXTENDED=0)"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
 	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
+	@echo "make carry   - copy the run's finished products into products/PROFILE/ to commit (make report restores them)"
 	@echo "make orphans - list product folders in runs/ that no key of this PROFILE and SET names (clean-orphans removes them)"
 	@echo "make docs    - rewrite the numbers the README and docs/ quote from reports/results/paper/, and its picture"
 	@echo "make data    - fetch and verify MNIST into $(INVADV_DATA)"
@@ -50,6 +51,12 @@ report: $(VENV)/.installed $(RAW)/.verified
 	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" watch & watcher=$$!; \
 	$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report; status=$$?; \
 	kill $$watcher 2>/dev/null; wait $$watcher 2>/dev/null; exit $$status
+
+# A run longer than a working session: `make carry` copies its finished products (and unfinished trainings'
+# last epoch) into products/$(PROFILE)/, which git tracks for the paper profile; `make report` in another clone
+# copies back what runs/ lacks and goes on from there (lib/pipeline/carry.py).
+carry: $(VENV)/.installed
+	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" carry
 
 # Products of other parameters or code stay in runs/ (switching back finds them); these list or remove them.
 orphans: $(VENV)/.installed

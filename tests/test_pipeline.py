@@ -188,11 +188,11 @@ def test_broken_product_is_set_aside_and_named(tmp_path, monkeypatch):
     t.executed.write_text("{}")
     products.save({"model": {"w": torch.ones(1000)}}, t.output)
     t.output.write_bytes(t.output.read_bytes()[:200])  # truncated, e.g. a full disk
-    [note] = make.set_aside_broken(s)
+    [note] = make.set_aside_broken(dag.plan(s))
     assert "step train-A-200d" in note and "unreadable" in note and "will be recomputed" in note
     assert not t.executed.exists() and not t.output.exists()
     assert len(list(t.folder.glob("*.broken-*"))) == 2  # kept for inspection, not deleted
-    assert make.set_aside_broken(s) == []
+    assert make.set_aside_broken(dag.plan(s)) == []
 
 
 def test_checkpoint_of_another_config_is_set_aside(tmp_path, monkeypatch):
@@ -202,7 +202,7 @@ def test_checkpoint_of_another_config_is_set_aside(tmp_path, monkeypatch):
     a.folder.mkdir(parents=True)
     a.executed.write_text("{}")
     products.save({"config": b.key_params, "model": {}}, a.output)  # B's checkpoint copied into A's place
-    [note] = make.set_aside_broken(s)
+    [note] = make.set_aside_broken(dag.plan(s))
     assert "another config" in note and "'model': ('B', 'A')" in note
 
 

@@ -64,3 +64,18 @@ def test_a_step_without_its_inputs_names_them_and_the_command(planned):
     with pytest.raises(SystemExit, match=r"^error: centers needs [\w.,\- ]+ first: run `make report "
                                          r"PROFILE=smoke` \(with the same SET=...\)"):
         runner.from_command_line(["--profile", "smoke", "execute", t.name, "--key", t.key, "--executed", str(t.executed)])
+
+
+def test_cards_are_written_for_steps_to_run_and_only_when_they_change(planned):
+    """A made step needs no card, and an unchanged card is not written again (each write is fsync'd)."""
+    made, todo = planned["train-A-200d"], planned["train-B-200d"]
+    made.folder.mkdir(parents=True)
+    made.executed.write_text("{}")
+    runner.card_path(made.executed).unlink()
+    written = runner.card_path(todo.executed).stat().st_mtime_ns
+    make.write_cards(planned)
+    assert not runner.card_path(made.executed).exists()
+    assert runner.card_path(todo.executed).stat().st_mtime_ns == written
+    runner.card_path(todo.executed).write_text("{}")  # a card of another plan is replaced by this one's
+    make.write_cards(planned)
+    assert runner.Card.from_json(runner.card_path(todo.executed).read_text()) == make.card(todo, planned)

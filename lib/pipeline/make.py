@@ -21,7 +21,7 @@ from lib.core.errors import ProductError, UserFacing
 from lib.core.protocol import TrainConfig
 from lib.core.provenance import default_device
 from lib.core.train import load_checkpoint
-from lib.pipeline import cost, orphans
+from lib.pipeline import carry, cost, orphans
 from lib.pipeline.config import Study, study
 from lib.pipeline.dag import Task, plan, reports_dir, runs_dir, task
 from lib.pipeline.render import render
@@ -43,10 +43,10 @@ def product_problem(t: Task) -> str | None:
     return None
 
 
-def set_aside_broken(s: Study) -> list[str]:
+def set_aside_broken(tasks: dict[str, Task]) -> list[str]:
     """Move finished tasks with an unusable product aside (kept, renamed) so make recomputes them."""
     notes = []
-    for t in plan(s).values():
+    for t in tasks.values():
         if t.executed.exists() and (problem := product_problem(t)):
             suffix = time.strftime(".broken-%Y%m%d-%H%M%S")
             for path in {t.executed, t.output}:
@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--executed", help="the executed notebook the Makefile expects (waited for in __main__)")
     sub.add_parser("render", help="render the HTML report from the executed notebooks")
     sub.add_parser("watch", help="under make -jN: one progress line until every step is made")
+    sub.add_parser("carry", help="copy finished products and training states into products/<profile>/ to commit")
     orphaned = sub.add_parser("orphans", help="list the product folders no key of the current plan names")
     orphaned.add_argument("--remove", action="store_true", help="remove them (never done otherwise)")
     args = parser.parse_args(argv)
@@ -210,12 +211,23 @@ def prepare(s: Study) -> dict[str, Task]:
     products.check_writable(runs_dir() / s.profile)
     products.check_writable(reports_dir())
     s.check_classes()
-    for note in set_aside_broken(s):
-        print(note, file=sys.stderr)
     tasks = plan(s)
-    for t in tasks.values():  # each step's process reads its card instead of planning (lib.pipeline.runner)
-        products.write_text(card(t, tasks).to_json(), card_path(t.executed))
+    if restored := carry.restore(tasks, s.profile):
+        print(carry.summary(restored, "restored", s.profile), file=sys.stderr)
+    for note in set_aside_broken(tasks):
+        print(note, file=sys.stderr)
+    write_cards(tasks)
     return tasks
+
+
+def write_cards(tasks: dict[str, Task]) -> None:
+    """Each step still to run gets its card, which its process reads instead of planning (lib.pipeline.runner);
+    a card already as planned is not rewritten (each write is fsync'd: 213 of them took a second)."""
+    for t in tasks.values():
+        if not t.executed.exists():
+            text, path = card(t, tasks).to_json(), card_path(t.executed)
+            if not path.exists() or path.read_text() != text:
+                products.write_text(text, path)
 
 
 def run_command(args: argparse.Namespace) -> None:
@@ -235,6 +247,8 @@ def run_command(args: argparse.Namespace) -> None:
         render(s, plan(s))
     elif args.command == "watch":
         watch(s)
+    elif args.command == "carry":
+        print(carry.summary(carry.carry(plan(s), s.profile), "carried", s.profile))
     elif args.command == "orphans":
         tasks = plan(s)
         found = orphans.orphans(s.profile, tasks)

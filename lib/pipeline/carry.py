@@ -1,0 +1,103 @@
+"""A long run's products, carried in git: a fresh clone, or a machine that lost runs/, resumes the study
+where it stopped instead of recomputing it (the paper run takes longer than a working session, issue 29).
+
+    python -m lib.pipeline --profile paper carry   # runs/paper/ -> products/paper/ (then commit products/paper/)
+    make report                                    # copies back from products/paper/ what runs/paper/ lacks
+
+`carry` keeps every finished step's folder (its executed notebook and products) and the last epoch state of every
+training still under way. Folders are named by their keys, so a carried product of other code or other parameters
+is never taken for the current one: it is an orphan, as in runs/. Carried files are read like any product (torch
+checkpoints with weights_only), and a carried product that does not load is set aside and recomputed.
+"""
+from __future__ import annotations
+
+import filecmp
+import os
+import shutil
+from pathlib import Path
+
+from lib import ROOT
+from lib.core import products
+from lib.pipeline.dag import Task, runs_dir
+
+
+def store_dir(profile: str) -> Path:
+    """Where a profile's products are carried (INVADV_STORE, default products/), tracked by git for `paper`."""
+    return Path(os.environ.get("INVADV_STORE", ROOT / "products")) / profile
+
+
+def resume_state(t: Task) -> Path:
+    """A training's per-epoch state beside its checkpoint (lib.core.train.train_or_load names it so)."""
+    return t.output.with_name(f".{t.output.stem}.resume.pt")
+
+
+def finished_files(folder: Path) -> list[Path]:
+    """The files a finished step leaves: its executed notebook and products, not locks, partial or broken files."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and ".broken-" not in p.name)
+
+
+def epochs_done(state: Path) -> int:
+    """How many epochs a training's resume state holds (0 when it does not load)."""
+    try:
+        return len(products.load(state).get("history", []))
+    except Exception:  # an unreadable state is worth nothing; the training starts over or from another copy
+        return 0
+
+
+def copy(source: Path, target: Path) -> None:
+    """Copy a file atomically: `target` is whole or absent, so an interrupted copy is never taken for a product."""
+    with products.atomic_path(target) as tmp:
+        shutil.copyfile(source, tmp)
+
+
+def same(a: Path, b: Path) -> bool:
+    return b.exists() and filecmp.cmp(a, b, shallow=False)
+
+
+def carry(tasks: dict[str, Task], profile: str) -> list[str]:
+    """Copy into the store what runs/ has made of `tasks` (the current plan) and the store lacks; one line each."""
+    store, done = store_dir(profile), []
+    for t in tasks.values():
+        into = store / t.folder.name
+        if t.executed.exists():
+            files = finished_files(t.folder)
+            fresh = [f for f in files if not same(f, into / f.name)]
+            # the executed notebook last: a store cut short by an interruption holds no finished-looking step
+            for f in sorted(fresh, key=lambda f: f == t.executed):
+                copy(f, into / f.name)
+            (into / resume_state(t).name).unlink(missing_ok=True)  # the finished checkpoint supersedes it
+            if fresh:
+                done.append(f"{t.name}: {len(fresh)} file(s)")
+        elif t.step.name == "train" and resume_state(t).exists():
+            state, kept = resume_state(t), into / resume_state(t).name
+            if epochs_done(state) > (epochs_done(kept) if kept.exists() else 0):
+                copy(state, kept)
+                done.append(f"{t.name}: epoch {epochs_done(kept)} of training")
+    return done
+
+
+def restore(tasks: dict[str, Task], profile: str) -> list[str]:
+    """Copy into runs/ what the store holds of `tasks` and runs/ lacks (a training's state only where the store's
+    is further along); one line each. Called before a run plans what to compute."""
+    store, done = store_dir(profile), []
+    for t in tasks.values():
+        source = store / t.folder.name
+        if t.executed.exists() or not source.is_dir():
+            continue
+        carried = source / t.executed.name
+        if carried.exists():
+            for f in sorted(finished_files(source), key=lambda f: f.name == t.executed.name):
+                copy(f, t.folder / f.name)
+            done.append(f"{t.name}: made")
+        elif (state := source / resume_state(t).name).exists():
+            if epochs_done(state) > (epochs_done(resume_state(t)) if resume_state(t).exists() else 0):
+                copy(state, resume_state(t))
+                done.append(f"{t.name}: training resumes after epoch {epochs_done(state)}")
+    return done
+
+
+def summary(lines: list[str], verb: str, profile: str) -> str:
+    """One line for the user (how many steps moved, between which folders), then a line per step."""
+    runs, store = runs_dir() / profile, store_dir(profile)
+    source, target = (store, runs) if verb == "restored" else (runs, store)
+    return f"{verb} {len(lines)} step(s) from {source} into {target}" + "".join(f"\n  {line}" for line in lines)

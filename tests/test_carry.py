@@ -1,0 +1,83 @@
+"""A run's products carried between clones (products/<profile>/): finished steps and trainings' last epoch go in,
+come back where runs/ lacks them, never replace a further-along training, and are never taken for another key."""
+import pytest
+import torch
+
+from lib.pipeline import carry, dag, make
+from lib.pipeline.config import study
+
+
+@pytest.fixture
+def clone(tmp_path, monkeypatch):
+    """The smoke plan with runs/ and the store in a scratch folder."""
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("INVADV_REPORTS", str(tmp_path / "reports"))
+    monkeypatch.setenv("INVADV_STORE", str(tmp_path / "products"))
+    return dag.plan(study("smoke"))
+
+
+def finish(t: dag.Task, payload: bytes = b"product") -> None:
+    """Make a task look finished: its product, a lock and a partial notebook beside, the executed notebook."""
+    t.folder.mkdir(parents=True, exist_ok=True)
+    t.output.write_bytes(payload)
+    (t.folder / ".lock").write_text("")
+    (t.folder / f".{t.notebook}.partial.ipynb").write_text("{}")
+    t.executed.write_text("{}")
+
+
+def epochs(t: dag.Task, n: int) -> None:
+    """A training under way: its resume state after `n` epochs."""
+    t.folder.mkdir(parents=True, exist_ok=True)
+    torch.save({"history": [{"epoch": e} for e in range(1, n + 1)]}, carry.resume_state(t))
+
+
+def test_carry_keeps_finished_steps_and_training_states_and_nothing_else(clone):
+    done, running, idle = clone["train-A-200d"], clone["train-B-200d"], clone["centers"]
+    finish(done)
+    epochs(running, 2)
+    lines = carry.carry(clone, "smoke")
+    store = carry.store_dir("smoke")
+    assert sorted(p.name for p in (store / done.folder.name).iterdir()) == sorted([done.output.name, done.executed.name])
+    assert [p.name for p in (store / running.folder.name).iterdir()] == [carry.resume_state(running).name]
+    assert not (store / idle.folder.name).exists()
+    assert len(lines) == 2 and carry.carry(clone, "smoke") == []  # nothing new: nothing copied again
+    epochs(running, 3)
+    assert carry.carry(clone, "smoke") == ["train-B-200d: epoch 3 of training"]
+
+
+def test_restore_brings_back_what_runs_lacks_and_make_goes_on_from_it(clone, tmp_path, monkeypatch):
+    done, running = clone["train-A-200d"], clone["train-B-200d"]
+    finish(done)
+    epochs(running, 2)
+    carry.carry(clone, "smoke")
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "fresh"))  # another clone: empty runs/, the same store
+    fresh = dag.plan(study("smoke"))
+    assert carry.restore(fresh, "smoke") == ["train-A-200d: made", "train-B-200d: training resumes after epoch 2"]
+    assert fresh["train-A-200d"].output.read_bytes() == b"product" and fresh["train-A-200d"].executed.exists()
+    assert carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 2
+    assert carry.restore(fresh, "smoke") == []  # already there
+    epochs(fresh["train-B-200d"], 4)  # this clone went further than the store: its state stays
+    assert carry.restore(fresh, "smoke") == [] and carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 4
+
+
+def test_a_carried_product_of_another_key_is_not_restored(clone):
+    done = clone["train-A-200d"]
+    finish(done)
+    carry.carry(clone, "smoke")
+    store = carry.store_dir("smoke")
+    (store / done.folder.name).rename(store / "train-A-200d-0123456789ab")  # made by other code or parameters
+    done.executed.unlink()
+    done.output.unlink()
+    assert carry.restore(clone, "smoke") == [] and not done.output.exists()
+
+
+def test_prepare_restores_and_sets_aside_a_carried_product_that_does_not_load(clone, tmp_path, monkeypatch, capsys):
+    """`make report` restores before planning; a carried checkpoint that is not one is set aside and recomputed."""
+    done = clone["train-A-200d"]
+    finish(done, b"not a checkpoint")
+    carry.carry(clone, "smoke")
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "fresh"))
+    tasks = make.prepare(study("smoke"))
+    err = capsys.readouterr().err
+    assert "restored 1 step(s) from" in err and "train-A-200d: made" in err
+    assert "moved aside" in err and not tasks["train-A-200d"].executed.exists()
