@@ -33,13 +33,15 @@ def test_batch(mnist):
     return to_input(test_split.images[:256]), test_split.labels[:256]
 
 
-# Products and reports of the tests go to a scratch folder, never into the user's runs/ or reports/.
+# Products and reports of the tests go to a scratch folder, never into the user's runs/ or reports/, and no test
+# restores the committed run's carried products (products/).
 import os as _os
 import tempfile as _tempfile
 
 _scratch = _tempfile.mkdtemp(prefix="invadv-tests-")
 _os.environ["INVADV_RUNS"] = _os.path.join(_scratch, "runs")
 _os.environ["INVADV_REPORTS"] = _os.path.join(_scratch, "reports")
+_os.environ["INVADV_STORE"] = _os.path.join(_scratch, "products")
 # Notebooks (nbval, the smoke pipeline) run single-threaded: CPU results are bit-identical only for a
 # fixed thread count and kernel set.
 _os.environ["INVADV_THREADS"] = "1"
