@@ -158,6 +158,28 @@ def test_the_wall_time_counts_the_hours_steps_ran_not_the_pauses_between_session
     assert runner.busy_seconds(t.executed for t in dag.plan(study("smoke")).values()) == 51 * 60  # unfinished tasks count nothing
 
 
+def test_a_step_that_ran_in_several_sessions_counts_what_it_recorded(empty_runs):
+    """A training resumed in a later session ran in two notebooks: papermill's duration is the last one's, the
+    compute its notebook recorded (record_compute) is all of it; a step that recorded less counts its run."""
+    import nbformat
+
+    t = dag.plan(study("smoke"))["train-A-200d"]
+    t.executed.parent.mkdir(parents=True, exist_ok=True)
+
+    def executed(duration: float, recorded: float | None) -> float:
+        notebook = nbformat.v4.new_notebook(metadata={"papermill": {"duration": duration}})
+        cell = nbformat.v4.new_code_cell("runner.record_compute(...)")
+        if recorded is not None:
+            cell.outputs = [nbformat.v4.new_output("display_data", data={runner.COMPUTE: {"seconds": recorded}})]
+        notebook.cells = [nbformat.v4.new_code_cell("print('training')"), cell]
+        nbformat.write(notebook, t.executed)
+        return runner.duration(t.executed)
+
+    assert executed(600.0, 1500.0) == 1500.0  # 15 min of epochs, the last 10 in this session
+    assert executed(600.0, 590.0) == 600.0  # one session: the notebook's run, start-up included
+    assert executed(600.0, None) == 600.0 and runner.recorded_compute(t.executed) == 0.0
+
+
 def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_runs, monkeypatch):
     """make passes the durations papermill recorded to the steps that report them (the cost of a seed, the header)."""
     import papermill

@@ -11,7 +11,7 @@ import torch
 from lib import ROOT
 from lib.core import products
 from lib.core.recipes import key_params
-from lib.pipeline import dag, make
+from lib.pipeline import dag, make, runner
 from lib.pipeline.config import study
 from tests.smoke import executed_steps, make_report, planned_steps, run_make_report
 
@@ -138,6 +138,8 @@ def test_smoke_report_end_to_end():
     notebooks = dag.reports_dir() / "report-smoke_notebooks"
     assert {p.stem for p in notebooks.glob("*.ipynb")} == set(dag.plan(study("smoke")))
     assert executed_steps(log) <= set(dag.plan(study("smoke")))
+    trainings = [t for t in dag.plan(study("smoke")).values() if t.step.name == "train"]
+    assert all(runner.recorded_compute(t.executed) > 0 for t in trainings)  # the epochs' seconds, for a resumed one too
 
     results, figures = (dag.reports_dir() / kind / "smoke" for kind in ("results", "figures"))
     assert {"centers.csv", "samples.csv", "attacks.csv", "models.csv", "history.csv", "comparison.csv", "probe.csv",

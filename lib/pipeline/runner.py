@@ -33,6 +33,7 @@ NOTEBOOKS = ROOT / "notebooks"
 
 KERNEL = "invadv-centers"
 CARDS = ".cards"  # the cards' folder in runs/<profile>/ (a dot-folder: make, the orphans listing and the renderer skip it)
+COMPUTE = "application/vnd.invadv.compute+json"  # a step's compute, as its notebook records it (record_compute)
 TIMED = ("extension", "figures")  # the steps that report the compute of the others (the cost of a seed, the header)
 
 
@@ -208,12 +209,32 @@ def papermill_record(executed: Path) -> dict:
         return {}
 
 
-def duration(executed: Path) -> float:
-    """Seconds a finished task's notebook ran."""
+def record_compute(seconds: float) -> None:
+    """Leave a step's compute in its executed notebook, for `duration`: a training resumed in a later session (or
+    clone) ran in several notebooks, and papermill's duration counts only the last of them."""
+    from IPython.display import display
+
+    display({COMPUTE: {"seconds": float(seconds)}, "text/plain": f"compute: {seconds / 60:.1f} min"}, raw=True)
+
+
+def recorded_compute(executed: Path) -> float:
+    """The compute a finished task's notebook recorded with `record_compute` (0 where none)."""
     try:
-        return float(papermill_record(executed)["duration"])
-    except (KeyError, TypeError, ValueError):
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
         return 0.0
+    return max((float(o["data"][COMPUTE]["seconds"]) for c in cells for o in c.get("outputs", [])
+                if COMPUTE in o.get("data", {})), default=0.0)
+
+
+def duration(executed: Path) -> float:
+    """Seconds a finished task computed: its notebook's run, or what the step recorded where that is more (a
+    training's epochs over every session it resumed in)."""
+    try:
+        ran = float(papermill_record(executed)["duration"])
+    except (KeyError, TypeError, ValueError):
+        ran = 0.0
+    return max(ran, recorded_compute(executed))
 
 
 def busy_seconds(executed: Iterable[Path]) -> float:
