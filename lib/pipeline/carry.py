@@ -37,10 +37,10 @@ def finished_files(folder: Path) -> list[Path]:
 
 
 def epochs_done(state: Path) -> int:
-    """How many epochs a training's resume state holds (0 when it does not load)."""
+    """How many epochs a training's resume state holds (0 when it is absent or does not load)."""
     try:
         return len(products.load(state).get("history", []))
-    except Exception:  # an unreadable state is worth nothing; the training starts over or from another copy
+    except Exception:  # a missing or unreadable state is worth nothing; the training starts over or from another copy
         return 0
 
 
@@ -70,9 +70,9 @@ def carry(tasks: dict[str, Task], profile: str) -> list[str]:
                 done.append(f"{t.name}: {len(fresh)} file(s)")
         elif t.step.name == "train" and resume_state(t).exists():
             state, kept = resume_state(t), into / resume_state(t).name
-            if epochs_done(state) > (epochs_done(kept) if kept.exists() else 0):
+            if (epochs := epochs_done(state)) > epochs_done(kept):
                 copy(state, kept)
-                done.append(f"{t.name}: epoch {epochs_done(kept)} of training")
+                done.append(f"{t.name}: epoch {epochs} of training")
     return done
 
 
@@ -84,15 +84,13 @@ def restore(tasks: dict[str, Task], profile: str) -> list[str]:
         source = store / t.folder.name
         if t.executed.exists() or not source.is_dir():
             continue
-        carried = source / t.executed.name
-        if carried.exists():
+        if (source / t.executed.name).exists():
             for f in sorted(finished_files(source), key=lambda f: f.name == t.executed.name):
                 copy(f, t.folder / f.name)
             done.append(f"{t.name}: made")
-        elif (state := source / resume_state(t).name).exists():
-            if epochs_done(state) > (epochs_done(resume_state(t)) if resume_state(t).exists() else 0):
-                copy(state, resume_state(t))
-                done.append(f"{t.name}: training resumes after epoch {epochs_done(state)}")
+        elif (epochs := epochs_done(source / resume_state(t).name)) > epochs_done(resume_state(t)):
+            copy(source / resume_state(t).name, resume_state(t))
+            done.append(f"{t.name}: training resumes after epoch {epochs}")
     return done
 
 
