@@ -60,6 +60,29 @@ def test_restore_brings_back_what_runs_lacks_and_make_goes_on_from_it(clone, tmp
     assert carry.restore(fresh, "smoke") == [] and carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 4
 
 
+def test_a_copy_cut_short_leaves_no_finished_looking_step(clone, monkeypatch):
+    """The executed notebook, which marks a step made, is copied last: an interrupted carry or restore leaves the
+    product without it, so the step is carried or computed again, never taken as made."""
+    done = clone["train-A-200d"]
+    finish(done)
+    copied, real_copy = [], carry.copy
+
+    def copy_then_fail_on_notebook(source, target):
+        if source.name == done.executed.name:
+            raise KeyboardInterrupt
+        real_copy(source, target)
+        copied.append(target.name)
+
+    monkeypatch.setattr(carry, "copy", copy_then_fail_on_notebook)
+    with pytest.raises(KeyboardInterrupt):
+        carry.carry(clone, "smoke")
+    into = carry.store_dir("smoke") / done.folder.name
+    assert copied == [done.output.name] and not (into / done.executed.name).exists()
+    monkeypatch.setattr(carry, "copy", real_copy)
+    assert carry.carry(clone, "smoke") == ["train-A-200d: 1 file(s)"]  # the next carry finishes it
+    assert (into / done.executed.name).exists()
+
+
 def test_a_carried_product_of_another_key_is_not_restored(clone):
     done = clone["train-A-200d"]
     finish(done)

@@ -47,11 +47,20 @@ def epochs_done(state: Path) -> int:
 def copy(source: Path, target: Path) -> None:
     """Copy a file atomically: `target` is whole or absent, so an interrupted copy is never taken for a product."""
     with products.atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
+        shutil.copyfile(source, tmp)  # a fresh mtime: make sees a restored step as newer than what it depends on
 
 
 def same(a: Path, b: Path) -> bool:
+    """Whether `b` holds the bytes of `a`. Read, not judged by mtime: a clone's files carry its checkout time, and
+    the whole paper study is a few hundred MB, about a second to compare."""
     return b.exists() and filecmp.cmp(a, b, shallow=False)
+
+
+def copy_finished(files: list[Path], executed: Path, into: Path) -> None:
+    """Copy a finished step's files into folder `into`, its executed notebook last: a copy cut short by an
+    interruption leaves a folder that does not look finished, so it is never taken for a made step."""
+    for f in sorted(files, key=lambda f: f.name == executed.name):
+        copy(f, into / f.name)
 
 
 def carry(tasks: dict[str, Task], profile: str) -> list[str]:
@@ -62,9 +71,7 @@ def carry(tasks: dict[str, Task], profile: str) -> list[str]:
         if t.executed.exists():
             files = finished_files(t.folder)
             fresh = [f for f in files if not same(f, into / f.name)]
-            # the executed notebook last: a store cut short by an interruption holds no finished-looking step
-            for f in sorted(fresh, key=lambda f: f == t.executed):
-                copy(f, into / f.name)
+            copy_finished(fresh, t.executed, into)
             (into / resume_state(t).name).unlink(missing_ok=True)  # the finished checkpoint supersedes it
             if fresh:
                 done.append(f"{t.name}: {len(fresh)} file(s)")
@@ -85,8 +92,7 @@ def restore(tasks: dict[str, Task], profile: str) -> list[str]:
         if t.executed.exists() or not source.is_dir():
             continue
         if (source / t.executed.name).exists():
-            for f in sorted(finished_files(source), key=lambda f: f.name == t.executed.name):
-                copy(f, t.folder / f.name)
+            copy_finished(finished_files(source), t.executed, t.folder)
             done.append(f"{t.name}: made")
         elif (epochs := epochs_done(source / resume_state(t).name)) > epochs_done(resume_state(t)):
             copy(source / resume_state(t).name, resume_state(t))
