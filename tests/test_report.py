@@ -275,23 +275,33 @@ def test_autoattack_stages_figure_has_a_panel_per_eps():
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["PGD-40", "APGD-CE", "APGD-T", "FAB-T", "Square"]
 
 
-def heldout_history(collapse: bool) -> pd.DataFrame:
-    """E over two seeds and five epochs: rising held-out robustness, or (collapse) a fall after epoch 2."""
+def heldout_history(collapse: tuple[int, ...]) -> pd.DataFrame:
+    """E over two seeds and five epochs: rising held-out robustness, or (in the seeds of `collapse`) a fall after
+    epoch 2 while the accuracy on its own training examples keeps rising."""
     rows = []
     for seed in (0, 1):
         for epoch in range(1, 6):
-            robust = 0.3 + 0.1 * epoch if not collapse or epoch <= 2 else 0.05
+            robust = 0.3 + 0.1 * epoch if seed not in collapse or epoch <= 2 else 0.05
             rows.append({"model": "E-200d", "seed": seed, "epoch": epoch, "heldout_pgd": robust + 0.01 * seed,
                          "train_acc_running": 0.5 + 0.08 * epoch})
     return pd.DataFrame(rows)
 
 
 def test_the_held_out_curve_shows_catastrophic_overfitting_when_robustness_collapses():
-    steady, collapsed = report.interpret_heldout(heldout_history(False)), report.interpret_heldout(heldout_history(True))
+    steady, collapsed = report.interpret_heldout(heldout_history(())), report.interpret_heldout(heldout_history((0, 1)))
     assert "E-200d: 80.5 % held-out robust accuracy after epoch 5 (best 80.5 % at epoch 5), 90.0 %" in steady
     assert "catastrophic" not in steady
     assert "5.5 % held-out robust accuracy after epoch 5 (best 50.5 % at epoch 2)" in collapsed
-    assert "catastrophic overfitting: the held-out accuracy fell 45 points" in collapsed
-    fig = plots.heldout_curves(heldout_history(True))
+    assert "catastrophic overfitting in 2 of 2 seed(s): seed 0: the held-out accuracy fell 45 points from its best " \
+           "(50.0 % at epoch 2) while its own training examples' rose to 90.0 %; seed 1:" in collapsed
+
+
+def test_one_seeds_collapse_is_named_where_the_mean_over_seeds_hides_it():
+    """Seed 1 falls 45 points; the mean over seeds falls 15, less than the 20 points that flag a collapse."""
+    text = report.interpret_heldout(heldout_history((1,)).assign(
+        heldout_pgd=lambda h: h.heldout_pgd.where(h.seed == 1, 0.3 + 0.05 * h.epoch)))
+    assert "catastrophic overfitting in 1 of 2 seed(s): seed 1: the held-out accuracy fell 45 points" in text
+    assert "seed 0:" not in text
+    fig = plots.heldout_curves(heldout_history((0,)))
     assert [ax.get_ylabel() for ax in fig.axes] == ["held-out PGD-10 accuracy, ε = 0.3",
                                                     "accuracy on its own training examples"]

@@ -188,19 +188,25 @@ def interpret_figure3(averages: pd.DataFrame, model: str = "B-200d", t: Threshol
 
 
 def interpret_heldout(history: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
-    """Interpretation of the held-out robustness curves (mean over seeds per model and epoch): where each ends, its
-    best epoch, and catastrophic overfitting where it fell `overfit_drop` below its best while training went on."""
+    """Interpretation of the held-out robustness curves (a row per model, seed and epoch): where each model ends and
+    its best epoch (mean over seeds), and catastrophic overfitting in each seed whose held-out accuracy fell
+    `overfit_drop` below its best while training went on (a mean over seeds would hide one seed's collapse)."""
     mean = history.groupby(["model", "epoch"])[["heldout_pgd", "train_acc_running"]].mean().reset_index()
     found = []
     for model, curve in mean.groupby("model"):
         best, last = curve.loc[curve.heldout_pgd.idxmax()], curve.iloc[-1]
-        drop = best.heldout_pgd - last.heldout_pgd
         text = (f"{model}: {100 * last.heldout_pgd:.1f} % held-out robust accuracy after epoch {int(last.epoch)} "
                 f"(best {100 * best.heldout_pgd:.1f} % at epoch {int(best.epoch)}), "
                 f"{100 * last.train_acc_running:.1f} % on its own training examples")
-        if drop >= t.overfit_drop:
-            text += (f" — catastrophic overfitting: the held-out accuracy fell {100 * drop:.0f} points from its best "
-                     f"while the training examples' accuracy rose")
+        seeds = history[history.model == model].sort_values("epoch").groupby("seed")
+        collapsed = [(seed, c.loc[c.heldout_pgd.idxmax()], c.iloc[-1]) for seed, c in seeds
+                     if c.heldout_pgd.max() - c.heldout_pgd.iloc[-1] >= t.overfit_drop]
+        if collapsed:
+            text += (f" — catastrophic overfitting in {len(collapsed)} of {seeds.ngroups} seed(s): "
+                     + "; ".join(f"seed {seed}: the held-out accuracy fell {100 * (top.heldout_pgd - end.heldout_pgd):.0f}"
+                                 f" points from its best ({100 * top.heldout_pgd:.1f} % at epoch {int(top.epoch)}) "
+                                 f"while its own training examples' rose to {100 * end.train_acc_running:.1f} %"
+                                 for seed, top, end in collapsed))
         found.append(text + ".")
     return bullets(found)
 
