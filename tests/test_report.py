@@ -302,6 +302,11 @@ def test_one_seeds_collapse_is_named_where_the_mean_over_seeds_hides_it():
         heldout_pgd=lambda h: h.heldout_pgd.where(h.seed == 1, 0.3 + 0.05 * h.epoch)))
     assert "catastrophic overfitting in 1 of 2 seed(s): seed 1: the held-out accuracy fell 45 points" in text
     assert "seed 0:" not in text
+
+
+def test_the_held_out_curves_draw_each_seed_so_that_one_seeds_collapse_shows():
     fig = plots.heldout_curves(heldout_history((0,)))
+    curves = [line.get_ydata() for line in fig.axes[0].lines if len(line.get_ydata())]  # not the legend's handle
+    assert [min(c) for c in curves] == pytest.approx([0.05, 0.41])
     assert [ax.get_ylabel() for ax in fig.axes] == ["held-out PGD-10 accuracy, ε = 0.3",
                                                     "accuracy on its own training examples"]

@@ -194,11 +194,13 @@ def sweep_figure(sweep: pd.DataFrame, eps: float) -> plt.Figure:
     return fig
 
 
-def line_panels(data: pd.DataFrame, x: str, panels: list[tuple[str, str, str]], width: float = 6.5) -> plt.Figure:
-    """One seaborn line panel per (column, y label, y scale), one line per model."""
+def line_panels(data: pd.DataFrame, x: str, panels: list[tuple[str, str, str]], width: float = 6.5,
+                units: str | None = None) -> plt.Figure:
+    """One seaborn line panel per (column, y label, y scale), one line per model (the mean, with a 95 % band), or
+    one per model and value of column `units` (e.g. each seed's own line)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(width * len(panels), 4.2))
     for ax, (y, ylabel, yscale) in zip(np.atleast_1d(axes), panels):
-        sns.lineplot(data, x=x, y=y, hue="model", marker="o", ax=ax)
+        sns.lineplot(data, x=x, y=y, hue="model", marker="o", ax=ax, units=units, estimator=None if units else "mean")
         ax.set(ylabel=ylabel, yscale=yscale, xlabel="ε" if x == "eps" else x)
     fig.tight_layout()
     return fig
@@ -212,9 +214,10 @@ def training_curves(history: pd.DataFrame) -> plt.Figure:
 
 def heldout_curves(history: pd.DataFrame) -> plt.Figure:
     """Per epoch, the held-out robust accuracy and the accuracy on the model's own training examples, one line per
-    model (mean over seeds, 95 % band)."""
+    model and seed: a collapse in one seed (catastrophic overfitting) would vanish into a mean's band."""
     return line_panels(history, "epoch", [("heldout_pgd", "held-out PGD-10 accuracy, ε = 0.3", "linear"),
-                                          ("train_acc_running", "accuracy on its own training examples", "linear")])
+                                          ("train_acc_running", "accuracy on its own training examples", "linear")],
+                       units="seed")
 
 
 def attack_effect(attacks: pd.DataFrame) -> plt.Figure:
