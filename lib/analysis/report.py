@@ -187,6 +187,12 @@ def interpret_figure3(averages: pd.DataFrame, model: str = "B-200d", t: Threshol
                     f"The cosine is at or above {t.high_cosine} at {high:.0%} of the ε values."])
 
 
+def best_and_last(curve: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """A held-out robustness curve's best epoch and its last (rows of `curve`)."""
+    curve = curve.sort_values("epoch")
+    return curve.loc[curve.heldout_pgd.idxmax()], curve.iloc[-1]
+
+
 def interpret_heldout(history: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
     """Interpretation of the held-out robustness curves (a row per model, seed and epoch): where each model ends and
     its best epoch (mean over seeds), and catastrophic overfitting in each seed whose held-out accuracy fell
@@ -194,15 +200,15 @@ def interpret_heldout(history: pd.DataFrame, t: Thresholds = Thresholds()) -> st
     mean = history.groupby(["model", "epoch"])[["heldout_pgd", "train_acc_running"]].mean().reset_index()
     found = []
     for model, curve in mean.groupby("model"):
-        best, last = curve.loc[curve.heldout_pgd.idxmax()], curve.iloc[-1]
+        best, last = best_and_last(curve)
         text = (f"{model}: {100 * last.heldout_pgd:.1f} % held-out robust accuracy after epoch {int(last.epoch)} "
                 f"(best {100 * best.heldout_pgd:.1f} % at epoch {int(best.epoch)}), "
                 f"{100 * last.train_acc_running:.1f} % on its own training examples")
-        seeds = history[history.model == model].sort_values("epoch").groupby("seed")
-        collapsed = [(seed, c.loc[c.heldout_pgd.idxmax()], c.iloc[-1]) for seed, c in seeds
-                     if c.heldout_pgd.max() - c.heldout_pgd.iloc[-1] >= t.overfit_drop]
+        seeds = [(seed, *best_and_last(c)) for seed, c in history[history.model == model].groupby("seed")]
+        collapsed = [(seed, top, end) for seed, top, end in seeds
+                     if top.heldout_pgd - end.heldout_pgd >= t.overfit_drop]
         if collapsed:
-            text += (f" — catastrophic overfitting in {len(collapsed)} of {seeds.ngroups} seed(s): "
+            text += (f" — catastrophic overfitting in {len(collapsed)} of {len(seeds)} seed(s): "
                      + "; ".join(f"seed {seed}: the held-out accuracy fell {100 * (top.heldout_pgd - end.heldout_pgd):.0f}"
                                  f" points from its best ({100 * top.heldout_pgd:.1f} % at epoch {int(top.epoch)}) "
                                  f"while its own training examples' rose to {100 * end.train_acc_running:.1f} %"

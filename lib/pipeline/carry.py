@@ -51,8 +51,7 @@ def copy(source: Path, target: Path) -> None:
 
 
 def same(a: Path, b: Path) -> bool:
-    """Whether `b` holds the bytes of `a`. Read, not judged by mtime: a clone's files carry its checkout time, and
-    the whole paper study is a few hundred MB, about a second to compare."""
+    """Whether `b` holds the bytes of `a`. Read, not judged by mtime: a clone's files carry its checkout time."""
     return b.exists() and filecmp.cmp(a, b, shallow=False)
 
 
