@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import norm, ttest_ind
+from scipy.stats import binomtest, norm, ttest_ind
 
 from lib.analysis import claims
 from lib.core.robustness import ALL
@@ -100,8 +100,7 @@ def test_claim4_holds_only_if_the_gain_survives_the_attack_check():
     assert verdict == claims.INCONCLUSIVE and "no gain survives all attacks at any ε, so the gain under the " \
         "evaluation's PGD may be masked gradients." in evidence
     low = claims.worst_case_gain(attack_check_table(c_worst=0.31), "C-200d", "B-200d")[0.1][1]
-    se = (0.31 * 0.69 / 1000 + 0.30 * 0.70 / 1000) ** 0.5
-    assert low == pytest.approx(0.01 - 1.959964 * se, abs=1e-6)  # two accuracies on 1000 images each
+    assert low == pytest.approx(claims.score_difference(0.31, 1000, 0.30, 1000)[0])  # two accuracies, 1000 images each
     failing = evaluation_table([0.40, 0.41, 0.42], [0.50, 0.52, 0.51])
     verdict, evidence = claims.claim4(failing, 10000, check=attack_check_table(c_worst=0.29))
     assert verdict == claims.FAILS and evidence.endswith("no gain survives all attacks at any ε.")  # only lowers
@@ -135,6 +134,33 @@ def test_claim4_is_inconclusive_when_the_data_cannot_tell():
     one_seed = evaluation_table([0.52], [0.50], n_seeds=1)  # +2 points on 100 images: within the noise
     verdict, evidence = claims.claim4(one_seed, samples=100)
     assert verdict == claims.INCONCLUSIVE and "one seed: 100 clean, 100 attacked" in evidence
+
+
+# Newcombe (Stat. Med. 1998), Table II: his eight examples and method 10's 95 % intervals, to four decimals.
+NEWCOMBE = [((56, 70, 48, 80), (0.0524, 0.3339)), ((9, 10, 3, 10), (0.1705, 0.8090)), ((6, 7, 2, 7), (0.0582, 0.8062)),
+            ((5, 56, 0, 29), (-0.0381, 0.1926)), ((0, 10, 0, 20), (-0.1611, 0.2775)),
+            ((0, 10, 0, 10), (-0.2775, 0.2775)), ((10, 10, 0, 20), (0.6791, 1.0)), ((10, 10, 0, 10), (0.6075, 1.0))]
+
+
+@pytest.mark.parametrize("counts, published", NEWCOMBE)
+def test_score_difference_matches_newcombes_published_intervals(counts, published):
+    ka, na, kb, nb = counts
+    assert claims.score_difference(ka / na, na, kb / nb, nb) == pytest.approx(published, abs=6e-5)
+
+
+def test_wilson_matches_scipy():
+    for k, n in ((0, 750), (13, 250), (250, 250)):
+        ci = binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert claims.wilson(k / n, n, norm.ppf(0.975)) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_seeds_that_agree_at_zero_keep_an_interval_from_the_images():
+    """Three seeds each at 0 % under AutoAttack: Welch has no spread to use, and the normal interval of two zero
+    accuracies is a point; the score interval on one seed's 750 images is about ±0.5 points."""
+    zeros = pd.Series([0.0, 0.0, 0.0])
+    diff, low, high = claims.difference(zeros, zeros, samples=750)
+    assert diff == 0 and low == pytest.approx(-high) and 0.004 < high < 0.006
+    assert np.isnan(claims.difference(zeros, zeros, samples=None)[1:]).all()  # not an accuracy: no fallback
 
 
 def test_seeds_needed_matches_the_normal_approximation_and_grows_with_the_spread():
@@ -198,8 +224,8 @@ def test_contrasts_cover_autoattack_with_its_own_image_count_for_one_seed():
     table = with_autoattack(evaluation_table([0.60], [0.50], n_seeds=1), [0.40], [0.30], images=400)
     result = claims.contrasts(table, samples=10000).set_index(["model", "baseline", "metric"])
     row = result.loc[("C-200d", "B-200d", "autoattack_acc@0.1")]
-    se = np.sqrt((0.4 * 0.6 + 0.3 * 0.7) / 400)  # AutoAttack's 400 images, not the evaluation's 10,000
-    assert row.difference == pytest.approx(0.10) and row.low == pytest.approx(0.10 - norm.ppf(0.975) * se)
+    low = claims.score_difference(0.4, 400, 0.3, 400)[0]  # AutoAttack's 400 images, not the evaluation's 10,000
+    assert row.difference == pytest.approx(0.10) and row.low == pytest.approx(low)
     pgd = result.loc[("C-200d", "B-200d", "robust_acc@0.1")]
     assert pgd.high - pgd.low < row.high - row.low
 

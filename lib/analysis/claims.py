@@ -120,20 +120,35 @@ def check(averages: pd.DataFrame, t: Thresholds = Thresholds(), models: tuple[st
     return pd.DataFrame(rows)
 
 
+def wilson(p: float, n: int, z: float) -> tuple[float, float]:
+    """Wilson's score interval of an accuracy `p` measured on `n` images, at the normal quantile `z`."""
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return centre - half, centre + half
+
+
+def score_difference(pa: float, na: int, pb: float, nb: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of pa − pb, two accuracies on `na` and `nb` images: Newcombe's hybrid score interval (Stat. Med.
+    1998, method 10), which, unlike the normal (Wald) interval, does not shrink to a point where both are 0 or 1."""
+    z = norm.ppf(0.5 + confidence / 2)
+    (la, ua), (lb, ub) = wilson(pa, na, z), wilson(pb, nb, z)
+    d = pa - pb
+    return d - np.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + np.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
+
+
 def difference(a: pd.Series, b: pd.Series, samples: int | None, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean of a − b with a confidence interval: Welch's over seeds when both have ≥ 2, otherwise (one seed)
-    the normal interval of a difference of two accuracies measured on `samples` test images each; NaN bounds
-    without `samples` (a quantity that is not an accuracy has no such fallback)."""
+    """Mean of a − b with a confidence interval: Welch's over seeds when both have ≥ 2 that vary, otherwise (one
+    seed, or seeds that agree exactly, e.g. all at 0 %) the score interval of two accuracies measured on `samples`
+    test images each (one seed's, so that agreeing seeds do not narrow it); NaN bounds without `samples` (a quantity
+    that is not an accuracy has no such fallback)."""
     diff = a.mean() - b.mean()
     if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
         low, high = ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
         return diff, float(low), float(high)
     if samples is None:
         return diff, np.nan, np.nan
-    pa, pb = a.mean(), b.mean()
-    se = np.sqrt((pa * (1 - pa) + pb * (1 - pb)) / samples)
-    z = norm.ppf(0.5 + confidence / 2)
-    return diff, diff - z * se, diff + z * se
+    low, high = score_difference(a.mean(), samples, b.mean(), samples, confidence)
+    return diff, float(low), float(high)
 
 
 def pp(d: tuple[float, float, float]) -> str:
