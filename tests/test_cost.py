@@ -48,9 +48,9 @@ def test_work_is_counted_from_the_study():
 def test_adversarial_training_is_costed_with_its_examples_and_its_monitor():
     work = lambda m, **kw: cost.task_work(study("paper", kw), "train", {"model": m, "feature_dim": 200, "seed": 0})
     monitor = 500 * 10  # PGD-10 on the first 500 test images after every epoch
-    assert work("E")["pgd"] == 25 * (60000 * 2 + monitor)  # PGD with two steps per image
+    assert work("E")["pgd"] == 25 * (60000 * 5 + monitor)  # PGD with five steps per image
     assert work("E", at_method="fgsm-rs", at_steps=1)["pgd"] == 25 * (60000 * 1 + monitor)
-    assert work("F")["pgd"] == work("G")["pgd"] == 25 * (60000 * (2 + 2) + monitor)  # + C's two inverse steps
+    assert work("F")["pgd"] == work("G")["pgd"] == 25 * (60000 * (5 + 2) + monitor)  # + C's two inverse steps
     assert work("E")["train"] == work("A")["train"] and work("A")["pgd"] == 0
 
 
