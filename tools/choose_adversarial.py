@@ -6,7 +6,7 @@ in cost.
 Usage: python tools/choose_adversarial.py --protocol quick --methods fgsm-rs n-fgsm pgd:2 pgd:5 \
            --out reports/adversarial_methods_quick.csv
        python tools/choose_adversarial.py --protocol paper --methods fgsm-rs --epochs 6 --robust-samples 1000 \
-           --out reports/adversarial_methods_paper_fgsm-rs.csv
+           --out reports/adversarial_methods_paper_fgsm-rs.csv --checkpoints runs/choose_adversarial
 Each model is E as the study's --protocol trains it (lib.pipeline.config), with the method's at_method and at_steps
 and, where given, fewer --epochs: the learning rate is constant, so a shorter run is the longer one's first epochs.
 Robustness is PGD (--robust-steps steps of 0.01, random start) at --robust-eps on the first --robust-samples test
@@ -22,7 +22,7 @@ import pandas as pd
 from lib.core.data import load_split
 from lib.core.evaluation import evaluate
 from lib.core.provenance import default_device, device_name
-from lib.core.train import restore, train
+from lib.core.train import restore, train, train_or_load
 from lib.pipeline.config import study
 
 
@@ -44,6 +44,8 @@ def main() -> None:
     parser.add_argument("--robust-samples", type=int, default=500)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="of the training and PGD steps")
     parser.add_argument("--out", type=Path, default=Path("reports/adversarial_methods_quick.csv"))
+    parser.add_argument("--checkpoints", type=Path,
+                        help="a folder for each candidate's checkpoint: a run stopped midway resumes at its last epoch")
     args = parser.parse_args()
     device = default_device()
     s = study(args.protocol, f"precision={args.precision}")
@@ -55,7 +57,12 @@ def main() -> None:
         for spec in args.methods:
             config = dataclasses.replace(s.train_config("E", 200, seed), **method_config(spec),
                                          epochs=args.epochs or s.epochs)
-            checkpoint = train(config, train_split, test_split, device)
+            if args.checkpoints:
+                args.checkpoints.mkdir(parents=True, exist_ok=True)
+                path = args.checkpoints / f"E-{spec.replace(':', '')}-s{seed}-{config.epochs}ep.pt"
+                checkpoint = train_or_load(config, path, train_split, test_split, device)
+            else:
+                checkpoint = train(config, train_split, test_split, device)
             model, _ = restore(checkpoint, device)
             row = evaluate(model, robust_split, tuple(args.robust_eps), args.robust_steps, 0.01, seed, "E", precision)
             history = checkpoint["history"]
