@@ -163,6 +163,20 @@ def test_seeds_that_agree_at_zero_keep_an_interval_from_the_images():
     assert np.isnan(claims.difference(zeros, zeros, samples=None)[1:]).all()  # not an accuracy: no fallback
 
 
+def test_a_collapsed_seed_widens_an_accuracy_interval_to_the_possible_range_not_past_it():
+    """F at 3 % in one seed and 90 % in the other against E at 91–92 %: Welch with one degree of freedom reaches far
+    past −100 points; a difference of accuracies cannot, so the interval stops at ±1. A quantity that is not an
+    accuracy (samples=None) keeps Welch's interval as it is."""
+    collapsed, steady = pd.Series([0.03, 0.90]), pd.Series([0.91, 0.92])
+    welch = ttest_ind(collapsed, steady, equal_var=False).confidence_interval(0.95)
+    assert welch.low < -1 < 1 < welch.high  # the uncut interval, for the record
+    diff, low, high = claims.difference(collapsed, steady, samples=500)
+    assert diff == pytest.approx(-0.45) and (low, high) == (-1.0, 1.0)
+    narrow = claims.difference(pd.Series([0.70, 0.72]), pd.Series([0.50, 0.53]), samples=500)
+    assert -1 < narrow[1] < narrow[2] < 1  # inside the range: untouched
+    assert claims.difference(collapsed * 100, steady * 100, samples=None)[1] == pytest.approx(100 * welch.low)
+
+
 def test_seeds_needed_matches_the_normal_approximation_and_grows_with_the_spread():
     """For a large n the t quantiles approach z: n ≈ (z₀.₉₇₅ + z₀.₈)²·(σa² + σb²)/effect²."""
     rng = np.random.default_rng(0)

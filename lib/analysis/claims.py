@@ -145,10 +145,14 @@ def difference(a: pd.Series, b: pd.Series, samples: int | None, confidence: floa
     """Mean of a − b with a confidence interval: Welch's over seeds when both have ≥ 2 that vary, otherwise (one
     seed, or seeds that agree exactly, e.g. all at 0 %) the score interval of two accuracies measured on `samples`
     test images each (one seed's, so that agreeing seeds do not narrow it); NaN bounds without `samples` (a quantity
-    that is not an accuracy has no such fallback)."""
+    that is not an accuracy has no such fallback). A difference of accuracies lies in [−1, 1], so their Welch
+    interval is cut there: with two or three seeds that disagree widely (one collapsed) it reaches past ±100 points,
+    and cutting keeps its coverage."""
     diff = a.mean() - b.mean()
     if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
         low, high = ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+        if samples is not None:  # accuracies
+            low, high = max(low, -1.0), min(high, 1.0)
         return diff, float(low), float(high)
     if samples is None:
         return diff, np.nan, np.nan
