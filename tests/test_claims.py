@@ -308,6 +308,28 @@ def test_claim5_is_decided_under_autoattack_with_pgd_beside_it():
     assert "AutoAttack on the first 500 test images" in evidence and "under AutoAttack" in key
 
 
+def test_claim5_names_a_collapsed_seed_since_the_contrast_compares_last_epochs():
+    """F at seed 0 rises to 92 % held-out by epoch 9 and ends at 4 %; its other seeds and E and G stay up. The
+    evidence says so (a mean over seeds would hide it); without the curves, or with no collapse, it says nothing."""
+    rows = []
+    for model in ("E-200d", "F-200d", "G-200d"):
+        for seed in range(3):
+            for epoch in range(1, 26):
+                held = min(0.92, 0.1 * epoch + 0.02)
+                if model == "F-200d" and seed == 0 and epoch > 9:
+                    held = 0.04
+                rows.append({"model": model, "seed": seed, "epoch": epoch, "heldout_pgd": held})
+    history = pd.DataFrame(rows)
+    table = robust_table(f=[0.04, 0.90, 0.91], g=[0.90, 0.91, 0.92], e=[0.90, 0.91, 0.92])
+    evidence = claims.claim5(table, 10000, history=history)[1]
+    assert evidence.endswith(" Catastrophic overfitting (held-out robust accuracy ending 20 points or more below its "
+                             "best epoch): F-200d in 1 of 3 seed(s) (seed 0: 92 % at epoch 9, 4 % after epoch 25); the "
+                             "contrasts compare each training's last epoch, as the protocol has no early stopping.")
+    assert "Catastrophic" not in claims.claim5(table, 10000)[1]
+    steady = history.assign(heldout_pgd=lambda h: np.minimum(0.92, 0.1 * h.epoch + 0.02))
+    assert "Catastrophic" not in claims.claim5(table, 10000, history=steady)[1]
+
+
 def test_the_baseline_is_held_to_the_published_level_as_a_mean_over_seeds():
     """Clean ≥ 98 % and PGD ≥ 88 % at ε 0.3, each a mean over seeds; one seed below 88 % does not fail a mean above."""
     verdict, evidence = claims.published_level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.90, 0.87, 0.91]))

@@ -305,11 +305,12 @@ CLAIM5 = ("Inverse adversaries increase robustness where robustness exists: adde
 
 
 def claim5(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), base: str = ROBUST_BASE,
-           new: tuple[str, ...] = tuple(WITH_INVERSE)) -> tuple[str, str, str]:
+           new: tuple[str, ...] = tuple(WITH_INVERSE), history: pd.DataFrame | None = None) -> tuple[str, str, str]:
     """Verdict, evidence and key line on claim 5 from the evaluation table (one row per model × seed): each of `new`
     against `base` by `robustness_test`, under AutoAttack where the table has it, else PGD. The claim holds if it
     holds for either use of the inverse adversaries, fails if it fails for every one, and is inconclusive otherwise;
-    `new[0]` − `new[1]` (which use does more) is evidence beside it."""
+    `new[0]` − `new[1]` (which use does more) is evidence beside it, and so is each model's catastrophic overfitting
+    in the held-out curves (`history`, a row per model, seed and epoch), where given."""
     attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
     n_attacked = attacked_images(evaluation, base) if attack == AUTOATTACK else samples
     name = "AutoAttack" if attack == AUTOATTACK else "PGD"
@@ -332,8 +333,42 @@ def claim5(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
                 + f"{f', AutoAttack on the first {n_attacked} test images' if attack == AUTOATTACK else ''}. A model "
                   f"holds if some interval lies above 0 with none below 0 and its clean accuracy drops by at most "
                   f"{100 * t.max_clean_drop:g} pp; the claim holds if either does, fails if both fail.")
+    if history is not None:
+        evidence += overfitting_note(history, [base, *new], t)
     key = "; ".join(f"{m} − {base} under {name}: {key_points(diffs)}" for m, (_, diffs, _) in tests.items())
     return verdict, evidence, key
+
+
+def best_and_last(curve: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """A held-out robustness curve's best epoch and its last (rows of `curve`)."""
+    curve = curve.sort_values("epoch")
+    return curve.loc[curve.heldout_pgd.idxmax()], curve.iloc[-1]
+
+
+def collapsed_seeds(history: pd.DataFrame, model: str, t: Thresholds = Thresholds()) -> tuple[list, int]:
+    """Catastrophic overfitting of `model` in the held-out curves (a row per model, seed and epoch): (seed, best
+    epoch's row, last epoch's row) for each seed whose held-out accuracy ended `t.overfit_drop` or more below its
+    best, and how many seeds it has. Per seed, since a mean over seeds would hide one seed's collapse."""
+    seeds = [(seed, *best_and_last(c)) for seed, c in history[history.model == model].groupby("seed")]
+    return [(seed, top, end) for seed, top, end in seeds if top.heldout_pgd - end.heldout_pgd >= t.overfit_drop], \
+        len(seeds)
+
+
+def overfitting_note(history: pd.DataFrame, models: list[str], t: Thresholds = Thresholds()) -> str:
+    """A sentence naming each of `models` that overfit catastrophically in some seed, or '' if none did: the claim
+    compares the last epoch's models, so a collapse is what it measures, not noise."""
+    found = []
+    for model in models:
+        collapsed, n = collapsed_seeds(history, model, t)
+        if collapsed:
+            found.append(f"{model} in {len(collapsed)} of {n} seed(s) (" + "; ".join(
+                f"seed {seed}: {100 * top.heldout_pgd:.0f} % at epoch {int(top.epoch)}, {100 * end.heldout_pgd:.0f} % "
+                f"after epoch {int(end.epoch)}" for seed, top, end in collapsed) + ")")
+    if not found:
+        return ""
+    return (" Catastrophic overfitting (held-out robust accuracy ending "
+            f"{100 * t.overfit_drop:g} points or more below its best epoch): " + ", ".join(found)
+            + "; the contrasts compare each training's last epoch, as the protocol has no early stopping.")
 
 
 def published_level(evaluation: pd.DataFrame, t: Thresholds = Thresholds(), model: str = ROBUST_BASE) -> tuple[str, str]:

@@ -9,7 +9,8 @@ from IPython.display import HTML
 from scipy.stats import t as student_t
 
 from lib import ROOT
-from lib.analysis.claims import AUTOATTACK, Thresholds, masking_findings, pgd_attack, stage_table
+from lib.analysis.claims import (AUTOATTACK, Thresholds, best_and_last, collapsed_seeds, masking_findings,
+                                 pgd_attack, stage_table)
 from lib.analysis.markup import slug
 from lib.analysis.tables import class_average, class_average_per_seed
 from lib.core.autoattack import STAGES
@@ -187,12 +188,6 @@ def interpret_figure3(averages: pd.DataFrame, model: str = "B-200d", t: Threshol
                     f"The cosine is at or above {t.high_cosine} at {high:.0%} of the ε values."])
 
 
-def best_and_last(curve: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """A held-out robustness curve's best epoch and its last (rows of `curve`)."""
-    curve = curve.sort_values("epoch")
-    return curve.loc[curve.heldout_pgd.idxmax()], curve.iloc[-1]
-
-
 def interpret_heldout(history: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
     """Interpretation of the held-out robustness curves (a row per model, seed and epoch): where each model ends and
     its best epoch (mean over seeds), and catastrophic overfitting in each seed whose held-out accuracy fell
@@ -204,11 +199,9 @@ def interpret_heldout(history: pd.DataFrame, t: Thresholds = Thresholds()) -> st
         text = (f"{model}: {100 * last.heldout_pgd:.1f} % held-out robust accuracy after epoch {int(last.epoch)} "
                 f"(best {100 * best.heldout_pgd:.1f} % at epoch {int(best.epoch)}), "
                 f"{100 * last.train_acc_running:.1f} % on its own training examples")
-        seeds = [(seed, *best_and_last(c)) for seed, c in history[history.model == model].groupby("seed")]
-        collapsed = [(seed, top, end) for seed, top, end in seeds
-                     if top.heldout_pgd - end.heldout_pgd >= t.overfit_drop]
+        collapsed, n = collapsed_seeds(history, model, t)
         if collapsed:
-            text += (f" — catastrophic overfitting in {len(collapsed)} of {len(seeds)} seed(s): "
+            text += (f" — catastrophic overfitting in {len(collapsed)} of {n} seed(s): "
                      + "; ".join(f"seed {seed}: the held-out accuracy fell {100 * (top.heldout_pgd - end.heldout_pgd):.0f}"
                                  f" points from its best ({100 * top.heldout_pgd:.1f} % at epoch {int(top.epoch)}) "
                                  f"while its own training examples' rose to {100 * end.train_acc_running:.1f} %"

@@ -69,11 +69,15 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
     [check] = of("check")
     samples = int(comparison.samples.iloc[0])
     verdict, evidence = claims.claim4(comparison, samples, check=check)
-    robust = {claims.ROBUST_BASE, *claims.WITH_INVERSE} <= set(comparison.model)
+    robust_models = [claims.ROBUST_BASE, *claims.WITH_INVERSE]
+    robust = set(robust_models) <= set(comparison.model)
+    history = pd.concat([tables.history_table([ck for name, ck in by_name(of("train", seed)).items()
+                                               if name in robust_models]).assign(seed=seed)
+                         for seed in values["seeds"]], ignore_index=True) if robust else None
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
             "sweep": tables.sweep_table(centers["centers"], sweep_refs, values["mean_split"]),
             "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "claim4": (verdict, evidence),
-            "claim5": claims.claim5(comparison, samples) if robust else None}
+            "claim5": claims.claim5(comparison, samples, history=history) if robust else None}
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
