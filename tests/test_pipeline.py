@@ -143,7 +143,8 @@ def test_smoke_report_end_to_end():
 
     results, figures = (dag.reports_dir() / kind / "smoke" for kind in ("results", "figures"))
     assert {"centers.csv", "samples.csv", "attacks.csv", "models.csv", "history.csv", "comparison.csv", "probe.csv",
-            "sweep.csv", "seed_centers.csv", "attack_check.csv", "autoattack.csv", "masking.csv"} <= {
+            "sweep.csv", "seed_centers.csv", "attack_check.csv", "autoattack.csv", "masking.csv",
+            "heldout.csv"} <= {
         p.name for p in results.iterdir()}
     assert list(pd.read_csv(results / "centers.csv").columns) == [
         "model", "eps", "reference", "class", "cosine", "mse", "relative_mse"]  # the schema in docs/pipeline.md

@@ -1,7 +1,7 @@
 """Step `extension` (07_extension): the extension's tables (A–G over seeds with their AutoAttack accuracy, probe,
-dimension sweep, seed-wise centers, AutoAttack's stages and the logits' scale) and the verdicts on claim 4, with the
-attack check behind it (steps `check`, `autoattack`), and on claim 5 (the adversarially trained E, F, G), as files
-in the step's folder."""
+dimension sweep, seed-wise centers, AutoAttack's stages, the logits' scale, E–G's held-out robustness per epoch)
+and the verdicts on claim 4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the
+adversarially trained E, F, G), as files in the step's folder."""
 from __future__ import annotations
 
 import json
@@ -71,17 +71,18 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
     verdict, evidence = claims.claim4(comparison, samples, check=check)
     robust_models = [claims.ROBUST_BASE, *claims.WITH_INVERSE]
     robust = set(robust_models) <= set(comparison.model)
-    history = pd.concat([tables.history_table([ck for name, ck in by_name(of("train", seed)).items()
+    heldout = pd.concat([tables.history_table([ck for name, ck in by_name(of("train", seed)).items()
                                                if name in robust_models]).assign(seed=seed)
-                         for seed in values["seeds"]], ignore_index=True) if robust else None
+                         for seed in values["seeds"]], ignore_index=True)  # E–G's per-epoch held-out robustness
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
             "sweep": tables.sweep_table(centers["centers"], sweep_refs, values["mean_split"]),
-            "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "claim4": (verdict, evidence),
-            "claim5": claims.claim5(comparison, samples, history=history) if robust else None}
+            "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "heldout": heldout,
+            "claim4": (verdict, evidence),
+            "claim5": claims.claim5(comparison, samples, history=heldout) if robust else None}
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
-    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking': tables, 'claim4': (verdict,
+    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking', 'heldout': tables, 'claim4': (verdict,
     evidence), 'claim5': (verdict, evidence, key) where the study has the adversarially trained models, else None},
     made now unless they exist."""
     task = dag.task(s, "extension")
