@@ -71,9 +71,10 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
     verdict, evidence = claims.claim4(comparison, samples, check=check)
     robust_models = [claims.ROBUST_BASE, *claims.WITH_INVERSE]
     robust = set(robust_models) <= set(comparison.model)
+    # E–G's epochs: the held-out robust accuracy, the accuracy on their own adversarial examples, the losses
     heldout = pd.concat([tables.history_table([ck for name, ck in by_name(of("train", seed)).items()
                                                if name in robust_models]).assign(seed=seed)
-                         for seed in values["seeds"]], ignore_index=True)  # E–G's per-epoch held-out robustness
+                         for seed in values["seeds"]], ignore_index=True)
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
             "sweep": tables.sweep_table(centers["centers"], sweep_refs, values["mean_split"]),
             "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "heldout": heldout,
