@@ -1,5 +1,5 @@
 """Step `extension` (07_extension): the extension's tables (A–G over seeds with their AutoAttack accuracy, probe,
-dimension sweep, seed-wise centers, AutoAttack's stages, the logits' scale, E–G's held-out robustness per epoch)
+dimension sweep, seed-wise centers, AutoAttack's stages, the logits' scale, E–G's training history per epoch)
 and the verdicts on claim 4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the
 adversarially trained E, F, G), as files in the step's folder."""
 from __future__ import annotations
