@@ -92,10 +92,11 @@ class Study:
     # 50 %, at 1/10 of the evaluation's cost per attack
     check_samples: int = param(1000, AT_LEAST_1)
     # AutoAttack (lib.core.autoattack) after the evaluation's PGD, on its first images: every model of every seed at
-    # every robust ε, ≈ 3 h for the paper study on the 2-core CPU (docs/extension.md, "AutoAttack"); ±3.6 points at 95 % near 50 %
+    # every robust ε, ≈ 4.9 h for the paper study on the 2-core CPU (docs/extension.md, "AutoAttack"); ±3.6 points
+    # at 95 % near 50 %
     autoattack_samples: int = param(750, AT_LEAST_1)
     # the same for the adversarially trained E–G, which PGD leaves mostly robust, so that nearly every image goes
-    # through all four stages (≈ 2 s per image and ε on one core): ≈ 1.3 h for their nine models; ±3.7 points at
+    # through all four stages (≈ 3 s per image and ε on one core): ≈ 5.4 h for their nine models; ±3.7 points at
     # 95 % near 90 % within one seed (docs/extension.md, "Adversarially trained models")
     robust_autoattack_samples: int = param(250, AT_LEAST_1)
     autoattack_iterations: int = param(AUTOATTACK_ITERATIONS, AT_LEAST_1)  # APGD-CE, APGD-T, FAB-T; the original's 100
