@@ -11,12 +11,15 @@ RAW := $(INVADV_DATA)/MNIST/raw
 PROFILE ?= paper
 SET ?=
 EXTENDED ?=
+# RECOMPUTE=1 recomputes committed products (products/PROFILE/) whose code differs, or whose values differ without
+# a SET; without it `make report` says what would be recomputed and why, and stops (lib/pipeline/reuse.py).
+RECOMPUTE ?=
 # EXTENDED=0 leaves out the extension (models C and D, robustness, probe, dimension sweep, extra seeds).
 OVERRIDES = $(strip $(SET) $(if $(EXTENDED),extended=$(EXTENDED)))
 
 .PHONY: help env data report carry test bench bench-quick nbval-refresh docs lab orphans clean-orphans clean-venv
 help:
-	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\", EXTENDED=0)"
+	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\", EXTENDED=0, RECOMPUTE=1)"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
 	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
@@ -32,7 +35,7 @@ env: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml tools/pins.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,workflow]'
-	$(PY) -m pip install -q --disable-pip-version-check --no-deps $$($(PY) tools/pins.py crosscheck)
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps $$($(PY) tools/pins.py runtime-no-deps)
 	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python ($(KERNEL))"
 	touch $@
 
@@ -47,7 +50,7 @@ $(RAW)/.verified: | $(VENV)/.installed
 # Before running, `makefile` prints the steps to run and their estimated time on this machine (lib/cost.py);
 # under -jN (N > 1) the steps keep their output to their notebooks and `watch` shows one progress line.
 report: $(VENV)/.installed $(RAW)/.verified
-	+@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile >/dev/null
+	+@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" makefile $(if $(filter 1,$(RECOMPUTE)),--recompute) >/dev/null
 	@$(PY) -m lib.pipeline --profile $(PROFILE) --set "$(OVERRIDES)" watch & watcher=$$!; \
 	$(MAKE) --no-print-directory -f $(INVADV_RUNS)/$(PROFILE)/pipeline.mk PY=$(PY) report; status=$$?; \
 	kill $$watcher 2>/dev/null; wait $$watcher 2>/dev/null; exit $$status

@@ -18,7 +18,8 @@ import torch
 from lib.analysis import claims, report, tables
 from lib.core import products
 from lib.core.centers import snapshot
-from lib.core.protocol import ADVERSARIALLY_TRAINED, model_name
+from lib.core.protocol import model_name
+from lib.core.recipes import ADVERSARIALLY_TRAINED
 from lib.core.train import restore
 from lib.pipeline import dag
 from lib.pipeline.config import FIGURE_MODELS, REPRODUCTION_MODELS, study

@@ -19,7 +19,7 @@ def conda_pip_pins() -> list[str]:
 
 
 def test_environment_yml_mirrors_pyproject():
-    # torchattacks is installed separately with --no-deps (see pyproject's crosscheck group).
+    # torchattacks is installed separately with --no-deps (pyproject's [tool.invadv] runtime-no-deps).
     assert sorted(conda_pip_pins()) == sorted(pins("main") + pins("test") + pins("workflow"))
 
 

@@ -43,7 +43,10 @@ def test_explorer_runs_headless_and_saves_its_view(tmp_path):
 def test_explorer_offers_every_attacked_model_bounds_the_digit_and_finds_computed_eps():
     s = study("smoke")
     ui = explore.Explorer(s, torch.device("cpu"))
-    assert list(ui.models) == [model_name(m, d) for m, d in s.attacked()]  # the menu: every model the ε runs attack
+    assert list(ui.models) == [model_name(m, d) for m, d in s.models()]  # the menu: every model of the first seed
+    assert "G-200d" in ui.models and "G-200d" not in ui.attacked  # G has no ε runs: shown without its center
+    g = ui.state("G-200d", 3, 0.1, 0)
+    assert "adversarial center (ε)" not in g["points"] and "no adversarial center" in ui.caption(g)
     n = len(ui.indices(3))
     last = ui.state("C-200d", 3, 0.1, n - 1)
     assert (last["index"], last["count"]) == (n - 1, n)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -32,35 +33,48 @@ MOVE = 30  # seconds for a control's move to redraw the view (it takes about one
 SCREENSHOT = os.environ.get("INVADV_EXPLORER_SCREENSHOT")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """`make lab` on a free port with a token, its root a folder with explore.ipynb set to the smoke profile, and
-    a copy of the suite's smoke products (the button writes a new ε run there)."""
-    smoke_report()
-    root = tmp_path_factory.mktemp("lab")
-    shutil.copytree(PIPELINE_RUNS, root / "runs")
+@contextmanager
+def lab_for(root: Path, profile: str, **env: str):
+    """`make lab` on a free port with a token, its root `root` holding explore.ipynb set to `profile`, its products in
+    root/runs; `env` adds to its environment."""
     notebook = json.loads((ROOT / "notebooks" / "explore.ipynb").read_text())
     parameters = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
-    parameters["source"] = "".join(parameters["source"]).replace('profile = "quick"', 'profile = "smoke"')
+    parameters["source"] = "".join(parameters["source"]).replace('profile = "paper"', f'profile = "{profile}"')
     (root / "explore.ipynb").write_text(json.dumps(notebook))
     # No "get notified about Jupyter news?" prompt over the page (and no request for it).
     settings = root / ".config" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
     settings.mkdir(parents=True)
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
     env = offline_env(INVADV_RUNS=str(root / "runs"), INVADV_REPORTS=str(root / "reports"), INVADV_THREADS="1",
-                      JUPYTER_RUNTIME_DIR=str(root / ".runtime"), JUPYTER_CONFIG_DIR=str(root / ".config"))
+                      JUPYTER_RUNTIME_DIR=str(root / ".runtime"), JUPYTER_CONFIG_DIR=str(root / ".config"), **env)
     with make_lab(env, f"LAB_ROOT={root}", lab_args="--LabApp.expose_app_in_browser=True") as (port, token):
         yield {"url": f"http://127.0.0.1:{port}/lab/tree/explore.ipynb?token={token}", "root": root}
 
 
 @pytest.fixture(scope="module")
-def page(lab):
+def lab(tmp_path_factory):
+    """The explorer on the smoke profile, with a copy of the suite's smoke products (the button writes a new ε run
+    there)."""
+    smoke_report()
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copytree(PIPELINE_RUNS, root / "runs")
+    with lab_for(root, "smoke") as served:
+        yield served
+
+
+def browser():
+    """Headless Chromium, driven through chromium-driver."""
     options = webdriver.ChromeOptions()
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1400", "--no-proxy-server",
                  "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):
         options.add_argument(flag)
     options.binary_location = BROWSER
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
+    return webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    driver = browser()
     driver.get(lab["url"])
     yield driver
     driver.quit()
@@ -90,7 +104,7 @@ def kernel_status(driver) -> str | None:
 def caption(driver) -> str:
     """The explorer's caption line (read in one script: the widgets redraw while we read)."""
     return driver.execute_script(
-        "const c = [...document.querySelectorAll('.widget-html-content')].filter(e => e.textContent.includes('ε computed'));"
+        "const c = [...document.querySelectorAll('.widget-html-content')].filter(e => e.textContent.includes(' · class '));"
         "return c.length ? c[0].innerText : '';")
 
 
@@ -191,3 +205,32 @@ def test_the_explorer_in_jupyterlab_redraws_what_each_control_names(lab, page):
     assert "ε computed: 0, 0.1, 0.2, 0.3" in caption(driver), caption(driver)
     assert not problems(driver), problems(driver)
     print("\n" + "\n".join(f"{name}: {seconds:.1f} s" for name, seconds in timings))
+
+
+def test_the_explorer_opens_the_committed_paper_study_without_computing_it(tmp_path):
+    """A fresh clone: empty runs/, the committed products/paper/. Run All shows the paper study's first-seed models
+    (A–G, the committed ε grid), restored from the store; nothing is trained or attacked."""
+    grid = "0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3"
+    with lab_for(tmp_path, "paper", INVADV_STORE=str(ROOT / "products")) as served:  # the committed store
+        driver = browser()
+        try:
+            driver.get(served["url"])
+            start = time.time()
+            run_all(driver)
+            seconds = time.time() - start
+            assert not problems(driver), problems(driver)
+            first = caption(driver)
+            assert first.startswith("B-200d · class 3: digit 1 of ") and f"ε = 0.1 · ε computed: {grid}" in first, first
+            model, _ = (Select(e) for e in driver.find_elements(By.CSS_SELECTOR, ".widget-dropdown select"))
+            assert {f"{m}-200d" for m in "ABCDEFG"} <= {o.text for o in model.options}
+            text = move(driver, lambda: model.select_by_visible_text("G-200d"), [], "model", "G-200d ·")
+            assert "no adversarial center" in text, text
+            text = move(driver, lambda: model.select_by_visible_text("F-200d"), [], "model", "F-200d ·")
+            assert f"ε computed: {grid}" in text, text
+            assert not problems(driver), problems(driver)
+        finally:
+            driver.quit()
+    made = {p.name for p in (tmp_path / "runs" / "paper").iterdir() if not p.name.startswith(".")}
+    committed = {p.name for p in (ROOT / "products" / "paper").iterdir() if p.is_dir()}
+    assert made and made <= committed, made - committed  # every product it read was restored, none made
+    print(f"\nRun All on the paper study: {seconds:.1f} s")

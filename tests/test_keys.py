@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from lib import ROOT
-from lib.core.protocol import TrainConfig
+from lib.core.protocol import DECLARED_PARAMETERS, TrainConfig
 from lib.core.recipes import PROTOCOL_PARAMS, RECIPES
 from lib.pipeline import code, dag, registry
 from lib.pipeline.config import study
@@ -190,30 +190,40 @@ def test_the_code_of_a_step_is_what_its_maker_reaches_without_the_planner():
     assert ("lib.core.attacks", "pgd") not in dag.step_code(registry.STEPS["train"], ("lib.core.recipes", "A"))
 
 
-NEW_RECIPE = '''
+NEW_MODEL = '''
 
 def pulled_twice(batch: Batch) -> torch.Tensor:
     """A new model's term."""
     return 2 * to_center(batch)
 
 
-H = Recipe("H", ("center_alpha", "center_weight", "new_weight"), wen_centers, "features",
-           (Term("center_loss", pulled_twice, "new_weight"),))
+H = Model(Recipe("H", ("center_alpha", "new_weight"), wen_centers, "features",
+                 (Term("center_loss", pulled_twice, "new_weight"),)),
+          loss="CE + {new_weight:g}·2·L_C", baselines=("B",),
+          hyperparameters=(Hyperparameter("new_weight", 0.5, NON_NEGATIVE, "H's weight"),))
+
 '''
+DECLARED = "\n\n# --- the declared models, as everything else reads them"
 
 
 def test_a_new_model_retrains_no_other(copy):
-    """A model added as a recipe, with a TrainConfig field of its own, joins the study and re-keys none of the other
-    models' tasks: only its own run and the aggregates."""
+    """A model declared in lib/core/recipes.py, with a hyperparameter of its own, joins the study and re-keys none of
+    the other models' tasks: only its own runs and the aggregates."""
     before = keys()
-    copy("core/protocol.py", 'MODELS = ("A", "B", "C", "D", "E", "F", "G")', 'MODELS = ("A", "B", "C", "D", "E", "F", "G", "H")')
-    copy("core/protocol.py", "    ema_rate: float = param(0.1, RATE)\n",
-         "    ema_rate: float = param(0.1, RATE)\n    new_weight: float = param(0.5, NON_NEGATIVE)\n")
-    copy("core/recipes.py", "\n\nRECIPES = {r.model: r for r in (A, B, C, D, E, F, G)}",
-         NEW_RECIPE + "\n\nRECIPES = {r.model: r for r in (A, B, C, D, E, F, G, H)}")
+    copy("core/recipes.py", DECLARED, NEW_MODEL + DECLARED)
+    copy("core/recipes.py", "from lib.core.rules import Hyperparameter", "from lib.core.rules import NON_NEGATIVE, Hyperparameter")
     after = planned_keys(copy.root)
     assert {n for n in set(after) - set(before)} == {n for n in after if "-H-" in n} != set()
     assert changed(before, after) - set(after).difference(before) == {"centers", "check", "extension", "figures"}
+
+
+def test_rewording_a_model_or_adding_a_contrast_retrains_nothing(copy):
+    """A declaration's loss text and baselines are the report's words, not the training's code: only the steps that
+    show them (extension, figures) change."""
+    before = keys()
+    copy("core/recipes.py", 'loss="CE + {center_weight:g}·L_C", baselines=("A",))',
+         'loss="CE + {center_weight:g} · center loss", baselines=("A", "C"))')
+    assert changed(before, keys()) == {"extension", "figures"}
 
 
 def test_the_adversarially_trained_models_join_the_study_without_recomputing_it(copy):
@@ -229,8 +239,8 @@ def test_the_adversarially_trained_models_join_the_study_without_recomputing_it(
 
 def test_a_recipe_change_retrains_that_model_only(copy):
     before = keys()
-    copy("core/recipes.py", '"targets",\n           (Term("center_loss", to_center, "center_weight"),), inverse_features)',
-         '"features",\n           (Term("center_loss", to_center, "center_weight"),), inverse_features)')
+    copy("core/recipes.py", '"targets",\n                 (Term("center_loss", to_center, "center_weight"),), inverse_features)',
+         '"features",\n                 (Term("center_loss", to_center, "center_weight"),), inverse_features)')
     diff = changed(before, keys())
     assert tasks_of(diff, "train") == {n for n in TRAININGS if n.startswith("train-C-")}
     assert "train-C-200d" in diff and not tasks_of(diff, "eps") - {n for n in ALL if "-C-" in n}
@@ -243,13 +253,14 @@ def test_train_config_computes_nothing():
     assert methods <= {"__post_init__", "to_dict", "from_dict", "__init__", "__repr__", "__eq__", "__hash__",
                        "__setattr__", "__delattr__", "__getstate__", "__setstate__", "__match_args__",
                        "__dataclass_fields__", "__dataclass_params__"}, methods
-    assert all(name in {f.name for f in dataclasses.fields(TrainConfig)}
+    assert all(name in {f.name for f in dataclasses.fields(TrainConfig)} | set(DECLARED_PARAMETERS)
                for r in RECIPES.values() for name in (*PROTOCOL_PARAMS, *r.params))
 
 
 def config_fields_read(found: dict) -> set[str]:
-    """TrainConfig fields that the reached code reads as `config.<field>` or names as a term's weight."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    """TrainConfig fields (and declared hyperparameters) that the reached code reads as `config.<field>` or names as
+    a term's weight."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)} | set(DECLARED_PARAMETERS)
     read = set()
     for (module, name), _ in found.items():
         parsed = code.load(module)

@@ -16,7 +16,7 @@ def tiny(mnist):
 
 
 def manual_step(config: TrainConfig, split: Split):
-    """One SGD step on one batch of 128, written out by hand from STUDY.md §2–§3."""
+    """One SGD step on one batch of 128, written out by hand from docs/study.md §2–§3."""
     model, centers = build(config)
     order = torch.randperm(len(split), generator=torch.Generator().manual_seed(config.seed))
     x, y = to_input(split.images[order]), split.labels[order]

@@ -1,19 +1,23 @@
 """Print dependency pins from pyproject.toml, the one place they are declared.
 
-Usage: python tools/pins.py [GROUP]   (GROUP: "main" (default), "test", "crosscheck", "all")
+Usage: python tools/pins.py [GROUP]   (GROUP: "main" (default), "test", "workflow", "runtime-no-deps", "all")
+
+"runtime-no-deps" are runtime dependencies that pip installs with --no-deps (pyproject's [tool.invadv] says why).
 """
 import sys
 import tomllib
 from pathlib import Path
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
+RUNTIME = "runtime-no-deps"
 
 
 def pins(group: str = "main") -> list[str]:
     """Return the pinned requirement strings of one dependency group."""
-    project = tomllib.loads(PYPROJECT.read_text())["project"]
-    extras = project["optional-dependencies"]
-    groups = {"main": project["dependencies"], **extras}
+    pyproject = tomllib.loads(PYPROJECT.read_text())
+    project = pyproject["project"]
+    groups = {"main": project["dependencies"], **project["optional-dependencies"],
+              RUNTIME: pyproject["tool"]["invadv"][RUNTIME]}
     if group == "all":
         return [p for g in groups.values() for p in g]
     if group not in groups:

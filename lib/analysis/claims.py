@@ -1,4 +1,4 @@
-"""The original report's claims (STUDY.md §5), each with measured evidence and a computed verdict."""
+"""The original report's claims (docs/study.md §5), each with measured evidence and a computed verdict."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,6 +8,8 @@ import pandas as pd
 from scipy.stats import norm, spearmanr, t as student_t, ttest_ind
 
 from lib.core.autoattack import STAGES
+from lib.core.protocol import model_name
+from lib.core.recipes import contrasts as declared_contrasts
 from lib.core.robustness import ALL
 
 PGD, AUTOATTACK = "robust_acc@", "autoattack_acc@"  # the evaluation table's robust accuracies, by attack
@@ -250,7 +252,7 @@ def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(),
     (AUTOATTACK columns, on its first `autoattack_samples` images), else PGD's; PGD's differences stay in the
     evidence beside it. With an attack `check` (lib.core.robustness), a gain counts only if it survives those
     attacks too: unless `new` − `classic` under all of them lies above 0 at some ε, 'holds' becomes inconclusive.
-    The verdict is C's, the model STUDY.md §6 defines for the claim; each of `variants` in the table (D: per-sample
+    The verdict is C's, the model docs/study.md §6 defines for the claim; each of `variants` in the table (D: per-sample
     targets) gets the same rule's verdict in the evidence, as context.
     """
     by = lambda model, column: evaluation.loc[evaluation.model == model, column]
@@ -424,11 +426,11 @@ def masking_findings(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> 
     return table
 
 
-# The extension's comparisons (STUDY.md §6): each model with inverse adversaries against classic center loss and
-# against cross-entropy alone, and center loss against cross-entropy for scale; among the adversarially trained
-# models (claim 5), each use of inverse adversaries against adversarial training alone, and the two uses.
-CONTRASTS = (("C-200d", "B-200d"), ("D-200d", "B-200d"), ("C-200d", "A-200d"), ("D-200d", "A-200d"),
-             ("B-200d", "A-200d"), ("F-200d", "E-200d"), ("G-200d", "E-200d"), ("F-200d", "G-200d"))
+# The extension's comparisons (docs/study.md §6), each model against the ones its declaration names (lib.core.recipes):
+# center loss against cross-entropy for scale, each model with inverse adversaries against classic center loss and
+# against cross-entropy alone; among the adversarially trained models (claim 5), each use of inverse adversaries
+# against adversarial training alone, and the two uses.
+CONTRASTS = tuple((model_name(m, 200), model_name(b, 200)) for m, b in declared_contrasts())
 
 
 def seeds_needed(a: pd.Series, b: pd.Series, effect: float, confidence: float = 0.95, power: float = 0.8,

@@ -277,7 +277,9 @@ def explorer_view(state: dict) -> plt.Figure:
                rasterized=True)
     markers = {"this digit": "o", "its inverse adversary": "D", "feature mean μ": "*", "center-loss center c": "P",
                "adversarial center (ε)": "X", "weight vector W (direction)": "^"}
-    for (name, point), color in zip(state["points"].items(), sns.color_palette("dark", len(markers))):
+    colors = dict(zip(markers, sns.color_palette("dark", len(markers))))  # each point its own, whichever are shown
+    for name, point in state["points"].items():
+        color = colors.get(name, "black")
         if name == "this digit":  # a ring on top: at ε = 0 the adversary sits exactly on it and must not hide it
             ax.scatter(*point.numpy(), s=260, marker="o", facecolors="none", edgecolors=color, linewidths=2.2,
                        zorder=5, label=name)

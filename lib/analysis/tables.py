@@ -9,6 +9,7 @@ import torch
 from lib.core.centers import REFERENCES, compare, cosine
 from lib.core.products import atomic_path, write_bytes, write_text
 from lib.core.protocol import model_name
+from lib.core.recipes import loss_text
 
 
 def reference_key(name: str, mean_split: str) -> str:
@@ -109,22 +110,6 @@ def sample_table(eps_runs: list[dict], mean_split: str) -> pd.DataFrame:
                 rows.append({"model": model, "eps": run["eps"], "reference": name,
                              "sample_cosine": summary["sample_cosine"][reference_key(name, mean_split)].mean().item()})
     return pd.DataFrame(rows).sort_values(["model", "reference", "eps"], ignore_index=True)
-
-
-# Each model's training loss in words, filled from its stored config (the recipes: lib.core.recipes).
-ADVERSARIAL = "CE on adversarial examples ({at_method}, {at_steps} step(s), ε={at_eps:g})"  # E–G's examples
-LOSSES = {"A": "CE", "B": "CE + {center_weight:g}·L_C",
-          "C": "CE + {center_weight:g}·L_C to adversarial centers (ε={train_eps:g}, T={train_steps})",
-          "D": "CE + {center_weight:g}·pull to own inverse adversary (ε={train_eps:g}, T={train_steps})",
-          "E": ADVERSARIAL,
-          "F": ADVERSARIAL + " + {center_weight:g}·L_C to adversarial centers (ε={train_eps:g}, T={train_steps})",
-          "G": ADVERSARIAL + " + {align_weight:g}·KL to own inverse adversary's output (ε={train_eps:g}, "
-                             "T={train_steps})"}
-
-
-def loss_text(config: dict) -> str:
-    """The training loss of a model, e.g. 'CE + 0.01·L_C' (B) or 'CE + 0.01·pull to x̌ (ε=0.1)' (D)."""
-    return LOSSES[config["model"]].format(**config)
 
 
 def accuracy_table(checkpoints: list[dict]) -> pd.DataFrame:

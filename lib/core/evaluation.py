@@ -1,4 +1,4 @@
-"""How good a trained model is beyond clean accuracy (STUDY.md §6): robustness to the standard MNIST
+"""How good a trained model is beyond clean accuracy (docs/study.md §6): robustness to the standard MNIST
 PGD attack, intra-class compactness, and how its class means line up with its weight vectors."""
 from __future__ import annotations
 

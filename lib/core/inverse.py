@@ -1,4 +1,4 @@
-"""One ε run: inverse adversaries of a split for each model, and what they do (STUDY.md §3)."""
+"""One ε run: inverse adversaries of a split for each model, and what they do (docs/study.md §3)."""
 from __future__ import annotations
 
 import time

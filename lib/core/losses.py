@@ -1,5 +1,5 @@
-"""Center loss (Wen et al., ECCV 2016) with its own center update rule (STUDY.md §3), and the extension's
-two variants that pull features towards inverse adversaries instead (STUDY.md §6)."""
+"""Center loss (Wen et al., ECCV 2016) with its own center update rule (docs/study.md §3), and the extension's
+two variants that pull features towards inverse adversaries instead (docs/study.md §6)."""
 from __future__ import annotations
 
 import torch

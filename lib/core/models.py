@@ -1,4 +1,4 @@
-"""The TRADES SmallCNN for MNIST (STUDY.md §2), split into a feature extractor and a linear head."""
+"""The TRADES SmallCNN for MNIST (docs/study.md §2), split into a feature extractor and a linear head."""
 from __future__ import annotations
 
 from collections import OrderedDict

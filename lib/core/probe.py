@@ -1,4 +1,4 @@
-"""Where are the high-likelihood regions the extractor can reach? (STUDY.md §6)
+"""Where are the high-likelihood regions the extractor can reach? (docs/study.md §6)
 
 For each class, candidate points in feature space — the feature mean, the center-loss center, the
 adversarial center at each ε and the weight direction scaled to the class's typical feature norm —

@@ -1,4 +1,9 @@
-"""The training protocol's constants and TrainConfig, everything that determines a trained model (STUDY.md §2–§3)."""
+"""The training protocol's constants and TrainConfig, everything that determines a trained model (docs/study.md §2–§3).
+
+The models themselves are declared in lib.core.recipes, each once; importing it registers their letters and the
+hyperparameters they introduce here (`register`): TrainConfig checks a model's letter against them, and gains a field
+for each declared hyperparameter, with its default and rule.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -7,20 +12,17 @@ from dataclasses import dataclass
 from lib.core.errors import ConfigError
 from lib.core.precision import PRECISIONS
 from lib.core.rules import (AT_LEAST_1, FIRST_N, FRACTION, NON_NEGATIVE, PIXEL_STEP, POSITIVE, RADIUS, RATE, SEED,
-                             check_fields, check_reach, one_of, param)
+                             Hyperparameter, check_fields, check_reach, one_of, param)
 
 NUM_CLASSES = 10
 # AutoAttack's standard version (Croce & Hein 2020): APGD-CE, APGD-T and FAB-T iterations, Square's queries. Here
 # rather than in lib.core.autoattack so that the planner reads them without importing torchattacks (≈ 1.5 s).
 AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES = 100, 5000
 
-# A: cross-entropy; B: + λ·center loss (Wen et al.'s centers); extension (STUDY.md §6): C: + λ·center loss
-# whose centers are adversarial centers (EMA of inverse adversaries' features); D: + λ·pull of each feature
-# towards its own inverse adversary's feature.
-# Adversarially trained (issue 32): E: adversarial training at ε = 0.3; F: E + C's center loss; G: E + Dong et al.'s
-# alignment of each adversarial example's output with its inverse adversary's.
-MODELS = ("A", "B", "C", "D", "E", "F", "G")  # each a recipe of lib.core.recipes
-ADVERSARIALLY_TRAINED = ("E", "F", "G")  # the recipes that train on adversarial examples (tests/test_recipes.py)
+# What the model declarations of lib.core.recipes register on import: each model's letter, in the order declared,
+# and the hyperparameters they introduce beyond TrainConfig's fields (the ones several models share), by name.
+DECLARED_MODELS: list[str] = []
+DECLARED_PARAMETERS: dict[str, Hyperparameter] = {}
 # How E–G make their training examples (lib.core.attacks): PGD with at_steps steps, FGSM with a random start, N-FGSM.
 AT_METHODS = ("pgd", "fgsm-rs", "n-fgsm")
 
@@ -36,7 +38,7 @@ class TrainConfig:
     model computes from them is its recipe's (lib.core.recipes), which is why the planner keys a training by these
     values and its recipe's code, not by this class's code (lib.pipeline.code.OPAQUE)."""
 
-    model: str = param("A", one_of(MODELS))
+    model: str = param("A")  # a letter of DECLARED_MODELS (checked in __post_init__: they are registered later)
     feature_dim: int = param(200, AT_LEAST_1)
     center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE)  # λ of B, C and D (A tracks centers only)
     center_alpha: float = param(0.5, RATE)  # α of Wen et al.'s center update
@@ -66,8 +68,12 @@ class TrainConfig:
     at_steps: int = param(5, AT_LEAST_1)  # PGD's steps (at_method "pgd"); the single-step methods take one
     align_weight: float = param(1.0, NON_NEGATIVE)
     precision: str = param("fp32", one_of(PRECISIONS))  # of the training steps (and C and D's inverse adversaries); lib/precision.py
+    # ... and one field per hyperparameter a model declaration introduces (`register`)
 
     def __post_init__(self) -> None:
+        if self.model not in DECLARED_MODELS:
+            raise ConfigError(f"TrainConfig: model must be one of the declared models {tuple(DECLARED_MODELS)} "
+                              f"(lib/core/recipes.py declares them), got {self.model!r}")
         check_fields(self)
         check_reach("TrainConfig", "train_steps", self.train_steps, "train_step_size", self.train_step_size,
                     "train_eps", self.train_eps)
@@ -85,6 +91,39 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"TrainConfig: unknown parameter(s) {sorted(unknown)}; known: {sorted(known)}")
         return cls(**values)
+
+
+# What dataclasses generates for a frozen dataclass: removed before TrainConfig is made again with more fields.
+GENERATED = ("__init__", "__repr__", "__eq__", "__hash__", "__setattr__", "__delattr__", "__match_args__",
+             "__dataclass_fields__", "__dataclass_params__")
+
+
+def register(models: list[str], hyperparameters: list[Hyperparameter]) -> tuple[str, ...]:
+    """Register the declared models' letters and give TrainConfig a field for each hyperparameter they introduce
+    (lib.core.recipes calls this once, on import); returns the letters. TrainConfig is made again in place, so that
+    every module that imported it sees the new fields."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    new = []
+    for h in hyperparameters:
+        if h.name in fields and h.name not in DECLARED_PARAMETERS:
+            raise ConfigError(f"hyperparameter {h.name!r} is a TrainConfig field already: name it in the recipe's "
+                              "params instead of declaring it")
+        if DECLARED_PARAMETERS.setdefault(h.name, h) != h:
+            raise ConfigError(f"hyperparameter {h.name!r} is declared twice with different defaults or rules")
+        if h.name not in fields:
+            new.append(h)
+    if new:
+        for name in GENERATED:
+            if name in vars(TrainConfig):
+                delattr(TrainConfig, name)
+        for name, f in fields.items():  # its fields as declared (defaults and rules), to be read again
+            setattr(TrainConfig, name, f)
+        for h in new:
+            TrainConfig.__annotations__[h.name] = h.kind.__name__
+            setattr(TrainConfig, h.name, param(h.default, h.rule))
+        dataclass(frozen=True)(TrainConfig)
+    DECLARED_MODELS[:] = models
+    return tuple(models)
 
 
 

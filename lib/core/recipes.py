@@ -1,11 +1,14 @@
-"""Each model as a recipe: its class centers, the targets it makes for every batch, the input it trains on and its
-loss terms (STUDY.md §2–§3; the extension's C and D, §6).
+"""Each model of the study, declared once: its recipe (its class centers, the targets it makes for every batch, the
+input it trains on and its loss terms; docs/study.md §2–§3, the extension's models §6), how the report words its
+loss, the models it is contrasted with, and the hyperparameters it introduces.
 
-The epoch loop (lib.core.train) reads a model's recipe and knows no model by name, so a new model is one more
-declaration here and nothing else: its training's key covers the loop and its own recipe (the planner hashes each
-recipe on its own, lib.pipeline.code.OPAQUE), so adding one retrains no other model. A recipe's `params` name the
-TrainConfig fields it reads beyond the shared protocol; only those enter its training's key and its checkpoint's
-check, so a parameter a model does not read never retrains it.
+The epoch loop (lib.core.train) reads a model's recipe and knows no model by name, and everything else that names
+models (the study's parameters and models, the loss column, the contrasts, the figures) reads the declarations, so a
+new model is one more `Model(...)` here and nothing else (docs/how-to/add-a-model.md). Its training's key covers the
+loop and its own recipe (the planner hashes each recipe on its own, lib.pipeline.code.OPAQUE; of a declaration only
+its recipe, lib.pipeline.code.DECLARATION), so adding one retrains no other model and rewording one retrains nothing.
+A recipe's `params` name the TrainConfig fields it reads beyond the shared protocol; only those enter its training's
+key and its checkpoint's check, so a parameter a model does not read never retrains it.
 """
 from __future__ import annotations
 
@@ -17,11 +20,13 @@ from torch.nn.functional import kl_div, log_softmax, softmax
 
 from lib.core.attacks import fgsm_rs, inverse_adversary, n_fgsm, pgd_training
 from lib.core.data import Split
+from lib.core.errors import ConfigError
 from lib.core.evaluation import robust_accuracy
 from lib.core.losses import AdversarialCenters, CenterLoss, pull
 from lib.core.models import SmallCNN
 from lib.core.precision import autocast
-from lib.core.protocol import NUM_CLASSES, TrainConfig
+from lib.core.protocol import NUM_CLASSES, TrainConfig, register
+from lib.core.rules import Hyperparameter
 
 # What every training reads, whatever its model: the network, the data, the optimizer, the schedule, the precision.
 PROTOCOL_PARAMS = ("model", "feature_dim", "lr", "momentum", "weight_decay", "batch_size", "epochs", "dropout",
@@ -85,8 +90,35 @@ class Recipe:
         return 0.0 if term.weight is None else getattr(config, term.weight)
 
 
+@dataclass(frozen=True)
+class Model:
+    """One model of the study: how it trains (its recipe), how the report words its loss (a format string over its
+    TrainConfig's values), the models it is contrasted with (those it builds on, by letter: each contrast is this
+    model − that one), and the hyperparameters it introduces (each also named in its recipe's params, which puts
+    its value in the training's key)."""
+
+    recipe: Recipe
+    loss: str
+    baselines: tuple[str, ...] = ()
+    hyperparameters: tuple[Hyperparameter, ...] = ()
+
+    def __post_init__(self) -> None:
+        unread = [h.name for h in self.hyperparameters if h.name not in self.recipe.params]
+        if unread:  # its value would be missing from the training's key: a stale product after a change
+            raise ConfigError(f"model {self.letter}: hyperparameter(s) {unread} must be named in its recipe's params")
+
+    @property
+    def letter(self) -> str:
+        return self.recipe.model
+
+    @property
+    def adversarially_trained(self) -> bool:
+        """Whether it trains on adversarial examples (its recipe makes its inputs)."""
+        return self.recipe.inputs is not None
+
+
 def wen_centers(config: TrainConfig) -> CenterLoss:
-    """Wen et al.'s centers, moved by their own update rule (STUDY.md §3)."""
+    """Wen et al.'s centers, moved by their own update rule (docs/study.md §3)."""
     return CenterLoss(NUM_CLASSES, config.feature_dim, config.center_alpha)
 
 
@@ -119,14 +151,19 @@ def to_target(batch: Batch) -> torch.Tensor:
 
 # A: cross-entropy, tracking Wen et al.'s centers without training on them; B: + λ · center loss; C: + λ · center loss
 # towards adversarial centers (the running mean of inverse adversaries' features); D: + λ · pull of each feature
-# towards its own inverse adversary's. (How the report words each loss: lib.analysis.tables.LOSSES.)
-A = Recipe("A", ("center_alpha",), wen_centers, "features", (Term("center_loss", to_center, None),))
-B = Recipe("B", ("center_alpha", "center_weight"), wen_centers, "features",
-           (Term("center_loss", to_center, "center_weight"),))
-C = Recipe("C", (*INVERSE_PARAMS, "ema_rate", "center_weight"), adversarial_centers, "targets",
-           (Term("center_loss", to_center, "center_weight"),), inverse_features)
-D = Recipe("D", (*INVERSE_PARAMS, "center_alpha", "center_weight"), wen_centers, "features",
-           (Term("center_loss", to_target, "center_weight"),), inverse_features)
+# towards its own inverse adversary's. C and D are contrasted with classic center loss and with cross-entropy alone.
+INVERSE_TEXT = "(ε={train_eps:g}, T={train_steps})"  # the inverse adversaries a loss text names
+A = Model(Recipe("A", ("center_alpha",), wen_centers, "features", (Term("center_loss", to_center, None),)),
+          loss="CE")
+B = Model(Recipe("B", ("center_alpha", "center_weight"), wen_centers, "features",
+                 (Term("center_loss", to_center, "center_weight"),)),
+          loss="CE + {center_weight:g}·L_C", baselines=("A",))
+C = Model(Recipe("C", (*INVERSE_PARAMS, "ema_rate", "center_weight"), adversarial_centers, "targets",
+                 (Term("center_loss", to_center, "center_weight"),), inverse_features),
+          loss="CE + {center_weight:g}·L_C to adversarial centers " + INVERSE_TEXT, baselines=("B", "A"))
+D = Model(Recipe("D", (*INVERSE_PARAMS, "center_alpha", "center_weight"), wen_centers, "features",
+                 (Term("center_loss", to_target, "center_weight"),), inverse_features),
+          loss="CE + {center_weight:g}·pull to own inverse adversary " + INVERSE_TEXT, baselines=("B", "A"))
 
 
 # --- adversarial training (issue 32) ----------------------------------------------------------------------------
@@ -164,15 +201,28 @@ ROBUST = Monitor("heldout_pgd", heldout_robustness)
 # (the adversarial examples' features pulled towards the running mean of the clean images' inverse adversaries'
 # features); G: + β · Dong et al.'s alignment with the inverse adversaries' outputs. F and G make the same inverse
 # adversaries as C and D, so that F − G compares two uses of the same targets.
-E = Recipe("E", (*AT_PARAMS, "center_alpha"), wen_centers, "features", (Term("center_loss", to_center, None),),
-           inputs=adversarial_inputs, monitors=(ROBUST,))
-F = Recipe("F", (*AT_PARAMS, *INVERSE_PARAMS, "ema_rate", "center_weight"), adversarial_centers, "targets",
-           (Term("center_loss", to_center, "center_weight"),), inverse_features, adversarial_inputs, (ROBUST,))
-G = Recipe("G", (*AT_PARAMS, *INVERSE_PARAMS, "center_alpha", "align_weight"), wen_centers, "features",
-           (Term("center_loss", to_center, None), Term("alignment", to_inverse_output, "align_weight")),
-           inverse_features, adversarial_inputs, (ROBUST,))
+ADVERSARIAL_TEXT = "CE on adversarial examples ({at_method}, {at_steps} step(s), ε={at_eps:g})"  # E–G's examples
+E = Model(Recipe("E", (*AT_PARAMS, "center_alpha"), wen_centers, "features", (Term("center_loss", to_center, None),),
+                 inputs=adversarial_inputs, monitors=(ROBUST,)),
+          loss=ADVERSARIAL_TEXT)
+F = Model(Recipe("F", (*AT_PARAMS, *INVERSE_PARAMS, "ema_rate", "center_weight"), adversarial_centers, "targets",
+                 (Term("center_loss", to_center, "center_weight"),), inverse_features, adversarial_inputs, (ROBUST,)),
+          loss=ADVERSARIAL_TEXT + " + {center_weight:g}·L_C to adversarial centers " + INVERSE_TEXT,
+          baselines=("E", "G"))
+G = Model(Recipe("G", (*AT_PARAMS, *INVERSE_PARAMS, "center_alpha", "align_weight"), wen_centers, "features",
+                 (Term("center_loss", to_center, None), Term("alignment", to_inverse_output, "align_weight")),
+                 inverse_features, adversarial_inputs, (ROBUST,)),
+          loss=ADVERSARIAL_TEXT + " + {align_weight:g}·KL to own inverse adversary's output " + INVERSE_TEXT,
+          baselines=("E",))
 
-RECIPES = {r.model: r for r in (A, B, C, D, E, F, G)}
+
+# --- the declared models, as everything else reads them ---------------------------------------------------------
+
+# Every Model above, in the order declared: declaring one is all it takes to add it.
+DECLARATIONS: dict[str, Model] = {m.letter: m for m in list(globals().values()) if isinstance(m, Model)}
+MODELS = register(list(DECLARATIONS), [h for m in DECLARATIONS.values() for h in m.hyperparameters])
+ADVERSARIALLY_TRAINED = tuple(m.letter for m in DECLARATIONS.values() if m.adversarially_trained)
+RECIPES = {letter: m.recipe for letter, m in DECLARATIONS.items()}
 
 
 def recipe(model: str) -> Recipe:
@@ -180,6 +230,27 @@ def recipe(model: str) -> Recipe:
     if model not in RECIPES:
         raise KeyError(f"no recipe for model {model!r}; recipes: {', '.join(RECIPES)} (lib/core/recipes.py)")
     return RECIPES[model]
+
+
+def declaration(model: str) -> Model:
+    """The declaration of `model` (a letter)."""
+    if model not in DECLARATIONS:
+        raise ConfigError(f"no model {model!r} is declared; models: {', '.join(DECLARATIONS)} (lib/core/recipes.py)")
+    return DECLARATIONS[model]
+
+
+def contrasts() -> list[tuple[str, str]]:
+    """(model, baseline) of every contrast the declarations ask for, by letter, in the order declared."""
+    pairs = [(m.letter, b) for m in DECLARATIONS.values() for b in m.baselines]
+    unknown = sorted({b for _, b in pairs} - set(DECLARATIONS))
+    if unknown:
+        raise ConfigError(f"baselines {unknown} are not declared models; models: {', '.join(DECLARATIONS)}")
+    return pairs
+
+
+def loss_text(config: dict) -> str:
+    """How the report words a model's training loss, filled from its stored config: 'CE + 0.01·L_C' (B)."""
+    return declaration(config["model"]).loss.format(**config)
 
 
 def key_params(config: TrainConfig) -> dict:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from lib.core.errors import ConfigError
 
 Rule = tuple[str, Callable[[Any], bool]]  # what a value must be (for the message), and the test
 
-# Reach of a PGD attack: T steps of size α can cross an ε-ball only if T·α >= ε (STUDY.md §3); the slack
+# Reach of a PGD attack: T steps of size α can cross an ε-ball only if T·α >= ε (docs/study.md §3); the slack
 # absorbs the rounding of products like 10·0.03.
 REACH_SLACK = 1e-9
 
@@ -62,6 +63,22 @@ def seeds_rule() -> Rule:
             lambda v: isinstance(v, tuple) and len(set(v)) == len(v) and all(passes(SEED, s) for s in v))
 
 
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A parameter a model introduces (lib.core.recipes.Model): its name, default, rule and meaning; TrainConfig and
+    Study take it like a field of their own."""
+
+    name: str
+    default: Any
+    rule: Rule
+    doc: str  # what it is, in a line (the parameters' reference shows it)
+
+    @property
+    def kind(self) -> type:
+        """The type `make report SET=...` parses its value as: its default's."""
+        return type(self.default)
+
+
 def param(default: Any, rule: Rule | None = None) -> Any:
     """A dataclass field: its default and, beside it, the rule its value must meet."""
     return dataclasses.field(default=default, metadata={"rule": rule})
@@ -80,6 +97,6 @@ def check_reach(owner: str, steps_name: str, steps: int, size_name: str, size: f
     """ConfigError when `steps` steps of `size` cannot reach the boundary of the largest ε-ball."""
     if steps * size < radius - REACH_SLACK:
         raise ConfigError(f"{owner}: {steps_name}·{size_name} = {steps}·{size:g} = {steps * size:g} cannot reach "
-                          f"{radius_name} = {radius:g}: the attack would never reach the ball's boundary (STUDY.md §3 "
+                          f"{radius_name} = {radius:g}: the attack would never reach the ball's boundary (docs/study.md §3 "
                           f"needs T·α >= ε); raise {steps_name} to {math.ceil(radius / size - REACH_SLACK)} or "
                           f"{size_name} to {radius / steps:.3g}")

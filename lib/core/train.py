@@ -1,4 +1,4 @@
-"""Train a model with the protocol of STUDY.md §2: the epoch loop, checkpoints and resuming. What differs between
+"""Train a model with the protocol of docs/study.md §2: the epoch loop, checkpoints and resuming. What differs between
 models (A: cross-entropy; B: + λ·center loss; the extension's C and D, which pull features towards inverse
 adversaries instead) is each model's recipe, lib.core.recipes."""
 from __future__ import annotations

@@ -5,9 +5,11 @@ where it stopped instead of recomputing it (the paper run takes longer than a wo
     make report                                    # copies back from products/paper/ what runs/paper/ lacks
 
 `carry` keeps every finished step's folder (its executed notebook and products) and the last epoch state of every
-training still under way. Folders are named by their keys, so a carried product of other code or other parameters
-is never taken for the current one: it is an orphan, as in runs/. Carried files are read like any product (torch
-checkpoints with weights_only), and a carried product that does not load is set aside and recomputed.
+training still under way, and lists every file with its checksum in the store's MANIFEST.json (lib.pipeline.manifest).
+Folders are named by their keys, so a carried product of other code or other parameters is never taken for the
+current one: it is an orphan, as in runs/. A restore copies only files the manifest lists, after checking their
+checksums; carried files are then read like any product (torch checkpoints with weights_only), and a carried
+product that does not load is set aside and recomputed.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from lib import ROOT
 from lib.core import products
+from lib.pipeline import manifest
 from lib.pipeline.dag import Task, runs_dir
 
 
@@ -62,8 +65,19 @@ def copy_finished(files: list[Path], executed: Path, into: Path) -> None:
         copy(f, into / f.name)
 
 
+def superseded(tasks: dict[str, Task], store: Path) -> list[Path]:
+    """The store's folders of the plan's tasks under other keys (made by other code or values), once the plan's own
+    product of that task is in the store."""
+    planned = {t.folder.name for t in tasks.values()}
+    carried = {t.name for t in tasks.values() if (store / t.folder.name / t.executed.name).exists()}
+    return sorted(folder for folder in (store.iterdir() if store.is_dir() else ()) if folder.is_dir()
+                  and folder.name not in planned and folder.name.rsplit("-", 1)[0] in carried)
+
+
 def carry(tasks: dict[str, Task], profile: str) -> list[str]:
-    """Copy into the store what runs/ has made of `tasks` (the current plan) and the store lacks; one line each."""
+    """Copy into the store what runs/ has made of `tasks` (the current plan) and the store lacks, remove the store's
+    products those supersede (git keeps the committed ones in its history), and list the store in its manifest; one
+    line per step copied or removed."""
     store, done = store_dir(profile), []
     for t in tasks.values():
         into = store / t.folder.name
@@ -79,19 +93,31 @@ def carry(tasks: dict[str, Task], profile: str) -> list[str]:
             if (epochs := epochs_done(state)) > epochs_done(kept):
                 copy(state, kept)
                 done.append(f"{t.name}: epoch {epochs} of training")
+    for folder in superseded(tasks, store):
+        shutil.rmtree(folder)
+        done.append(f"{folder.name}: removed, superseded by the plan's product of the same step")
+    if store.is_dir():
+        manifest.write(tasks, store)
     return done
 
 
 def restore(tasks: dict[str, Task], profile: str) -> list[str]:
     """Copy into runs/ what the store holds of `tasks` and runs/ lacks (a training's state only where the store's
-    is further along); one line each. Called before a run plans what to compute."""
+    is further along), each folder checked against the store's manifest first (ProductError where a file differs);
+    one line each. Called before a run plans what to compute."""
     store, done = store_dir(profile), []
+    listed = manifest.entries_by_folder(manifest.read(store)) if store.is_dir() else {}
     for t in tasks.values():
         source = store / t.folder.name
         if t.executed.exists() or not source.is_dir():
             continue
+        if source.name not in listed:  # nothing says what it should hold: not taken for a product
+            done.append(f"{t.name}: not restored, {source} is not listed in {manifest.NAME} (`make carry` lists it)")
+            continue
+        entry = listed[source.name]
+        manifest.verified(entry, source)
         if (source / t.executed.name).exists():
-            copy_finished(finished_files(source), t.executed, t.folder)
+            copy_finished([source / name for name in entry["files"] if not name.startswith(".")], t.executed, t.folder)
             done.append(f"{t.name}: made")
         elif (epochs := epochs_done(source / resume_state(t).name)) > epochs_done(resume_state(t)):
             copy(source / resume_state(t).name, resume_state(t))
@@ -103,4 +129,8 @@ def summary(lines: list[str], verb: str, profile: str) -> str:
     """One line for the user (how many steps moved, between which folders), then a line per step."""
     runs, store = runs_dir() / profile, store_dir(profile)
     source, target = (store, runs) if verb == "restored" else (runs, store)
-    return f"{verb} {len(lines)} step(s) from {source} into {target}" + "".join(f"\n  {line}" for line in lines)
+    shown = lines if len(lines) <= SHOWN else [*lines[:SHOWN - 1], f"… and {len(lines) - SHOWN + 1} more"]
+    return f"{verb} {len(lines)} step(s) from {source} into {target}" + "".join(f"\n  {line}" for line in shown)
+
+
+SHOWN = 12  # lines of a summary: a whole study restored is one line per step, 213 for the paper

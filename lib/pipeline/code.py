@@ -34,6 +34,13 @@ WHOLE = "*"  # a module used whole: every definition of it
 # a training's key has the values its recipe reads (lib.core.recipes.key_params), so a field added for a new model
 # retrains none of the others.
 OPAQUE = frozenset({("lib.core.recipes", "RECIPES"), ("lib.core.protocol", "TrainConfig")})
+# A model's declaration, `A = Model(Recipe(...), loss=..., baselines=..., hyperparameters=...)` in lib.core.recipes,
+# counts for its own training as its recipe alone, `A = Recipe(...)`: how the model computes. How the report words
+# its loss and which models it is contrasted with compute nothing in its training, and its hyperparameters' values
+# are in the key (each is named in the recipe's params), so rewording a model or adding a contrast retrains nothing;
+# the steps that show them (the report's tables) reach the whole declaration.
+DECLARATION = ("lib.core.recipes", "Model")
+RUN_TIME_NAMES = ("globals", "vars", "locals")  # called bare, they reach a module's names at run time: the whole module
 
 
 def is_planner(module: str) -> bool:
@@ -88,12 +95,16 @@ class Module:
     # A plan hashes the code of dozens of steps that reach the same definitions: each is dumped and followed once.
     memo: dict[str, tuple[str, set[tuple[str, str]]]] = field(default_factory=dict, compare=False, repr=False)
 
-    def code_and_uses(self, name: str, root: Path) -> tuple[str, set[tuple[str, str]]]:
-        """The normalized code of definition `name` ('': the module-level statements) and the `lib` names it uses."""
-        if name not in self.memo:
+    def code_and_uses(self, name: str, root: Path, recipe_only: bool = False) -> tuple[str, set[tuple[str, str]]]:
+        """The normalized code of definition `name` ('': the module-level statements) and the `lib` names it uses;
+        with `recipe_only`, a model's declaration counts as its recipe (DECLARATION)."""
+        memo = f"{name}:recipe" if recipe_only else name
+        if memo not in self.memo:
             nodes = self.definitions[name] if name else self.statements
-            self.memo[name] = "\n".join(normalized(n) for n in nodes), self.uses(nodes, root)
-        return self.memo[name]
+            if recipe_only:
+                nodes = [as_recipe(n, self.name) for n in nodes]
+            self.memo[memo] = "\n".join(normalized(n) for n in nodes), self.uses(nodes, root)
+        return self.memo[memo]
 
     def uses(self, nodes: list[ast.AST], root: Path) -> set[tuple[str, str]]:
         """(module, name) of every `lib` definition that `nodes` refer to ((module, WHOLE) where unresolved)."""
@@ -105,6 +116,9 @@ class Module:
             if chain and chain[0] in self.imports and self.imports[chain[0]][1] is None:  # `inverse.run`
                 found.add(resolve_attribute(self.imports[chain[0]][0], chain[1:], root))
                 continue  # the chain is resolved whole: its inner parts name no more than it does
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in RUN_TIME_NAMES \
+                    and (node.func.id == "globals" or not node.args):
+                found.add((self.name, WHOLE))  # e.g. the declared models, gathered from the module's names
             if isinstance(node, ast.Name):
                 if node.id in self.definitions:
                     found.add((self.name, node.id))
@@ -132,6 +146,14 @@ def resolve_attribute(module: str, attributes: list[str], root: Path) -> tuple[s
         else:
             return module, attribute
     return module, WHOLE
+
+
+def as_recipe(node: ast.AST, module: str) -> ast.AST:
+    """A model's declaration as its recipe (DECLARATION); any other statement as it is."""
+    if module == DECLARATION[0] and isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) \
+            and isinstance(node.value.func, ast.Name) and node.value.func.id == DECLARATION[1] and node.value.args:
+        return ast.Assign(targets=node.targets, value=node.value.args[0])
+    return node
 
 
 def parse(name: str, source: str, root: Path = ROOT) -> Module:
@@ -184,10 +206,10 @@ def packages(module: str) -> list[str]:
 
 
 def reached(roots: set[tuple[str, str]], extra: list[ast.AST] | None = None, extra_module: Module | None = None,
-            root: Path = ROOT) -> dict[tuple[str, str], str]:
+            root: Path = ROOT, recipes: frozenset[tuple[str, str]] = frozenset()) -> dict[tuple[str, str], str]:
     """{(module, name): normalized code} of every definition (and module-level statement, as name '')
     reached from `roots` and from the statements `extra` (a notebook's code, with its own imports), the
-    planner not followed."""
+    planner not followed; a model declaration among `recipes` counts as its recipe (a training's own model)."""
     found: dict[tuple[str, str], str] = {}
     todo = set(roots)
     if extra_module is not None:
@@ -213,7 +235,7 @@ def reached(roots: set[tuple[str, str]], extra: list[ast.AST] | None = None, ext
             todo |= {(module_name, n) for n in module.definitions}
             continue
         if name in module.definitions:
-            found[(module_name, name)], uses = module.code_and_uses(name, root)
+            found[(module_name, name)], uses = module.code_and_uses(name, root, (module_name, name) in recipes)
         elif name in module.imports:  # re-exported: the definition it names
             target, attribute = module.imports[name]
             todo.add((target, attribute or WHOLE))

@@ -1,5 +1,5 @@
 """A run of the study: the profiles, every parameter's default and check, which models run at which seed,
-and the parsing of `make report SET="k=v ..."` (STUDY.md §2–§3)."""
+and the parsing of `make report SET="k=v ..."` (docs/study.md §2–§3)."""
 from __future__ import annotations
 
 import dataclasses
@@ -16,8 +16,9 @@ from lib.core.data import Split, load_split, read_labels
 from lib.core.errors import ConfigError
 from lib.core.precision import CHOICES as PRECISION_CHOICES
 from lib.core.precision import resolve as resolve_precision
-from lib.core.protocol import (ADVERSARIALLY_TRAINED, AT_METHODS, AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES,
-                                DEFAULT_CENTER_WEIGHT, MODELS, NUM_CLASSES, TrainConfig, model_name)
+from lib.core.protocol import (AT_METHODS, AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES, DECLARED_PARAMETERS,
+                                DEFAULT_CENTER_WEIGHT, NUM_CLASSES, TrainConfig, model_name)
+from lib.core.recipes import ADVERSARIALLY_TRAINED, MODELS
 from lib.core.rules import (AT_LEAST_1, BOOLEAN, FIRST_N, NON_NEGATIVE, PIXEL_STEP, RADIUS, RATE, SEED, check_fields,
                              check_reach, distinct, one_of, param, seeds_rule)
 
@@ -26,10 +27,13 @@ SPLITS = ("train", "test")
 SPLIT_SIZES = {"train": 60000, "test": 10000}  # MNIST's images per split
 DEVICE_TYPE = "cuda" if torch.cuda.is_available() else "cpu"  # where 'auto' precision resolves
 
-# The three profiles. `paper` is the protocol of STUDY.md §2; `quick` previews the same pipeline in
+# The three profiles. `paper` is the protocol of docs/study.md §2; `quick` previews the same pipeline in
 # about an hour on a 2-core CPU (67 min measured); `smoke` exercises every step in about 5 minutes (tests).
 PROFILES: dict[str, dict] = {
-    "paper": {},
+    # The committed study's precision is part of its protocol: its products (products/paper/) are bf16, so that a
+    # machine without native bf16 finds them under the same keys instead of planning an fp32 study of its own;
+    # SET="precision=fp32" chooses that explicitly (docs/pipeline.md, "Precision").
+    "paper": {"precision": "bf16"},
     # E–G's PGD examples take two steps in the short profiles: in 2 epochs two learn faster than five (47 % against
     # 41 % under PGD-40 at ε 0.3), over 25 five end higher (docs/extension.md, "E's method")
     "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300,
@@ -53,25 +57,25 @@ DIMENSIONS = distinct(AT_LEAST_1, "integers")
 
 
 @dataclass(frozen=True)
-class Study:
-    """All parameters of one run of the study: a profile's values plus any overrides."""
+class StudyFields:
+    """The parameters of a run every model shares; `Study` adds those the model declarations introduce."""
 
     profile: str = param("paper", one_of(PROFILES))
-    # training (STUDY.md §2)
+    # training (docs/study.md §2)
     epochs: int = param(25, AT_LEAST_1)
     train_samples: int | None = param(None, FIRST_N)  # first N training images (None: all 60k)
     test_samples: int | None = param(None, FIRST_N)  # first N test images, everywhere the test split is used (None: all)
     center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE)  # λ of model B at feature_dim 200
     center_weight_2d: float = param(0.01, NON_NEGATIVE)  # λ of model B at feature_dim 2 (Wen et al.'s MNIST toy)
     seed: int = param(0, SEED)
-    # inverse adversaries (STUDY.md §3): T·α' = 0.4 >= the largest ε
+    # inverse adversaries (docs/study.md §3): T·α' = 0.4 >= the largest ε
     eps: tuple[float, ...] = param((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), RADII)
     steps: int = param(40, AT_LEAST_1)
     step_size: float = param(0.01, PIXEL_STEP)
     attack_samples: int | None = param(None, FIRST_N)  # first N images of attack_split (None: all)
     attack_split: str = param("test", A_SPLIT)
     mean_split: str = param("train", A_SPLIT)  # split the feature means are computed on
-    # the extension (STUDY.md §6); extended=False leaves it out
+    # the extension (docs/study.md §6); extended=False leaves it out
     extended: bool = param(True, BOOLEAN)
     extra_seeds: tuple[int, ...] = param((1, 2), seeds_rule())  # besides `seed`: A–D at 200-d again, for mean ± std
     sweep_dims: tuple[int, ...] = param((2, 16, 64, 200), DIMENSIONS)  # feature dimensions of A and B in the sweep
@@ -195,15 +199,14 @@ class Study:
 
     def train_config(self, model: str, feature_dim: int, seed: int | None = None) -> TrainConfig:
         """The TrainConfig of one model of the study."""
-        # Every model gets the study's values; its training reads, and is keyed by, only its recipe's
-        # (lib.core.recipes.key_params), so a parameter a model does not read never retrains it.
-        weight = self.center_weight_2d if feature_dim == 2 else self.center_weight
-        return TrainConfig(model=model, feature_dim=feature_dim, center_weight=weight, epochs=self.epochs,
-                           train_samples=self.train_samples, test_samples=self.test_samples,
-                           seed=self.seed if seed is None else seed, precision=self.precision,
-                           train_eps=self.train_eps, train_steps=self.train_steps,
-                           train_step_size=self.train_step_size, ema_rate=self.ema_rate, at_eps=self.at_eps,
-                           at_method=self.at_method, at_steps=self.at_steps, align_weight=self.align_weight)
+        # Every model gets the study's values of every training parameter the study sets (the rest keep TrainConfig's
+        # defaults); its training reads, and is keyed by, only its recipe's (lib.core.recipes.key_params), so a
+        # parameter a model does not read never retrains it.
+        fields = {f.name for f in dataclasses.fields(self)}
+        values = {name: getattr(self, name) for name in TRAINING_PARAMETERS if name in fields}
+        values["center_weight"] = self.center_weight_2d if feature_dim == 2 else self.center_weight
+        return TrainConfig.from_dict({**values, "model": model, "feature_dim": feature_dim,
+                                      "seed": self.seed if seed is None else seed})
 
     def split(self, name: str) -> Split:
         """A data split as this study uses it (the first train_samples / test_samples images)."""
@@ -215,6 +218,15 @@ class Study:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+# The training parameters a Study may set: TrainConfig's fields, the hyperparameters models declare among them.
+TRAINING_PARAMETERS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# All parameters of one run of the study: a profile's values plus any overrides; the shared ones above, and one field
+# per hyperparameter a model declares (lib.core.recipes), with its default and rule.
+Study = dataclasses.make_dataclass(
+    "Study", [(name, h.kind, param(h.default, h.rule)) for name, h in DECLARED_PARAMETERS.items()],
+    bases=(StudyFields,), frozen=True, namespace={"__doc__": "All parameters of one run of the study.",
+                                                  "__module__": __name__})
 
 # The reproduction's models: 200-d for figures 2–3 (and the ε runs), 2-d for figure 1.
 REPRODUCTION_MODELS = (("A", 200), ("B", 200), ("A", 2), ("B", 2))

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from lib.core.attacks import BATCH, inverse_adversary
 from lib.core.data import Split, to_input
 from lib.core.models import SmallCNN
-from lib.core.protocol import ADVERSARIALLY_TRAINED, TrainConfig
-from lib.core.recipes import HELDOUT, HELDOUT_STEPS, recipe
+from lib.core.protocol import TrainConfig
+from lib.core.recipes import ADVERSARIALLY_TRAINED, HELDOUT, HELDOUT_STEPS, recipe
 from lib.core.robustness import LONGER
 from lib.core.train import accuracy, build, train_epoch
 from lib.pipeline.config import COMPARED_MODELS, Study

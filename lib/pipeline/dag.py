@@ -54,16 +54,30 @@ def step_code(step: Step, extra: tuple[str, str] | None = None) -> dict[tuple[st
     the product (its figures)."""
     module, function = step.make.split(":")
     roots = {(module, function)} | ({extra} if extra else set())
+    own = frozenset({extra} if extra else ())  # a training's own model counts as its recipe (code.DECLARATION)
     if not step.figures:
-        return code.reached(roots, root=ROOT)
+        return code.reached(roots, root=ROOT, recipes=own)
     notebook = code.parse(f"notebooks/{step.notebook}", notebook_code(step.notebook), ROOT)
     nodes = [n for group in notebook.definitions.values() for n in group] + notebook.statements
-    return code.reached(roots, nodes, notebook, root=ROOT)
+    return code.reached(roots, nodes, notebook, root=ROOT, recipes=own)
 
 
 def code_files(step: Step, extra: tuple[str, str] | None = None) -> list[Path]:
     """The `lib` files of the definitions a step's products depend on."""
     return sorted({code.module_file(module, ROOT) for module, _ in step_code(step, extra)} - {None})
+
+
+def code_parts(step: Step, extra: tuple[str, str] | None = None) -> dict[str, str]:
+    """{'module:name': short hash} of each definition `source_hash` covers (and the notebook's cells, where they
+    count): what a manifest keeps so that a later plan can name the code that changed (lib.pipeline.manifest)."""
+    short = lambda text: hashlib.sha256(text.encode()).hexdigest()[:12]
+    parts = {f"{module}:{name}": short(text) for (module, name), text in step_code(step, extra).items()}
+    if step.figures:
+        cells = notebook_cells(step.notebook)
+        parts[f"notebooks/{step.notebook}.ipynb:code"] = short(code.normalized_source(notebook_code(step.notebook)))
+        parts[f"notebooks/{step.notebook}.ipynb:text"] = short(
+            json.dumps(["".join(c["source"]) for c in cells if c["cell_type"] != "code"]))
+    return parts
 
 
 def source_hash(step: Step, extra: tuple[str, str] | None = None) -> str:
@@ -93,13 +107,27 @@ class Task:
     def notebook(self) -> str:
         return self.step.notebook
 
+    @property
+    def code_root(self) -> tuple[str, str] | None:
+        """The definition this task's code covers besides its step's maker (a training's recipe), if any."""
+        return self.step.code_root(self.params) if self.step.code_root else None
+
+    @property
+    def code_id(self) -> str:
+        """Which code this task runs: its step, and its own definition where it has one ('train:C')."""
+        return f"{self.step.name}:{self.code_root[1]}" if self.code_root else self.step.name
+
+    @property
+    def code_hash(self) -> str:
+        """The hash of the code its product depends on (`source_hash`), shared by the plan's tasks of one code."""
+        cached = f"{self.step.name}:{self.code_root}"
+        if cached not in self.code_hashes:  # the 27 trainings of a plan share seven recipes: hash each once
+            self.code_hashes[cached] = source_hash(self.step, self.code_root)
+        return self.code_hashes[cached]
+
     @cached_property  # plan() builds fresh Tasks, so an edit is seen by the next plan
     def key(self) -> str:
-        extra = self.step.code_root(self.params) if self.step.code_root else None
-        cached = f"{self.step.name}:{extra}"
-        if cached not in self.code_hashes:  # the 18 trainings of a plan share four recipes: hash each once
-            self.code_hashes[cached] = source_hash(self.step, extra)
-        payload = json.dumps({"code": self.code_hashes[cached], "params": self.key_params,
+        payload = json.dumps({"code": self.code_hash, "params": self.key_params,
                               "deps": [d.key for d in self.deps]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

@@ -1,7 +1,9 @@
 """The explorer (notebooks/explore.ipynb): one test digit, its inverse adversary, and where its
 feature sits relative to its class's mean, center-loss center, adversarial center and weight vector.
 
-Everything here is plain computation on the pipeline's products; the notebook only wires widgets.
+Everything here is plain computation on the pipeline's products; the notebook only wires widgets. It opens a
+profile's carried products first (products/<profile>/: the committed paper study), so on a fresh clone the paper
+explorer trains and attacks nothing that is committed.
 """
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from lib.analysis.tables import reference
 from lib.core.attacks import inverse_adversary
 from lib.core.centers import split_features
 from lib.core.data import Split, to_input
+from lib.core.protocol import model_name
 from lib.core.rules import RADIUS, passes
 from lib.core.train import restore
-from lib.pipeline import dag
+from lib.pipeline import carry, dag
 from lib.pipeline.config import Study
 from lib.pipeline.steps.eps import eps_run
 from lib.pipeline.steps.train import checkpoints
@@ -65,13 +68,25 @@ def computed_eps(s: Study) -> list[float]:
     return sorted(found)
 
 
+def restore_committed(s: Study) -> list[str]:
+    """Copy into runs/ the store's products of what the explorer reads (the first seed's trainings and ε runs),
+    checked against the store's manifest; one line per product restored."""
+    tasks = dag.plan(s)
+    read = {name: t for name, t in tasks.items() if t.step.name in ("train", "eps") and t.params["seed"] == s.seed}
+    return carry.restore(read, s.profile)
+
+
 class Explorer:
-    """State behind the explorer's widgets: every model the study's ε runs attack, their products, the test split."""
+    """State behind the explorer's widgets: every model the study trains at its first seed, their products (the
+    carried ones restored first), the attack split."""
 
     def __init__(self, s: Study, device: torch.device):
         self.study, self.device = s, device
-        self.checkpoints = checkpoints(s, s.attacked(), device)  # trained now if missing
+        self.restored = restore_committed(s)
+        self.checkpoints = checkpoints(s, s.models(), device)  # trained now if neither made nor carried
         self.models = {name: restore(ck, device)[0] for name, ck in self.checkpoints.items()}
+        # the models whose ε runs the study makes: the others (e.g. G) are shown without an adversarial center
+        self.attacked = [model_name(m, d) for m, d in s.attacked()]
         self.split = s.split(s.attack_split).subset(s.attack_samples)
         self.eps_grid = computed_eps(s)
         self._runs: dict[float, dict] = {}
@@ -82,7 +97,7 @@ class Explorer:
         return (self.split.labels == digit_class).nonzero().flatten().tolist()
 
     def eps_run(self, eps: float) -> dict:
-        """The ε run's product (computed now, with a progress bar, for an ε outside the grid)."""
+        """The ε run of the attacked models (computed now, with a progress bar, for an ε outside the grid)."""
         if eps not in self._runs:
             self.eps_grid = sorted({*self.eps_grid, float(eps)})
             self._runs[eps] = eps_run(with_eps(self.study, eps), eps, self.device)
@@ -111,9 +126,10 @@ class Explorer:
         weight = reference(refs, "weight", self.study.mean_split)[digit_class]
         points = {"this digit": result["feature"], "its inverse adversary": result["adv_feature"],
                   "feature mean μ": mean, "center-loss center c": reference(refs, "center", self.study.mean_split)[digit_class],
-                  "adversarial center (ε)": self.eps_run(eps)["models"][model]["adv_centers"][digit_class],
                   # W_c is a direction on another scale: shown at the mean's length
                   "weight vector W (direction)": weight / weight.norm().clamp_min(1e-12) * mean.norm()}
+        if model in self.attacked:
+            points["adversarial center (ε)"] = self.eps_run(eps)["models"][model]["adv_centers"][digit_class]
         cloud, projected = project(features, points)
         return {**result, "cloud": cloud, "points": projected, "model": model, "digit_class": digit_class,
                 "eps": eps, "position": position, "index": index, "count": len(indices)}
@@ -121,6 +137,8 @@ class Explorer:
     def caption(self, state: dict) -> str:
         """One line naming what the view shows, with one index per thing: the digit's place in its class and
         its image number in the attack split."""
+        centers = (f"ε computed: {', '.join(f'{e:g}' for e in self.eps_grid)}" if state["model"] in self.attacked else
+                   "no adversarial center: the study makes no ε runs of this model")
         return (f"{state['model']} · class {state['digit_class']}: digit {state['index'] + 1} of {state['count']} "
                 f"(image #{state['position']} of the {self.study.attack_split} split) · ε = {state['eps']:g} · "
-                f"ε computed: {', '.join(f'{e:g}' for e in self.eps_grid)}")
+                f"{centers}")

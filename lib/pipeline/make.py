@@ -8,21 +8,27 @@ what it will cost, follow its progress; a step's notebook runs from its card (li
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
+import re
 import shlex
 import sys
 import time
+import tomllib
 from collections import Counter
+from functools import cache
 from pathlib import Path
 
+from lib import ROOT
 from lib.core import products
-from lib.core.errors import ProductError, UserFacing
+from lib.core.errors import ConfigError, ProductError, UserFacing
+from lib.core.precision import native_bf16
 from lib.core.protocol import TrainConfig
-from lib.core.provenance import default_device
+from lib.core.provenance import default_device, git_commit
 from lib.core.train import load_checkpoint
-from lib.pipeline import carry, cost, orphans
-from lib.pipeline.config import Study, study
+from lib.pipeline import carry, cost, orphans, reuse
+from lib.pipeline.config import DEVICE_TYPE, Study, study
 from lib.pipeline.dag import Task, plan, reports_dir, runs_dir, task
 from lib.pipeline.render import render
 from lib.pipeline.runner import (TIMED, Card, card_path, duration, fingerprint, jobs_threads, make_jobs,
@@ -89,23 +95,29 @@ def minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def cost_note(s: Study, jobs: int) -> tuple[str, dict[str, float]]:
-    """What `make report` is about to run and cost on this machine (printed before it starts), and the
-    estimated seconds of each pending step."""
-
+def cost_note(s: Study, jobs: int, found: reuse.Reuse | None = None) -> tuple[str, dict[str, float]]:
+    """What `make report` is about to reuse, recompute and run, and what that costs on this machine (printed before
+    it starts), and the estimated seconds of each pending step."""
     tasks = list(plan(s).values())
     pending = [t for t in tasks if not t.executed.exists()]
     if not pending:
-        return f"make report ({s.profile}): all {len(tasks)} steps are made; rendering the report", {}
+        return (f"make report ({s.profile}, {s.precision}): all {len(tasks)} steps are made (restored from "
+                f"{carry.store_dir(s.profile)} or made in runs/ before); 0 to run, rendering the report"), {}
     rates = cost.calibrate(s.precision, default_device(), jobs_threads(jobs))
     seconds = cost.estimate(s, pending, rates)
     kinds = " · ".join(f"{n} {kind}" for kind, n in _counts(pending).items())
     total = sum(seconds.values())
     wall = f", ≈ {minutes(total / jobs)} wall with make -j{jobs}" if jobs > 1 else \
         " (make -j2 report runs two steps at a time)" if (os.cpu_count() or 1) > 1 else ""
-    lines = [f"make report ({s.profile}, {s.precision}): {len(pending)} of {len(tasks)} steps to run — {kinds}",
-             f"  estimated compute {minutes(total)}{wall}; timed just now on this machine: "
-             f"{1e3 * rates['train']:.2f} ms per image per training step, {1e3 * rates['pgd']:.2f} ms per PGD step"]
+    lines = [f"make report ({s.profile}, {s.precision}): {len(pending)} of {len(tasks)} steps to run — {kinds}"]
+    if found is not None:
+        lines += reuse.summary(found, len(tasks), seconds, minutes)
+    lines.append(f"  estimated compute {minutes(total)}{wall}; timed just now on this machine: "
+                 f"{1e3 * rates['train']:.2f} ms per image per training step, {1e3 * rates['pgd']:.2f} ms per PGD step")
+    if s.precision == "bf16" and not native_bf16(DEVICE_TYPE):
+        lines.append("  this machine has no native bf16 (no AVX512_BF16 or AMX, or oneDNN held below them): the steps "
+                     "to run emulate the study's bf16, many times slower than fp32 (the rates above); "
+                     "SET=\"precision=fp32\" runs a study of fp32 steps under keys of its own instead")
     if s.profile == "paper":
         quick = study("quick", {"precision": s.precision})
         preview = sum(cost.estimate(quick, plan(quick).values(), rates).values())
@@ -172,7 +184,13 @@ def card(t: Task, tasks: dict[str, Task]) -> Card:
     """What running the task needs, for its step's process (lib.pipeline.runner); `tasks`: the plan it is in."""
     timed = {o.name: o.executed for o in tasks.values() if o.name != t.name} if t.name in TIMED else {}
     return Card(t.name, t.key, t.profile, t.notebook, t.folder, t.executed, t.output, t.params,
-                {d.name: d.output for d in t.deps}, timed, fingerprint())
+                {d.name: d.output for d in t.deps}, timed, fingerprint(), commit())
+
+
+@cache
+def commit() -> str:
+    """The code's commit, once per process: a plan writes a card for each of up to 213 steps."""
+    return git_commit()
 
 
 def execute(t: Task, overrides: str, expected_key: str | None = None) -> None:
@@ -188,7 +206,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", default="paper")
     parser.add_argument("--set", default="", dest="overrides", help='overrides, e.g. "epochs=3 eps=0,0.1"')
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("makefile", help="write runs/<profile>/pipeline.mk and print its path")
+    makefile_ = sub.add_parser("makefile", help="write runs/<profile>/pipeline.mk and print its path")
+    makefile_.add_argument("--recompute", action="store_true",
+                           help="recompute committed products whose code or values differ (never done otherwise)")
     run = sub.add_parser("execute", help="run one task's notebook")
     run.add_argument("task")
     run.add_argument("--key", help="the key the generated Makefile expects (guards against mid-run edits)")
@@ -205,19 +225,44 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}") from None
 
 
-def prepare(s: Study) -> dict[str, Task]:
-    """Before any step runs, for either engine (make, Snakemake): the output folders are writable and broken
-    products are set aside, so a problem is the first thing the user reads. Returns the plan."""
+def prepare(s: Study, overrides: str = "", recompute: bool = False) -> dict[str, Task]:
+    """Before any step runs, for either engine (make, Snakemake): the output folders are writable, the store's
+    products are restored (checked against its manifest), broken products are set aside, and a plan that would
+    recompute committed products nobody asked to recompute stops (lib.pipeline.reuse), so a problem is the first
+    thing the user reads. Returns the plan."""
+    return planned(s, overrides, recompute)[0]
+
+
+def planned(s: Study, overrides: str = "", recompute: bool = False) -> tuple[dict[str, Task], reuse.Reuse]:
+    """`prepare`, also returning what the plan reuses and recomputes."""
     products.check_writable(runs_dir() / s.profile)
     products.check_writable(reports_dir())
+    check_installed()
     s.check_classes()
     tasks = plan(s)
     if restored := carry.restore(tasks, s.profile):
         print(carry.summary(restored, "restored", s.profile), file=sys.stderr)
     for note in set_aside_broken(tasks):
         print(note, file=sys.stderr)
+    found = reuse.assess(tasks, s.profile)
+    if found.needs_choice(overrides_text(overrides)) and not recompute:
+        print(cost_note(s, make_jobs(), found)[0], file=sys.stderr)
+        raise reuse.refusal(found, overrides)
     write_cards(tasks)
-    return tasks
+    return tasks, found
+
+
+def check_installed() -> None:
+    """ConfigError naming the runtime dependencies that pip installs without their own (pyproject.toml's
+    [tool.invadv]) when one is missing: `pip install .` leaves them out, and the AutoAttack steps would fail hours
+    into a run."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    wanted = pyproject["tool"]["invadv"]["runtime-no-deps"]
+    missing = [r for r in wanted if importlib.util.find_spec(re.split(r"[=<>!~]", r)[0].replace("-", "_")) is None]
+    if missing:
+        raise ConfigError(f"runtime dependencies missing: {', '.join(missing)}; install them without their own "
+                          f"dependencies (pyproject.toml's [tool.invadv] says why): "
+                          f"pip install --no-deps {' '.join(missing)} (`make env` does)")
 
 
 def write_cards(tasks: dict[str, Task]) -> None:
@@ -234,10 +279,10 @@ def run_command(args: argparse.Namespace) -> None:
     """Dispatch one command of main()."""
     s = study(args.profile, args.overrides)
     if args.command == "makefile":
-        prepare(s)
+        _, found = planned(s, args.overrides, args.recompute)
         path = runs_dir() / s.profile / "pipeline.mk"
         products.write_text(makefile(s, args.overrides), path)
-        note, seconds = cost_note(s, make_jobs())
+        note, seconds = cost_note(s, make_jobs(), found)
         products.write_text(json.dumps(seconds), estimate_path(s))
         print(note, file=sys.stderr)
         print(path)

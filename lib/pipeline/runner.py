@@ -52,6 +52,7 @@ class Card:
     inputs: dict[str, Path]  # each input task's name -> its product
     timed: dict[str, Path] = field(default_factory=dict)  # TIMED steps: every other task -> its executed notebook
     source: str = ""  # fingerprint() of the tree the plan was made from
+    commit: str = ""  # the code's commit (lib.core.provenance.git_commit), recorded in the executed notebook
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=str, indent=1)
@@ -194,9 +195,20 @@ def run_notebook(card: Card, overrides: str) -> None:
         partial.unlink(missing_ok=True)
         raise SystemExit(f"error in {card.name}: could not write its notebook {partial}: {exc.strerror or exc}; "
                          "free space there and run again") from None
+    record_commit(partial, card.commit)
     os.replace(partial, card.executed)
     if not card.output.exists():
         raise SystemExit(f"error: {card.notebook} ran but did not write {card.output}")
+
+
+def record_commit(notebook: Path, commit: str) -> None:
+    """Note the code's commit in an executed notebook's metadata, where a product's manifest entry reads it (torch
+    products carry it in their provenance; tables do not)."""
+    executed = json.loads(notebook.read_text())
+    executed.setdefault("metadata", {})["invadv"] = {"commit": commit}
+    with open(notebook, "w") as file:  # the partial notebook: it becomes the product only by the rename after this
+        json.dump(executed, file, indent=1, ensure_ascii=False)
+        file.write("\n")
 
 
 # --- what finished steps took, from papermill's record in their executed notebooks ------------------------------

@@ -1,7 +1,7 @@
 """Imported by every Python process the pipeline tests start (PYTHONPATH): no network beyond loopback.
 
 The notebooks' kernels talk to papermill over local sockets; anything else is a leak the tests
-must catch (STUDY.md §7: only the data step may fetch, and the tests' data is already present).
+must catch (docs/study.md §7: only the data step may fetch, and the tests' data is already present).
 """
 import ipaddress
 import socket

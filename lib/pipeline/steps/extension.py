@@ -1,6 +1,6 @@
 """Step `extension` (07_extension): the extension's tables (A–G over seeds with their AutoAttack accuracy, probe,
-dimension sweep, seed-wise centers, AutoAttack's stages, the logits' scale, E–G's training history per epoch)
-and the verdicts on claim 4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the
+dimension sweep, seed-wise centers, AutoAttack's stages, the logits' scale, E–G's training history per epoch, the
+contrasts each model's declaration asks for) and the verdicts on claim 4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the
 adversarially trained E, F, G), as files in the step's folder."""
 from __future__ import annotations
 
@@ -76,6 +76,7 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
                                                if name in robust_models]).assign(seed=seed)
                          for seed in values["seeds"]], ignore_index=True)
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
+            "contrasts": claims.contrasts(comparison, samples),
             "sweep": tables.sweep_table(centers["centers"], sweep_refs, values["mean_split"]),
             "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "heldout": heldout,
             "claim4": (verdict, evidence),
@@ -83,7 +84,8 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
-    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking', 'heldout': tables, 'claim4': (verdict,
+    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking', 'heldout', 'contrasts': tables,
+    'claim4': (verdict,
     evidence), 'claim5': (verdict, evidence, key) where the study has the adversarially trained models, else None},
     made now unless they exist."""
     task = dag.task(s, "extension")
