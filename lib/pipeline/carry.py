@@ -34,9 +34,12 @@ def resume_state(t: Task) -> Path:
     return t.output.with_name(f".{t.output.stem}.resume.pt")
 
 
-def finished_files(folder: Path) -> list[Path]:
-    """The files a finished step leaves: its executed notebook and products, not locks, partial or broken files."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and ".broken-" not in p.name)
+def finished_files(folder: Path) -> list[str]:
+    """The files a finished step leaves, relative to its folder: its executed notebook and products, figures/
+    included (the report's figures are exported from them), not locks, partial or broken files."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()
+                  and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+                  and ".broken-" not in path.name)
 
 
 def epochs_done(state: Path) -> int:
@@ -58,11 +61,12 @@ def same(a: Path, b: Path) -> bool:
     return b.exists() and filecmp.cmp(a, b, shallow=False)
 
 
-def copy_finished(files: list[Path], executed: Path, into: Path) -> None:
-    """Copy a finished step's files into folder `into`, its executed notebook last: a copy cut short by an
-    interruption leaves a folder that does not look finished, so it is never taken for a made step."""
-    for f in sorted(files, key=lambda f: f.name == executed.name):
-        copy(f, into / f.name)
+def copy_finished(source: Path, names: list[str], executed: str, into: Path) -> None:
+    """Copy a finished step's files (`names`, relative to folder `source`) into folder `into`, its executed notebook
+    last: a copy cut short by an interruption leaves a folder that does not look finished, so it is never taken for a
+    made step."""
+    for name in sorted(names, key=lambda n: n == executed):
+        copy(source / name, into / name)
 
 
 def superseded(tasks: dict[str, Task], store: Path) -> list[Path]:
@@ -82,9 +86,8 @@ def carry(tasks: dict[str, Task], profile: str) -> list[str]:
     for t in tasks.values():
         into = store / t.folder.name
         if t.executed.exists():
-            files = finished_files(t.folder)
-            fresh = [f for f in files if not same(f, into / f.name)]
-            copy_finished(fresh, t.executed, into)
+            fresh = [name for name in finished_files(t.folder) if not same(t.folder / name, into / name)]
+            copy_finished(t.folder, fresh, t.executed.name, into)
             (into / resume_state(t).name).unlink(missing_ok=True)  # the finished checkpoint supersedes it
             if fresh:
                 done.append(f"{t.name}: {len(fresh)} file(s)")
@@ -117,7 +120,7 @@ def restore(tasks: dict[str, Task], profile: str) -> list[str]:
         entry = listed[source.name]
         manifest.verified(entry, source)
         if (source / t.executed.name).exists():
-            copy_finished([source / name for name in entry["files"] if not name.startswith(".")], t.executed, t.folder)
+            copy_finished(source, [name for name in entry["files"] if not name.startswith(".")], t.executed.name, t.folder)
             done.append(f"{t.name}: made")
         elif (epochs := epochs_done(source / resume_state(t).name)) > epochs_done(resume_state(t)):
             copy(source / resume_state(t).name, resume_state(t))

@@ -52,9 +52,10 @@ def entries_by_folder(manifest: dict) -> dict[str, dict]:
 
 
 def files_of(folder: Path) -> dict[str, dict]:
-    """{file name: {bytes, sha256}} of the files a store folder holds (dot-files are training states: included)."""
-    return {p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
-            for p in sorted(folder.iterdir()) if p.is_file()}
+    """{path in the folder: {bytes, sha256}} of the files a store folder holds, figures/ included (dot-files are
+    training states: included)."""
+    return {str(p.relative_to(folder)): {"bytes": p.stat().st_size, "sha256": sha256(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def commits_adding(store: Path) -> dict[str, str]:
