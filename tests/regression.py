@@ -24,6 +24,7 @@ from lib.core.train import restore
 from lib.pipeline import dag
 from lib.pipeline.config import FIGURE_MODELS, REPRODUCTION_MODELS, study
 from tests.smoke import environment
+from tests.synthetic import contrast
 
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
 # exactly (labels, counts, ε). Each tolerance is at least twice the largest difference that four CPU kernel sets
@@ -172,7 +173,9 @@ def categories(t: dict[str, pd.DataFrame]) -> dict[str, str]:
     repro = lambda table: table[table.model.isin(FIGURE_MODELS)]
     averages = repro(t["averages"])
     evaluation = t["evaluation"]
-    claim4 = claims.claim4(evaluation, int(evaluation.samples.iloc[0]))
+    # the tables keep no per-image outcomes: claim 4 is decided here on outcomes that reproduce the table's accuracies
+    # (tests/synthetic.py), its words from the report's own rule
+    claim4 = claims.claim4(evaluation, contrast(evaluation, int(evaluation.samples.iloc[0])))
     verdicts = claims.check(averages, samples=repro(t["samples"]), extension=claim4)
     return {**{f"claim {r.claim}": r.verdict for r in verdicts.itertuples()},
             "accuracy": mask(report.interpret_accuracy(t["models"][t["models"].model.isin(

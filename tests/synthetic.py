@@ -35,3 +35,28 @@ def averages(cosine_of_eps, models=("A-200d", "B-200d"), eps=(0.0, 0.05, 0.1, 0.
     return pd.DataFrame([{"model": m, "reference": r, "eps": e, "cosine": cosine_of_eps(m, r, e),
                           "mse": 0.01, "relative_mse": relative_mse, "cosine_std": 0.01, "mse_std": 0.001}
                          for m in models for r in REFERENCES for e in eps])
+
+
+def outcomes(evaluation: pd.DataFrame, images: int = 10000) -> dict:
+    """Per-image outcomes that reproduce each row's accuracies exactly ({(model, seed): {metric: bool per image}}):
+    image i is kept while i < accuracy · n, so a more accurate model keeps every image a less accurate one keeps (the
+    strongest pairing). AutoAttack's columns have the row's `autoattack_samples` images, the others `images`."""
+    import numpy as np
+
+    found = {}
+    for _, row in evaluation.iterrows():
+        per = {}
+        for column in [c for c in evaluation.columns if c == "clean_acc" or c.startswith(("robust_acc@", "autoattack_acc@"))]:
+            if pd.isna(row[column]):
+                continue
+            n = int(row["autoattack_samples"]) if column.startswith("autoattack_acc@") else images
+            per[column] = np.arange(n) < round(row[column] * n)
+        found[(row["model"], int(row["seed"]))] = per
+    return found
+
+
+def contrast(evaluation: pd.DataFrame, images: int = 10000, **options) -> pd.DataFrame:
+    """claims.contrasts of an evaluation table over `outcomes` (the pooled table)."""
+    from lib.analysis import claims
+
+    return claims.contrasts(evaluation, outcomes(evaluation, images), **options)[0]

@@ -2,11 +2,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import binomtest, norm, ttest_ind
+from scipy.stats import binomtest, norm, ttest_1samp
 
 from lib.analysis import claims
 from lib.core.robustness import ALL
-from tests.synthetic import averages
+from tests.synthetic import averages, contrast
 
 
 def verdicts(table):
@@ -79,9 +79,15 @@ def evaluation_table(c_robust: list[float], b_robust: list[float], c_clean: floa
     return pd.DataFrame(rows)
 
 
+def claim4(table, images=10000, **options):
+    """claims.claim4 over the paired contrasts of synthetic per-image outcomes that reproduce `table`."""
+    return claims.claim4(table, contrast(table, images), **options)
+
+
 def test_claim4_holds_when_c_is_clearly_more_robust_and_keeps_separability():
-    verdict, evidence = claims.claim4(evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51]), samples=10000)
+    verdict, evidence, key = claim4(evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51]))
     assert verdict == claims.HOLDS and "ε=0.1: +20.00 pp" in evidence and "3 seed(s)" in evidence
+    assert "each seed: s0 +20.0, s1 +20.0, s2 +20.0" in evidence and key.startswith("C-200d − B-200d under PGD: +20.0 pp")
 
 
 def attack_check_table(c_worst: float, b_worst: float = 0.30, samples: int = 1000) -> pd.DataFrame:
@@ -93,47 +99,76 @@ def attack_check_table(c_worst: float, b_worst: float = 0.30, samples: int = 100
 
 def test_claim4_holds_only_if_the_gain_survives_the_attack_check():
     table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
-    verdict, evidence = claims.claim4(table, 10000, check=attack_check_table(c_worst=0.40))
-    assert verdict == claims.HOLDS and "C-200d − B-200d ε=0.1: +10.00 pp [+5." in evidence and "survives." in evidence
+    verdict, evidence, _ = claim4(table, check=attack_check_table(c_worst=0.40))
+    assert verdict == claims.HOLDS and "C-200d − B-200d ε=0.1: +10.00 pp [+5." in evidence
+    assert evidence.endswith("on this one seed C-200d stays ahead under every attack of the check at some ε.")
     assert "PGD, 40 steps (the evaluation's)" in evidence and "1000 test images" in evidence
-    verdict, evidence = claims.claim4(table, 10000, check=attack_check_table(c_worst=0.31))  # +1 pp ± 4: masked?
-    assert verdict == claims.INCONCLUSIVE and "no gain survives all attacks at any ε, so the gain under the " \
-        "evaluation's PGD may be masked gradients." in evidence
+    verdict, evidence, _ = claim4(table, check=attack_check_table(c_worst=0.31))  # +1 pp ± 4: masked?
+    assert verdict == claims.INCONCLUSIVE and "no gain survives every attack at any ε, so the gain under PGD may be " \
+        "masked gradients." in evidence
     low = claims.worst_case_gain(attack_check_table(c_worst=0.31), "C-200d", "B-200d")[0.1][1]
     assert low == pytest.approx(claims.score_difference(0.31, 1000, 0.30, 1000)[0])  # two accuracies, 1000 images each
     failing = evaluation_table([0.40, 0.41, 0.42], [0.50, 0.52, 0.51])
-    verdict, evidence = claims.claim4(failing, 10000, check=attack_check_table(c_worst=0.29))
-    assert verdict == claims.FAILS and evidence.endswith("no gain survives all attacks at any ε.")  # only lowers
+    verdict, evidence, _ = claim4(failing, check=attack_check_table(c_worst=0.29))
+    assert verdict == claims.FAILS and evidence.endswith("no gain survives every attack at any ε.")  # only lowers
+
+
+def test_evidence_never_calls_a_gain_surviving_when_the_verdict_is_not_holds():
+    """Issue 53: an inconclusive verdict whose evidence said the gain 'survives' read as a pass."""
+    table = evaluation_table([0.45, 0.60, 0.52], [0.50, 0.48, 0.55])  # noisy: inconclusive
+    for worst in (0.40, 0.31, 0.29):
+        verdict, evidence, _ = claim4(table, check=attack_check_table(c_worst=worst))
+        assert verdict != claims.HOLDS and "gain survives every attack at some" not in evidence
+        assert "the gain survives" not in evidence and ("decides nothing" in evidence or "no gain" in evidence)
 
 
 def test_claim4_is_cs_verdict_and_gives_d_the_same_rule_as_context():
     table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
     d = table[table.model == "C-200d"].assign(model="D-200d")
     d["robust_acc@0.1"] = [0.40, 0.41, 0.42]  # D clearly less robust than B
-    verdict, evidence = claims.claim4(pd.concat([table, d]), samples=10000)
+    verdict, evidence, _ = claim4(pd.concat([table, d], ignore_index=True))
     assert verdict == claims.HOLDS  # D does not change C's verdict
     assert "Context, not part of the verdict: D-200d" in evidence and "by the same rule does not hold" in evidence
-    assert "D-200d − B-200d under PGD: ε=0.1: -10.00 pp" in evidence
-    assert "Context" not in claims.claim4(table, samples=10000)[1]  # no D in the table, no context
+    assert "D-200d − B-200d under PGD: ε=0.1: -9.99 pp" in evidence  # a weighted mean of -10, -11, -9
+    assert "Context" not in claim4(table)[1]  # no D in the table, no context
 
 
 def test_claim4_fails_when_c_is_less_robust_or_loses_clean_accuracy():
-    assert claims.claim4(evaluation_table([0.40, 0.41, 0.42], [0.50, 0.52, 0.51]), 10000)[0] == claims.FAILS
-    table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51], c_clean=0.95)
-    assert claims.claim4(table, 10000)[0] == claims.FAILS
+    assert claim4(evaluation_table([0.40, 0.41, 0.42], [0.50, 0.52, 0.51]))[0] == claims.FAILS
+    assert claim4(evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51], c_clean=0.95))[0] == claims.FAILS
+
+
+def test_the_clean_condition_is_an_interval_not_a_mean():
+    """C loses 0.4 points of clean accuracy on average, within the 0.5 allowed, but its seeds disagree so much that
+    the interval reaches below −0.5: not 'holds' (the mean alone would have passed it)."""
+    table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
+    table.loc[table.model == "C-200d", "clean_acc"] = [0.99, 0.98, 0.99 - 0.002]
+    assert claim4(table)[0] == claims.INCONCLUSIVE
 
 
 def test_claim4_fails_when_every_interval_rules_out_a_one_point_gain():
     same = [0.500, 0.501, 0.502]
-    assert claims.claim4(evaluation_table(same, [0.501, 0.500, 0.502]), 10000)[0] == claims.FAILS
+    assert claim4(evaluation_table(same, [0.501, 0.500, 0.502]))[0] == claims.FAILS
 
 
 def test_claim4_is_inconclusive_when_the_data_cannot_tell():
     noisy = evaluation_table([0.45, 0.60, 0.52], [0.50, 0.48, 0.55])  # wide intervals around a small gain
-    assert claims.claim4(noisy, 10000)[0] == claims.INCONCLUSIVE
+    assert claim4(noisy)[0] == claims.INCONCLUSIVE
     one_seed = evaluation_table([0.52], [0.50], n_seeds=1)  # +2 points on 100 images: within the noise
-    verdict, evidence = claims.claim4(one_seed, samples=100)
-    assert verdict == claims.INCONCLUSIVE and "one seed: 100 clean, 100 attacked" in evidence
+    verdict, evidence, _ = claim4(one_seed, images=100)
+    assert verdict == claims.INCONCLUSIVE and "(1 seed(s))" in evidence
+
+
+def test_holm_keeps_one_lucky_radius_from_deciding_a_family():
+    """C − B at three radii: p ≈ 0.03 at one of them alone passes α = 0.05, corrected for three looks it does not."""
+    table = evaluation_table([0.55, 0.56, 0.58], [0.50, 0.52, 0.51])
+    pooled = contrast(table)
+    row = pooled[(pooled.model == "C-200d") & (pooled.baseline == "B-200d") & (pooled.metric == "robust_acc@0.1")]
+    p = float(row.p_value.iloc[0])
+    family = pooled[(pooled.model == "C-200d") & (pooled.baseline == "B-200d") & pooled.metric.str.startswith("robust")]
+    adjusted = claims.paired.holm(family.p_value)
+    assert p < 0.05 or min(adjusted) >= p  # the correction never makes a look more significant
+    assert min(adjusted) == pytest.approx(min(1.0, len(family) * family.p_value.min()))
 
 
 # Newcombe (Stat. Med. 1998), Table II: his eight examples and method 10's 95 % intervals, to four decimals.
@@ -155,42 +190,29 @@ def test_wilson_matches_scipy():
 
 
 def test_seeds_that_agree_at_zero_keep_an_interval_from_the_images():
-    """Three seeds each at 0 % under AutoAttack: Welch has no spread to use, and the normal interval of two zero
-    accuracies is a point; the score interval on one seed's 750 images is about ±0.5 points."""
-    zeros = pd.Series([0.0, 0.0, 0.0])
-    diff, low, high = claims.difference(zeros, zeros, samples=750)
-    assert diff == 0 and low == pytest.approx(-high) and 0.004 < high < 0.006
-    assert np.isnan(claims.difference(zeros, zeros, samples=None)[1:]).all()  # not an accuracy: no fallback
+    """Three seeds each at 0 % under AutoAttack on 750 images: no image tells the models apart, which is no proof of
+    no difference; the pooled interval is about ±0.5 points, from the images."""
+    table = with_autoattack(evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51]), [0.0] * 3, [0.0] * 3, images=750)
+    row = contrast(table).query("model == 'C-200d' and baseline == 'B-200d' and metric == 'autoattack_acc@0.1'").iloc[0]
+    assert row.difference == 0 and row.low == pytest.approx(-row.high) and 0.004 < row.high < 0.006
 
 
-def test_a_collapsed_seed_widens_an_accuracy_interval_to_the_possible_range_not_past_it():
-    """F at 3 % in one seed and 90 % in the other against E at 91–92 %: Welch with one degree of freedom reaches far
-    past −100 points; a difference of accuracies cannot, so the interval stops at ±1. A quantity that is not an
-    accuracy (samples=None) keeps Welch's interval as it is."""
-    collapsed, steady = pd.Series([0.03, 0.90]), pd.Series([0.91, 0.92])
-    welch = ttest_ind(collapsed, steady, equal_var=False).confidence_interval(0.95)
-    assert welch.low < -1 < 1 < welch.high  # the uncut interval, for the record
-    diff, low, high = claims.difference(collapsed, steady, samples=500)
-    assert diff == pytest.approx(-0.45) and (low, high) == (-1.0, 1.0)
-    narrow = claims.difference(pd.Series([0.70, 0.72]), pd.Series([0.50, 0.53]), samples=500)
-    assert -1 < narrow[1] < narrow[2] < 1  # inside the range: untouched
-    assert claims.difference(collapsed * 100, steady * 100, samples=None)[1] == pytest.approx(100 * welch.low)
-
-
-def test_seeds_needed_matches_the_normal_approximation_and_grows_with_the_spread():
-    """For a large n the t quantiles approach z: n ≈ (z₀.₉₇₅ + z₀.₈)²·(σa² + σb²)/effect²."""
-    rng = np.random.default_rng(0)
-    a, b = pd.Series(rng.normal(0.9, 0.02, 50)), pd.Series(rng.normal(0.9, 0.02, 50))
-    n = claims.seeds_needed(a, b, effect=0.01)
-    approx = (norm.ppf(0.975) + norm.ppf(0.8)) ** 2 * (a.var() + b.var()) / 0.01 ** 2
-    assert abs(n - approx) <= 2 and n > 20
-    assert claims.seeds_needed(a / 2, b / 2, effect=0.01) < n  # half the spread, fewer seeds
-    assert claims.seeds_needed(a[:1], b[:1], effect=0.01) is None
+def test_a_collapsed_seed_is_left_out_and_counted_not_averaged():
+    """F collapsed at seed 0 (3 %) against E at 91 %: a t-interval over that bimodal set reaches past ±100 points;
+    the contrast leaves the seed out, says so, and compares the two seeds that trained."""
+    table = robust_table(f=[0.03, 0.90, 0.905], g=[0.90, 0.91, 0.92], e=[0.91, 0.91, 0.915])
+    pooled = contrast(table, skipped={"F-200d": [0]})
+    row = pooled.query("model == 'F-200d' and baseline == 'E-200d' and metric == 'robust_acc@0.3'").iloc[0]
+    assert row.seeds == 2 and row.collapsed == "F-200d collapsed at seed(s) 0: left out"
+    assert row.difference == pytest.approx(-0.01) and -0.2 < row.low < row.high < 0.2
+    assert "s0" not in row.per_seed and "s1 -1.0" in row.per_seed
+    g = pooled.query("model == 'G-200d' and baseline == 'E-200d' and metric == 'robust_acc@0.3'").iloc[0]
+    assert g.seeds == 3 and g.collapsed == ""  # only F's contrasts lose the seed
 
 
 def test_contrasts_report_every_pair_and_metric_with_intervals():
     table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
-    result = claims.contrasts(table, samples=10000)
+    result = contrast(table)
     assert set(zip(result.model, result.baseline)) == {("C-200d", "B-200d"), ("C-200d", "A-200d"), ("B-200d", "A-200d")}
     row = result[(result.model == "C-200d") & (result.baseline == "B-200d") & (result.metric == "robust_acc@0.1")].iloc[0]
     assert row.difference == pytest.approx(0.20) and row.low < 0.20 < row.high and row.decided and row.seeds == 3
@@ -198,13 +220,13 @@ def test_contrasts_report_every_pair_and_metric_with_intervals():
     clean = result[(result.model == "C-200d") & (result.baseline == "B-200d") & (result.metric == "clean_acc")].iloc[0]
     assert clean.difference == pytest.approx(0.0) and not clean.decided
     assert clean.bounded and not row.bounded  # clean: within ±1 pp, no 1-point difference; PGD: +20 pp
-    table.loc[table.model == "C-200d", "compactness"] = [0.05, 0.06, 0.055]
+    table.loc[table.model == "C-200d", "compactness"] = [0.05, 0.06, 0.052]
     table.loc[table.model == "B-200d", "compactness"] = [0.10, 0.11, 0.105]
-    compact = claims.contrasts(table, 10000).query("model == 'C-200d' and baseline == 'B-200d' and metric == 'compactness'")
-    low, high = ttest_ind([0.05, 0.06, 0.055], [0.10, 0.11, 0.105], equal_var=False).confidence_interval(0.95)
-    assert compact.difference.item() == pytest.approx(-0.05) and compact.decided.item()
-    assert (compact.low.item(), compact.high.item()) == pytest.approx((low, high))
-    one = claims.contrasts(table[table.seed == 0], 10000).query("metric == 'compactness'")
+    compact = contrast(table).query("model == 'C-200d' and baseline == 'B-200d' and metric == 'compactness'")
+    paired_t = ttest_1samp([-0.05, -0.05, -0.053], 0).confidence_interval(0.95)  # paired by seed
+    assert compact.difference.item() == pytest.approx(-0.051) and compact.decided.item()
+    assert (compact.low.item(), compact.high.item()) == pytest.approx((paired_t.low, paired_t.high))
+    one = contrast(table[table.seed == 0]).query("metric == 'compactness'")
     assert one.low.isna().all() and not one.decided.any()  # one seed: no interval for compactness
 
 
@@ -221,25 +243,26 @@ def with_autoattack(table: pd.DataFrame, c_final: list[float], b_final: list[flo
 def test_claim4_is_decided_under_autoattack_with_pgd_beside_it():
     pgd_gain = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])  # +20 points under PGD
     masked = with_autoattack(pgd_gain, c_final=[0.38, 0.40, 0.39], b_final=[0.45, 0.46, 0.44])  # −6 under AutoAttack
-    verdict, evidence = claims.claim4(masked, samples=10000)
+    verdict, evidence, _ = claim4(masked)
     assert verdict == claims.FAILS
-    assert "under AutoAttack (the first 1000 test images): ε=0.1: -6.00 pp" in evidence
-    assert "Under the evaluation's PGD alone" in evidence and "ε=0.1: +20.00 pp" in evidence and "holds by" in evidence
+    assert "under AutoAttack (the first 1000 test images of each seed): ε=0.1: -5.94 pp" in evidence  # weighted -7, -6, -5
+    assert "Under the evaluation's PGD alone" in evidence and "ε=0.1: +20.00 pp" in evidence
     real = with_autoattack(pgd_gain, c_final=[0.60, 0.62, 0.61], b_final=[0.45, 0.46, 0.44])
-    assert claims.claim4(real, samples=10000)[0] == claims.HOLDS
-    assert claims.claim4(pgd_gain, samples=10000)[0] == claims.HOLDS  # without AutoAttack, PGD decides
+    assert claim4(real)[0] == claims.HOLDS
+    assert claim4(pgd_gain)[0] == claims.HOLDS  # without AutoAttack, PGD decides
     one_seed = with_autoattack(evaluation_table([0.7], [0.5], n_seeds=1), [0.6], [0.45], images=20)
-    evidence = claims.claim4(one_seed, samples=10000)[1]
-    assert "one seed: 10000 clean, 20 attacked" in evidence
-    assert "clean accuracy: +0.00 pp [-0.28, +0.28]" in evidence  # from the 10,000 clean images, not AutoAttack's 20
+    evidence = claim4(one_seed)[1]
+    assert "Clean accuracy: +0.00 pp [-0.03, +0.03] (1 seed(s))" in evidence  # from the 10,000 clean images
 
 
 def test_contrasts_cover_autoattack_with_its_own_image_count_for_one_seed():
     table = with_autoattack(evaluation_table([0.60], [0.50], n_seeds=1), [0.40], [0.30], images=400)
-    result = claims.contrasts(table, samples=10000).set_index(["model", "baseline", "metric"])
+    result = contrast(table).set_index(["model", "baseline", "metric"])
     row = result.loc[("C-200d", "B-200d", "autoattack_acc@0.1")]
-    low = claims.score_difference(0.4, 400, 0.3, 400)[0]  # AutoAttack's 400 images, not the evaluation's 10,000
-    assert row.difference == pytest.approx(0.10) and row.low == pytest.approx(low)
+    p10, p01 = 41 / 402, 1 / 402  # 40 images only C keeps, none only B: Bonett & Price's pseudo-counts
+    se = np.sqrt((p10 + p01 - (p10 - p01) ** 2) / 402)
+    assert row.difference == pytest.approx(0.10) and row.low == pytest.approx(0.10 - norm.ppf(0.975) * se)
+    assert row.images == 400
     pgd = result.loc[("C-200d", "B-200d", "robust_acc@0.1")]
     assert pgd.high - pgd.low < row.high - row.low
 
@@ -280,9 +303,15 @@ def robust_table(f: list[float], g: list[float], e: list[float], f_clean: float 
     return pd.DataFrame(rows)
 
 
+def claim5(table, **options):
+    """claims.claim5 over the paired contrasts of synthetic per-image outcomes that reproduce `table`."""
+    history = options.get("history")
+    return claims.claim5(table, contrast(table, skipped=claims.collapsed(history)), **options)
+
+
 def test_claim5_holds_when_either_use_of_inverse_adversaries_is_more_robust_than_adversarial_training():
     e = [0.88, 0.89, 0.885]
-    verdict, evidence, key = claims.claim5(robust_table(f=[0.92, 0.93, 0.925], g=[0.88, 0.885, 0.89], e=e), 10000)
+    verdict, evidence, key = claim5(robust_table(f=[0.92, 0.93, 0.925], g=[0.88, 0.885, 0.89], e=e))
     assert verdict == claims.HOLDS
     assert "F-200d (C's center loss towards adversarial centers) − E-200d under PGD: ε=0.1: +0.00 pp" in evidence
     assert "ε=0.3: +4.00 pp" in evidence and "F-200d − G-200d under PGD" in evidence and "3 seed(s)" in evidence
@@ -292,25 +321,27 @@ def test_claim5_holds_when_either_use_of_inverse_adversaries_is_more_robust_than
 def test_claim5_fails_when_both_uses_fail_and_is_inconclusive_when_the_data_cannot_tell():
     e = [0.88, 0.89, 0.885]
     worse = [0.80, 0.81, 0.805]
-    assert claims.claim5(robust_table(f=worse, g=worse, e=e), 10000)[0] == claims.FAILS
+    assert claim5(robust_table(f=worse, g=worse, e=e))[0] == claims.FAILS
     noisy = [0.85, 0.93, 0.88]
-    assert claims.claim5(robust_table(f=noisy, g=worse, e=e), 10000)[0] == claims.INCONCLUSIVE
+    assert claim5(robust_table(f=noisy, g=[0.88, 0.89, 0.885], e=e))[0] == claims.INCONCLUSIVE
     costly = robust_table(f=[0.92, 0.93, 0.925], g=worse, e=e, f_clean=0.97)  # robust, 2 points less clean
-    assert claims.claim5(costly, 10000)[0] == claims.FAILS
+    assert claim5(costly)[0] == claims.FAILS
 
 
 def test_claim5_is_decided_under_autoattack_with_pgd_beside_it():
     e, gain = [0.88, 0.89, 0.885], [0.92, 0.93, 0.925]
     attack = {"E-200d": [0.85, 0.86, 0.855], "F-200d": [0.80, 0.81, 0.805], "G-200d": [0.80, 0.81, 0.805]}
-    verdict, evidence, key = claims.claim5(robust_table(f=gain, g=gain, e=e, attack=attack), 10000)
+    verdict, evidence, key = claim5(robust_table(f=gain, g=gain, e=e, attack=attack))
     assert verdict == claims.FAILS  # PGD's gain is AutoAttack's loss
-    assert "under AutoAttack: ε=0.3: -5.00 pp" in evidence and "; under PGD: ε=0.1: +0.00 pp" in evidence and "ε=0.3: +4.00 pp" in evidence
-    assert "AutoAttack on the first 500 test images" in evidence and "under AutoAttack" in key
+    assert "under AutoAttack: ε=0.3: -5.07 pp" in evidence and "; under PGD: ε=0.1: +0.00 pp" in evidence
+    assert "ε=0.3: +4.00 pp" in evidence
+    assert "AutoAttack on the first 500 test images of each seed" in evidence and "under AutoAttack" in key
 
 
-def test_claim5_names_a_collapsed_seed_since_the_contrast_compares_last_epochs():
+def test_claim5_names_a_collapsed_seed_and_leaves_it_out_of_the_contrast():
     """F at seed 0 rises to 92 % held-out by epoch 9 and ends at 4 %; its other seeds and E and G stay up. The
-    evidence says so (a mean over seeds would hide it); without the curves, or with no collapse, it says nothing."""
+    evidence names the collapse and F's contrasts compare the other two seeds; without the curves, or with no
+    collapse, it says nothing of it."""
     rows = []
     for model in ("E-200d", "F-200d", "G-200d"):
         for seed in range(3):
@@ -321,13 +352,15 @@ def test_claim5_names_a_collapsed_seed_since_the_contrast_compares_last_epochs()
                 rows.append({"model": model, "seed": seed, "epoch": epoch, "heldout_pgd": held})
     history = pd.DataFrame(rows)
     table = robust_table(f=[0.04, 0.90, 0.91], g=[0.90, 0.91, 0.92], e=[0.90, 0.91, 0.92])
-    evidence = claims.claim5(table, 10000, history=history)[1]
+    evidence = claim5(table, history=history)[1]
     assert evidence.endswith(" Catastrophic overfitting (held-out robust accuracy ending 20 points or more below its "
                              "best epoch): F-200d in 1 of 3 seed(s) (seed 0: 92 % at epoch 9, 4 % after epoch 25); the "
                              "contrasts compare each training's last epoch, as the protocol has no early stopping.")
-    assert "Catastrophic" not in claims.claim5(table, 10000)[1]
+    assert "(F-200d collapsed at seed(s) 0: left out)" in evidence and "ε=0.3: -1.00 pp" in evidence
+    assert claims.collapsed(history) == {"E-200d": [], "F-200d": [0], "G-200d": []}
+    assert "Catastrophic" not in claim5(table)[1]
     steady = history.assign(heldout_pgd=lambda h: np.minimum(0.92, 0.1 * h.epoch + 0.02))
-    assert "Catastrophic" not in claims.claim5(table, 10000, history=steady)[1]
+    assert "Catastrophic" not in claim5(table, history=steady)[1]
 
 
 def test_the_baseline_is_held_to_the_published_level_as_a_mean_over_seeds():
@@ -352,7 +385,7 @@ def test_claim5_joins_the_claims_table_only_when_decided():
 
 
 def test_contrasts_include_the_adversarially_trained_models_when_present():
-    table = claims.contrasts(robust_table(f=[0.92, 0.93, 0.925], g=[0.88, 0.885, 0.89], e=[0.88, 0.89, 0.885]), 10000)
+    table = contrast(robust_table(f=[0.92, 0.93, 0.925], g=[0.88, 0.885, 0.89], e=[0.88, 0.89, 0.885]))
     pairs = set(zip(table.model, table.baseline))
     assert pairs == {("F-200d", "E-200d"), ("G-200d", "E-200d"), ("F-200d", "G-200d")}
     row = table[(table.model == "F-200d") & (table.baseline == "E-200d") & (table.metric == "robust_acc@0.3")].iloc[0]

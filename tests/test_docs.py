@@ -7,6 +7,7 @@ import pytest
 
 from lib import ROOT
 from lib.analysis import claims, quoted
+from tests import synthetic
 
 
 @pytest.mark.parametrize("path", quoted.DOCUMENTS, ids=lambda p: p.name)
@@ -36,11 +37,13 @@ def test_claims_4_and_5_are_quoted_as_the_report_decides_them():
                            "compactness": 0.1, "robust_acc@0.1": pgd[m] + 0.002 * seed,
                            "autoattack_acc@0.1": aa[m] + 0.002 * seed,
                            "autoattack_samples": 500} for m in pgd for seed in range(3)])
-    q = quoted.robustness(table, check=None)
-    assert (q["claim4"], q["claim5"]) == (claims.claim4(table, 10000)[0], claims.claim5(table, 10000)[0]) \
+    contrast = synthetic.contrast(table)
+    q = quoted.robustness(table, contrast, check=None)
+    assert (q["claim4"], q["claim5"]) == (claims.claim4(table, contrast)[0], claims.claim5(table, contrast)[0]) \
         == (claims.FAILS, claims.HOLDS)
     assert (q["pgd_C-200d@0.1"], q["aa_C-200d@0.1"], q["clean_F-200d"]) == ("50.2 %", "20.2 %", "99.0 %")
-    assert q["C-B_pgd@0.1"].startswith("+10.0 pp [") and q["C-B_aa@0.1"] == "+0.0 pp [-0.5, +0.5]"
+    assert q["C-B_pgd@0.1"].startswith("+10.0 pp [") and q["C-B_aa@0.1"] == "+0.0 pp [-0.7, +0.7]"  # 500 images
+    assert q["C-B_aa@0.1_seeds"] == "+0.0 / +0.0 / +0.0 pp" and q["C-B_pgd@0.1_seeds"] == "+10.0 / +10.0 / +10.0 pp"
     assert q["F-E_aa@0.1"].startswith("+5.0 pp [+") and "F-G_aa@0.1" in q and "C-B_compactness" not in q
 
 

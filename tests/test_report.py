@@ -10,6 +10,7 @@ import torch
 
 from lib.analysis import plots, report
 from lib.core import inverse
+from tests import synthetic
 from tests.synthetic import averages, eps_run
 
 
@@ -122,17 +123,17 @@ def test_other_figures_render():
 
 
 def test_contrasts_read_in_points_and_say_how_many_seeds_would_decide_the_rest():
-    from lib.analysis import claims
     from tests.test_claims import evaluation_table
 
     table = evaluation_table([0.70, 0.72, 0.71], [0.50, 0.52, 0.51])
     table.loc[table.model == "C-200d", "robust_acc@0.3"] = [0.26, 0.25, 0.27]  # vs B's 0.25, 0.26, 0.255: open
-    contrast = claims.contrasts(table, samples=10000)
+    contrast = synthetic.contrast(table)
     shown = report.contrast_table(contrast)
     row = shown[(shown.comparison == "C − B") & (shown.metric == "PGD ε=0.1")].iloc[0]
     assert row["difference"] == "+20.00 pp" and row["excludes 0"] == "yes" and row["95 % interval"].startswith("[+")
+    assert row["each seed"] == "s0 +20.0, s1 +20.0, s2 +20.0" and row["left out"] == ""
     compact = shown[(shown.comparison == "C − A") & (shown.metric == "compactness")].iloc[0]
-    assert compact["difference"] == "-0.2000" and compact["seeds for 1 pp"] == ""  # 0.1 vs 0.3, no spread: no interval
+    assert compact["difference"] == "-0.2000" and compact["seeds for 1 pp"] == ""  # 0.1 vs 0.3 at every seed
     text = report.interpret_contrasts(contrast)
     assert text.startswith("* Over 3 seed(s), the 95 % interval excludes 0 for C − B (PGD ε=0.1) +20.00 pp")
     assert re.search(r"deciding a 1-point difference would take \d+–\d+ seeds per model", text)
@@ -140,14 +141,13 @@ def test_contrasts_read_in_points_and_say_how_many_seeds_would_decide_the_rest()
     assert shown.loc[(shown.comparison == "C − B") & (shown.metric == "clean"), "within ±1 pp"].item() == "yes"
     assert report.interpret_contrasts(contrast[contrast.model == "B-200d"]).startswith("* No model trained")
     # the effect is one number: asked for 2 points, the table and the text say 2 points, and fewer seeds suffice
-    coarse = claims.contrasts(table, samples=10000, effect=0.02)
+    coarse = synthetic.contrast(table, effect=0.02)
     assert "within ±2 pp" in report.contrast_table(coarse).columns
     assert "deciding a 2-point difference" in report.interpret_contrasts(coarse)
     assert (coarse.seeds_for_effect.fillna(1e9) <= contrast.seeds_for_effect.fillna(1e9)).all()
 
 
 def test_the_report_says_whether_the_seeds_that_would_decide_fit_the_budget():
-    from lib.analysis import claims
     from tests.test_claims import evaluation_table
 
     table = evaluation_table([0.45, 0.60, 0.52], [0.50, 0.48, 0.55])  # noisy: nothing decided
@@ -162,7 +162,7 @@ def test_the_report_says_whether_the_seeds_that_would_decide_fit_the_budget():
     assert hours == pytest.approx((3600 + 5600) / 2 / 3600) and "all of a seed's steps" in counted  # seeds 1, 2 only
     assert "trainings alone" in report.hours_per_seed(table, 25, steps, seed_of, extra_seeds=(1, 3))[1]  # 3 untimed
 
-    contrast = claims.contrasts(table, samples=10000)
+    contrast = synthetic.contrast(table)
     wide = contrast[(contrast.model == "C-200d") & ~contrast.decided & ~contrast.bounded & (contrast.metric != "compactness")]
     fewest = int(wide.seeds_for_effect.min())  # not the clean accuracy's: its interval already bounds it within ±1 pp
     assert fewest > 3
@@ -174,7 +174,7 @@ def test_the_report_says_whether_the_seeds_that_would_decide_fit_the_budget():
     assert report.interpret_contrasts(contrast, cost=(0.001, "x")).endswith("within the 2 h this study budgets "
                                                                              "for more seeds.")
     table.loc[table.model == "C-200d", "robust_acc@0.3"] = [0.0, 0.5, 1.0]  # a spread no count of seeds decides
-    shown = report.contrast_table(claims.contrasts(table, samples=10000))
+    shown = report.contrast_table(synthetic.contrast(table))
     assert shown.loc[(shown.comparison == "C − B") & (shown.metric == "PGD ε=0.3"), "seeds for 1 pp"].item() == "> 1000"
 
 

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, spearmanr, t as student_t, ttest_ind
+from scipy.stats import norm, spearmanr, t as student_t
+
+from lib.analysis import paired
 
 from lib.core.autoattack import STAGES
 from lib.core.protocol import model_name
@@ -143,39 +145,9 @@ def score_difference(pa: float, na: int, pb: float, nb: int, confidence: float =
     return d - np.sqrt((pa - la) ** 2 + (ub - pb) ** 2), d + np.sqrt((ua - pa) ** 2 + (pb - lb) ** 2)
 
 
-def difference(a: pd.Series, b: pd.Series, samples: int | None, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Mean of a − b with a confidence interval: Welch's over seeds when both have ≥ 2 that vary, otherwise (one
-    seed, or seeds that agree exactly, e.g. all at 0 %) the score interval of two accuracies measured on `samples`
-    test images each (one seed's, so that agreeing seeds do not narrow it); NaN bounds without `samples` (a quantity
-    that is not an accuracy has no such fallback). A difference of accuracies lies in [−1, 1], so their Welch
-    interval is cut there: with two or three seeds that disagree widely (one collapsed) it reaches past ±100 points,
-    and cutting keeps its coverage."""
-    diff = a.mean() - b.mean()
-    if len(a) >= 2 and len(b) >= 2 and (a.std() > 0 or b.std() > 0):
-        low, high = ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
-        if samples is not None:  # accuracies
-            low, high = max(low, -1.0), min(high, 1.0)
-        return diff, float(low), float(high)
-    if samples is None:
-        return diff, np.nan, np.nan
-    low, high = score_difference(a.mean(), samples, b.mean(), samples, confidence)
-    return diff, float(low), float(high)
-
-
 def pp(d: tuple[float, float, float]) -> str:
     """A difference of accuracies with its interval, in points: '+1.23 pp [+0.10, +2.36]'."""
     return f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
-
-
-def per_eps(diffs: dict[str, tuple[float, float, float]]) -> str:
-    """Each ε's difference (robust-accuracy column -> (mean, low, high)), for the evidence."""
-    return "; ".join(f"ε={c.split('@')[1]}: {pp(d)}" for c, d in diffs.items())
-
-
-def key_points(diffs: dict[str, tuple[float, float, float]]) -> str:
-    """Each ε's difference to one decimal, for a claim's one-line key."""
-    return ", ".join(f"{100 * d[0]:+.1f} pp [{100 * d[1]:+.1f}, {100 * d[2]:+.1f}] at ε={c.split('@')[1]}"
-                     for c, d in diffs.items())
 
 
 def attacked_images(evaluation: pd.DataFrame, *models: str) -> int:
@@ -188,113 +160,128 @@ def robust_columns(evaluation: pd.DataFrame, prefix: str) -> list[str]:
     return sorted(c for c in evaluation.columns if c.startswith(prefix))
 
 
-def replacement_test(evaluation: pd.DataFrame, samples: int, new: str, classic: str, plain: str,
-                     t: Thresholds = Thresholds(), attack: str = PGD,
-                     attacked: int | None = None) -> tuple[str, dict, tuple[float, float, float]]:
-    """Claim 4's rule for one model trained towards inverse adversaries: verdict, its differences to the classic
-    center-loss model under `attack` per ε and its clean difference (each mean, low, high; see `claim4`). `samples`
-    is the test images of the clean accuracy, `attacked` those of the attack (default: the same)."""
-    compact = evaluation.loc[evaluation.model == new, "compactness"].mean() < \
-        evaluation.loc[evaluation.model == plain, "compactness"].mean()
-    return robustness_test(evaluation, samples, new, classic, t, attack, attacked, also=compact)
+def deciding_attack(evaluation: pd.DataFrame) -> tuple[str, str]:
+    """(column prefix, name) of the attack that decides robustness: AutoAttack where the table has it, else PGD."""
+    return (AUTOATTACK, "AutoAttack") if robust_columns(evaluation, AUTOATTACK) else (PGD, "PGD")
 
 
-def robustness_test(evaluation: pd.DataFrame, samples: int, new: str, base: str, t: Thresholds = Thresholds(),
-                    attack: str = PGD, attacked: int | None = None,
-                    also: bool = True) -> tuple[str, dict, tuple[float, float, float]]:
-    """Is `new` more robust than `base` at no cost in clean accuracy? HOLDS when some ε's interval of the difference
-    under `attack` lies above 0, none below, the clean accuracy drops by at most `max_clean_drop` and `also` (a
-    further condition of the caller's) is true; FAILS when an
-    interval lies below 0, every interval rules out a gain of `min_gain`, or the clean accuracy drops more;
-    INCONCLUSIVE otherwise. Returns the verdict, the differences per ε and the clean difference (each mean, low,
-    high). `samples` is the test images of the clean accuracy, `attacked` those of the attack (default: the same)."""
-    by = lambda model, column: evaluation.loc[evaluation.model == model, column]
-    attacked = samples if attacked is None else attacked
-    diffs = {c: difference(by(new, c), by(base, c), attacked) for c in robust_columns(evaluation, attack)}
-    clean = difference(by(new, "clean_acc"), by(base, "clean_acc"), samples)
-    gain = any(low > 0 for _, low, _ in diffs.values())
-    loss = any(high < 0 for _, _, high in diffs.values())
-    ruled_out = all(high < t.min_gain for _, _, high in diffs.values())
-    verdict = HOLDS if gain and not loss and clean[0] >= -t.max_clean_drop and also else \
-        FAILS if loss or ruled_out or clean[0] < -t.max_clean_drop else INCONCLUSIVE
-    return verdict, diffs, clean
+def rows_of(contrast: pd.DataFrame, model: str, baseline: str, prefix: str | None = None) -> pd.DataFrame:
+    """The contrast table's rows of `model` − `baseline`: its robust accuracies under one attack (prefix), or all."""
+    rows = contrast[(contrast.model == model) & (contrast.baseline == baseline)]
+    return rows[rows.metric.str.startswith(prefix)] if prefix else rows
 
 
-def claim4_key(evaluation: pd.DataFrame, samples: int, new: str = "C-200d", classic: str = "B-200d",
-               plain: str = "A-200d") -> str:
-    """Claim 4's deciding numbers in one line: `new` − `classic` in robust accuracy per ε under the deciding attack
-    (AutoAttack where the table has it), mean over seeds with its 95 % interval."""
-    attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
-    attacked = attacked_images(evaluation, new, classic) if attack == AUTOATTACK else samples
-    _, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, attack=attack, attacked=attacked)
-    name = "AutoAttack" if attack == AUTOATTACK else "PGD"
-    return f"{new} − {classic} under {name}: {key_points(diffs)}; clean {100 * clean[0]:+.2f} pp"
+def row_text(r) -> str:
+    """One contrast row for the evidence: ε, the pooled difference with its interval, each seed's difference."""
+    eps = r.metric.split("@")[1] if "@" in r.metric else ""
+    seeds = f"; each seed: {r.per_seed}" if r.seeds > 1 else ""
+    return f"{'ε=' + eps + ': ' if eps else ''}{pp((r.difference, r.low, r.high))} ({r.seeds} seed(s){seeds})"
+
+
+def decide(family: pd.DataFrame, clean: pd.Series, t: Thresholds = Thresholds(), also: bool = True) -> str:
+    """A claim of more robustness at no cost in clean accuracy, from the contrast rows of its `family` (every model
+    and ε it looks at, Holm-corrected together) and the clean-accuracy rows of its models (`clean`). HOLDS when some
+    row's corrected p-value is below α with a gain, none with a loss, every clean interval lies above −max_clean_drop
+    and `also` (the caller's further condition); FAILS when some row shows a loss (corrected), every row's interval
+    rules out a gain of `min_gain`, or a clean interval lies wholly below −max_clean_drop; else INCONCLUSIVE."""
+    if family.empty or clean.empty:
+        return INCONCLUSIVE
+    adjusted = np.array(paired.holm(family.p_value.to_numpy()))
+    gain = bool(np.any((adjusted < t.alpha) & (family.difference.to_numpy() > 0)))
+    loss = bool(np.any((adjusted < t.alpha) & (family.difference.to_numpy() < 0)))
+    ruled_out = bool(np.all(family.high.to_numpy() < t.min_gain))
+    clean_kept = bool(np.all(clean.low.to_numpy() >= -t.max_clean_drop))
+    clean_lost = bool(np.any(clean.high.to_numpy() < -t.max_clean_drop))
+    if gain and not loss and clean_kept and also:
+        return HOLDS
+    return FAILS if loss or ruled_out or clean_lost else INCONCLUSIVE
+
+
+def rule_text(t: Thresholds, family: str) -> str:
+    """How a robustness claim is decided, for its evidence."""
+    return (f" Each contrast pools the seeds' paired differences on the images both models were attacked on "
+            f"(random effects, Hartung–Knapp 95 % interval; a collapsed training's seed is left out); {family} form one "
+            f"family, corrected with Holm's method at α = {t.alpha:g}. Holds if some contrast shows a gain after the "
+            f"correction and none a loss, with every clean-accuracy interval above −{100 * t.max_clean_drop:g} pp; "
+            f"fails if one shows a loss, every interval excludes a gain of {100 * t.min_gain:g} pp, or a clean "
+            f"interval lies below −{100 * t.max_clean_drop:g} pp.")
+
+
+def claim4_key(contrast: pd.DataFrame, evaluation: pd.DataFrame, new: str = "C-200d", classic: str = "B-200d") -> str:
+    """Claim 4's deciding numbers in one line: `new` − `classic` in robust accuracy per ε under the deciding attack,
+    pooled over seeds with its 95 % interval, and in clean accuracy."""
+    prefix, name = deciding_attack(evaluation)
+    rows = rows_of(contrast, new, classic, prefix)
+    clean = rows_of(contrast, new, classic, "clean_acc")
+    points = ", ".join(f"{100 * r.difference:+.1f} pp [{100 * r.low:+.1f}, {100 * r.high:+.1f}] at "
+                       f"ε={r.metric.split('@')[1]}" for r in rows.itertuples())
+    return f"{new} − {classic} under {name}: {points}; clean {100 * clean.difference.iloc[0]:+.2f} pp" \
+        if not clean.empty else f"{new} − {classic} under {name}: {points}"
 
 
 def worst_case_gain(check: pd.DataFrame, new: str, classic: str) -> dict[float, tuple[float, float, float]]:
     """Per ε, `new` − `classic` in accuracy under all attacks of the attack check (lib.core.robustness): each
-    (mean, low, high), the interval of two accuracies on the check's test images (one seed)."""
+    (difference, low, high), the score interval of two accuracies on the check's test images (one seed)."""
     worst = check[check.attack == ALL]
-    by = lambda model, e: worst.loc[(worst.model == model) & (worst.eps == e), "accuracy"]
-    return {e: difference(by(new, e), by(classic, e), int(worst.samples.iloc[0])) for e in sorted(set(worst.eps))}
+    n = int(worst.samples.iloc[0])
+    found = {}
+    for e in sorted(set(worst.eps)):
+        a = float(worst.loc[(worst.model == new) & (worst.eps == e), "accuracy"].mean())
+        b = float(worst.loc[(worst.model == classic) & (worst.eps == e), "accuracy"].mean())
+        found[e] = (a - b, *score_difference(a, n, b, n))
+    return found
 
 
-def claim4(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), new: str = "C-200d",
+def claim4(evaluation: pd.DataFrame, contrast: pd.DataFrame, t: Thresholds = Thresholds(), new: str = "C-200d",
            classic: str = "B-200d", plain: str = "A-200d", variants: tuple[str, ...] = ("D-200d",),
-           check: pd.DataFrame | None = None) -> tuple[str, str]:
-    """Verdict and evidence on claim 4 from the evaluation table (one row per model × seed).
+           check: pd.DataFrame | None = None) -> tuple[str, str, str]:
+    """Verdict, evidence and key line on claim 4, from the evaluation table (a row per model × seed) and the contrast
+    table (`contrasts`).
 
-    Holds when the model trained with adversarial centers (`new`) is more robust than the classic
-    center-loss model at some ε (95 % interval of the difference above 0), less robust at none,
-    loses at most `max_clean_drop` clean accuracy and stays more compact than cross-entropy alone.
-    Does not hold when it is less robust somewhere, loses more clean accuracy, or every interval rules
-    out a gain of `min_gain`. Inconclusive otherwise. Robustness is AutoAttack's accuracy where the table has it
-    (AUTOATTACK columns, on its first `autoattack_samples` images), else PGD's; PGD's differences stay in the
-    evidence beside it. With an attack `check` (lib.core.robustness), a gain counts only if it survives those
-    attacks too: unless `new` − `classic` under all of them lies above 0 at some ε, 'holds' becomes inconclusive.
-    The verdict is C's, the model docs/study.md §6 defines for the claim; each of `variants` in the table (D: per-sample
-    targets) gets the same rule's verdict in the evidence, as context.
+    Its family is `new` − `classic` under the deciding attack (AutoAttack where measured, else PGD) at every ε, with
+    `new` − `classic` in clean accuracy as the separability condition (`decide`), and `new` more compact than
+    `plain`. With an attack `check` (lib.core.robustness, the first seed), 'holds' needs a gain that survives every
+    attack of the check at some ε, else it is inconclusive. The verdict is C's, the model docs/study.md §6 defines for
+    the claim; each of `variants` (D: per-sample targets) gets the same rule's verdict in the evidence, as context.
     """
-    by = lambda model, column: evaluation.loc[evaluation.model == model, column]
-    attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
-    n_attacked = attacked_images(evaluation, new, classic) if attack == AUTOATTACK else samples
-    verdict, diffs, clean = replacement_test(evaluation, samples, new, classic, plain, t, attack, n_attacked)
-    n = int(evaluation.groupby("model").size().get(new, 0))
-    present = [v for v in variants if v in set(evaluation.model)]
-    evidence = f"{new} − {classic}, robust accuracy under "
-    if attack == AUTOATTACK:
-        pgd = replacement_test(evaluation, samples, new, classic, plain, t, PGD)
-        evidence += (f"AutoAttack (the first {n_attacked} test images): {per_eps(diffs)}. Under the evaluation's PGD "
-                     f"alone (for comparison with the literature; {samples} images, {pgd[0]} by the same rule): "
-                     f"{per_eps(pgd[1])}")
-    else:
-        evidence += "PGD: " + per_eps(diffs)
-    evidence += (f"; clean accuracy: {pp(clean)}. Compactness (within/between scatter, lower is more compact): "
-                 + ", ".join(f"{m} {by(m, 'compactness').mean():.3f}" for m in (plain, classic, new, *present))
-                 + f". Mean over {n} seed(s), 95 % interval "
-                 + ("over seeds (Welch)." if n >= 2 else f"from the test images only (one seed: {samples} clean, "
-                                                         f"{n_attacked} attacked).")
-                 + f" Holds if some interval lies above 0 with none below 0, the clean accuracy drops by at most "
-                   f"{100 * t.max_clean_drop:g} pp and {new} is more compact than {plain}; fails if an interval lies "
-                   f"below 0, every interval excludes a gain of {100 * t.min_gain:g} pp, or the clean accuracy drops more.")
+    prefix, name = deciding_attack(evaluation)
+    by = lambda model: evaluation.loc[evaluation.model == model, "compactness"].mean()
+    compact = by(new) < by(plain)
+    family, clean = rows_of(contrast, new, classic, prefix), rows_of(contrast, new, classic, "clean_acc")
+    verdict = decide(family, clean, t, also=compact)
+    evidence = f"{new} − {classic}, robust accuracy under {name}"
+    if prefix == AUTOATTACK:
+        evidence += f" (the first {attacked_images(evaluation, new, classic)} test images of each seed)"
+    evidence += ": " + "; ".join(row_text(r) for r in family.itertuples())
+    if prefix == AUTOATTACK:
+        evidence += (". Under the evaluation's PGD alone (for comparison with the literature): "
+                     + "; ".join(row_text(r) for r in rows_of(contrast, new, classic, PGD).itertuples()))
+    evidence += (f". Clean accuracy: {'; '.join(row_text(r) for r in clean.itertuples())}. Compactness (within/between "
+                 f"scatter, lower is more compact): " + ", ".join(f"{m} {by(m):.3f}" for m in
+                                                                  (plain, classic, new, *variants) if m in
+                                                                  set(evaluation.model)) + ".")
+    evidence += rule_text(t, f"the {len(family)} radii") + f" It also needs {new} more compact than {plain}."
     if check is not None:
         worst = worst_case_gain(check, new, classic)
         survives = any(low > 0 for _, low, _ in worst.values())
         attacks = " / ".join(dict.fromkeys(check.attack[check.attack != ALL]))
-        deciding = "AutoAttack" if attack == AUTOATTACK else "the evaluation's PGD"
-        outcome = "the gain survives." if survives else "no gain survives all attacks at any ε" + (
-            f", so the gain under {deciding} may be masked gradients." if verdict == HOLDS else ".")
         evidence += (f" Attack check (the first seed's models, {int(check.samples.iloc[0])} test images; an image "
                      f"counts only if it survives every attack: {attacks}): {new} − {classic} "
-                     + "; ".join(f"ε={e:g}: {pp(d)}" for e, d in worst.items()) + " — " + outcome)
+                     + "; ".join(f"ε={e:g}: {pp(d)}" for e, d in worst.items()))
         if verdict == HOLDS and not survives:
             verdict = INCONCLUSIVE
-    for variant in present:
-        v_verdict, v_diffs, v_clean = replacement_test(evaluation, samples, variant, classic, plain, t, attack, n_attacked)
+            evidence += f" — no gain survives every attack at any ε, so the gain under {name} may be masked gradients."
+        elif survives:
+            evidence += (f" — on this one seed {new} stays ahead under every attack of the check at some ε"
+                         + (", which alone decides nothing." if verdict != HOLDS else "."))
+        else:
+            evidence += " — no gain survives every attack at any ε."
+    for variant in [v for v in variants if v in set(evaluation.model)]:
+        v_family, v_clean = rows_of(contrast, variant, classic, prefix), rows_of(contrast, variant, classic, "clean_acc")
         evidence += (f" Context, not part of the verdict: {variant} (each feature pulled towards its own inverse "
-                     f"adversary) by the same rule {v_verdict}; {variant} − {classic} under "
-                     f"{'AutoAttack' if attack == AUTOATTACK else 'PGD'}: " + per_eps(v_diffs) + f"; clean: {pp(v_clean)}.")
-    return verdict, evidence
+                     f"adversary) by the same rule {decide(v_family, v_clean, t)}; {variant} − {classic} under "
+                     f"{name}: " + "; ".join(row_text(r) for r in v_family.itertuples()) + ".")
+    return verdict, evidence, claim4_key(contrast, evaluation, new, classic)
 
 
 # Claim 5 (issue 32): adversarial training alone, and with inverse adversaries used two ways.
@@ -306,38 +293,38 @@ CLAIM5 = ("Inverse adversaries increase robustness where robustness exists: adde
           "robust than adversarial training alone (E) at no cost in clean accuracy.")
 
 
-def claim5(evaluation: pd.DataFrame, samples: int, t: Thresholds = Thresholds(), base: str = ROBUST_BASE,
+def claim5(evaluation: pd.DataFrame, contrast: pd.DataFrame, t: Thresholds = Thresholds(), base: str = ROBUST_BASE,
            new: tuple[str, ...] = tuple(WITH_INVERSE), history: pd.DataFrame | None = None) -> tuple[str, str, str]:
-    """Verdict, evidence and key line on claim 5 from the evaluation table (one row per model × seed): each of `new`
-    against `base` by `robustness_test`, under AutoAttack where the table has it, else PGD. The claim holds if it
-    holds for either use of the inverse adversaries, fails if it fails for every one, and is inconclusive otherwise;
-    `new[0]` − `new[1]` (which use does more) is evidence beside it, and so is each model's catastrophic overfitting
-    in the held-out curves (`history`, a row per model, seed and epoch), where given."""
-    attack = AUTOATTACK if robust_columns(evaluation, AUTOATTACK) else PGD
-    n_attacked = attacked_images(evaluation, base) if attack == AUTOATTACK else samples
-    name = "AutoAttack" if attack == AUTOATTACK else "PGD"
-    tests = {m: robustness_test(evaluation, samples, m, base, t, attack, n_attacked) for m in new}
-    verdicts = [v for v, _, _ in tests.values()]
-    verdict = HOLDS if HOLDS in verdicts else FAILS if all(v == FAILS for v in verdicts) else INCONCLUSIVE
-    n = int(evaluation.groupby("model").size().get(base, 0))
+    """Verdict, evidence and key line on claim 5: its family is each of `new` − `base` under the deciding attack at
+    every ε (Holm over all of them), with each one's clean accuracy as the cost condition (`decide`); a seed in which
+    a training collapsed (held-out robustness ending far below its best) is left out of that model's contrasts and
+    counted, and so named in the evidence from `history` (a row per model, seed and epoch), where given. `new[0]` −
+    `new[1]` (which use does more) is evidence beside it."""
+    prefix, name = deciding_attack(evaluation)
+    family = pd.concat([rows_of(contrast, m, base, prefix) for m in new], ignore_index=True)
+    clean = pd.concat([rows_of(contrast, m, base, "clean_acc") for m in new], ignore_index=True)
+    verdict = decide(family, clean, t)
     parts = []
-    for m, (v, diffs, clean) in tests.items():
-        text = f"{m} ({WITH_INVERSE.get(m, 'with inverse adversaries')}) − {base} under {name}: {per_eps(diffs)}"
-        if attack == AUTOATTACK:
-            text += f"; under PGD: {per_eps(robustness_test(evaluation, samples, m, base, t, PGD)[1])}"
-        parts.append(text + f"; clean: {pp(clean)} — {v}")
+    for m in new:
+        rows = rows_of(contrast, m, base, prefix)
+        text = f"{m} ({WITH_INVERSE.get(m, 'with inverse adversaries')}) − {base} under {name}: " \
+               + "; ".join(row_text(r) for r in rows.itertuples())
+        if prefix == AUTOATTACK:
+            text += "; under PGD: " + "; ".join(row_text(r) for r in rows_of(contrast, m, base, PGD).itertuples())
+        skipped = rows.collapsed.iloc[0] if len(rows) and isinstance(rows.collapsed.iloc[0], str) else ""
+        parts.append(text + f"; clean: {'; '.join(row_text(r) for r in rows_of(contrast, m, base, 'clean_acc').itertuples())}"
+                     + (f" ({skipped})" if skipped else ""))
     if len(new) == 2:
         parts.append(f"{new[0]} − {new[1]} under {name}: "
-                     + per_eps(robustness_test(evaluation, samples, new[0], new[1], t, attack, n_attacked)[1]))
-    evidence = (". ".join(parts) + f". Mean over {n} seed(s), 95 % interval "
-                + ("over seeds (Welch)" if n >= 2 else f"from the test images only ({samples} clean, {n_attacked} "
-                                                       "attacked)")
-                + f"{f', AutoAttack on the first {n_attacked} test images' if attack == AUTOATTACK else ''}. A model "
-                  f"holds if some interval lies above 0 with none below 0 and its clean accuracy drops by at most "
-                  f"{100 * t.max_clean_drop:g} pp; the claim holds if either does, fails if both fail.")
+                     + "; ".join(row_text(r) for r in rows_of(contrast, new[0], new[1], prefix).itertuples()))
+    evidence = ". ".join(parts) + "." + rule_text(t, f"{' and '.join(f'{m} − {base}' for m in new)} at every radius")
+    if prefix == AUTOATTACK:
+        evidence += f" AutoAttack on the first {attacked_images(evaluation, base)} test images of each seed."
     if history is not None:
         evidence += overfitting_note(history, [base, *new], t)
-    key = "; ".join(f"{m} − {base} under {name}: {key_points(diffs)}" for m, (_, diffs, _) in tests.items())
+    key = "; ".join(f"{m} − {base} under {name}: " + ", ".join(
+        f"{100 * r.difference:+.1f} pp [{100 * r.low:+.1f}, {100 * r.high:+.1f}] at ε={r.metric.split('@')[1]}"
+        for r in rows_of(contrast, m, base, prefix).itertuples()) for m in new)
     return verdict, evidence, key
 
 
@@ -433,46 +420,79 @@ def masking_findings(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> 
 CONTRASTS = tuple((model_name(m, 200), model_name(b, 200)) for m, b in declared_contrasts())
 
 
-def seeds_needed(a: pd.Series, b: pd.Series, effect: float, confidence: float = 0.95, power: float = 0.8,
-                 most: int = 1000) -> int | None:
-    """Seeds per model for a Welch interval of a − b to exclude 0 with probability `power` when the true difference
-    is `effect`, from the measured seed variances; None with fewer than 2 seeds each, or more than `most`."""
-    if len(a) < 2 or len(b) < 2:
-        return None
-    va, vb = a.var(ddof=1), b.var(ddof=1)
-    for n in range(2, most + 1):
-        se = np.sqrt((va + vb) / n)
-        if se == 0:
-            return n
-        df = (va + vb) ** 2 / ((va ** 2 + vb ** 2) / (n - 1))  # Welch–Satterthwaite with n seeds each
-        if (student_t.ppf(0.5 + confidence / 2, df) + student_t.ppf(power, df)) * se <= effect:
-            return n
-    return None
+def collapsed(history: pd.DataFrame | None, t: Thresholds = Thresholds()) -> dict[str, list[int]]:
+    """{model: its seeds whose training collapsed} (`collapsed_seeds`) for every model in the held-out `history`."""
+    if history is None or history.empty:
+        return {}
+    return {m: [seed for seed, _, _ in collapsed_seeds(history, m, t)[0]] for m in dict.fromkeys(history.model)}
 
 
-def contrasts(evaluation: pd.DataFrame, samples: int, pairs=CONTRASTS, effect: float = 0.01,
-              confidence: float = 0.95) -> pd.DataFrame:
-    """One row per pair × metric (clean accuracy, accuracy under PGD and under AutoAttack at each ε, compactness):
-    the mean difference model − baseline over seeds with its interval (`difference`), whether the interval excludes 0
-    (`decided`), and for the accuracies whether it lies within ±`effect` (`bounded`: no difference of that size
-    either way) and the seeds per model that would decide a difference of `effect` (`seeds_for_effect`); `effect`
-    is kept in each row. `samples` is the evaluation's test images (AutoAttack's are the table's
-    `autoattack_samples`), for the interval of a single seed.
+def per_seed_text(differences: dict[int, float], compactness: bool = False) -> str:
+    """Each seed's difference, in points (or compactness units): 's0 +11.3, s1 +42.1, s2 +10.0'."""
+    return ", ".join(f"s{seed} {d:+.4f}" if compactness else f"s{seed} {100 * d:+.1f}" for seed, d in differences.items())
 
-    Compactness has no interval with one seed: unlike an accuracy it has no binomial error to fall back on."""
+
+def contrasts(evaluation: pd.DataFrame, outcomes: dict[tuple[str, int], dict[str, np.ndarray]], pairs=CONTRASTS,
+              skipped: dict[str, list[int]] | None = None, effect: float = 0.01,
+              confidence: float = 0.95) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(pooled, per seed): one row per pair × metric, and one per pair × metric × seed.
+
+    The accuracies (clean, under PGD and under AutoAttack at each ε) come from `outcomes`, {(model, seed): {metric:
+    a boolean per image}}, the images in the same order for every model: each seed's difference is paired on the
+    images both models have (lib.analysis.paired), the seeds are pooled by random effects. Compactness has one value
+    per model and seed: its seeds' differences get a t-interval (none with one seed). A seed in `skipped` (a
+    collapsed training, `collapsed`) is left out of its model's contrasts and named in `collapsed`. Each pooled row
+    has its p-value, the variance components, whether the interval excludes 0 (`decided`) or lies within ±`effect`
+    (`bounded`), and the seeds (at these images) and images (at these seeds) that would decide a difference of
+    `effect` at 80 % power."""
     accuracies = ["clean_acc", *robust_columns(evaluation, PGD), *robust_columns(evaluation, AUTOATTACK)]
-    images = lambda metric: attacked_images(evaluation, model, baseline) if metric.startswith(AUTOATTACK) else samples
-    present = set(evaluation.model)
-    by = lambda model, column: evaluation.loc[evaluation.model == model, column].reset_index(drop=True)
-    rows = []
+    present, skipped = set(evaluation.model), skipped or {}
+    seeds_of = lambda model: set(evaluation.loc[evaluation.model == model, "seed"])
+    rows, per_seed = [], []
     for model, baseline in (p for p in pairs if set(p) <= present):
-        for metric in [*accuracies, "compactness"]:
-            a, b = by(model, metric), by(baseline, metric)
-            accuracy = metric in accuracies
-            diff, low, high = difference(a, b, images(metric) if accuracy else None, confidence)
-            needed = seeds_needed(a, b, effect, confidence) if accuracy else None
-            rows.append({"model": model, "baseline": baseline, "metric": metric, "difference": diff, "low": low,
-                         "high": high, "seeds": min(len(a), len(b)), "decided": bool(low > 0 or high < 0),
-                         "bounded": bool(accuracy and -effect < low and high < effect),
-                         "seeds_for_effect": needed, "effect": effect})
-    return pd.DataFrame(rows)
+        left_out = {m: [s for s in skipped.get(m, []) if s in seeds_of(m)] for m in (model, baseline)}
+        seeds = sorted(seeds_of(model) & seeds_of(baseline) - {s for v in left_out.values() for s in v})
+        note = "; ".join(f"{m} collapsed at seed(s) {', '.join(map(str, v))}: left out" for m, v in left_out.items() if v)
+        base = {"model": model, "baseline": baseline, "collapsed": note, "effect": effect}
+        for metric in accuracies:
+            found = {}
+            for seed in seeds:
+                a, b = outcomes.get((model, seed), {}).get(metric), outcomes.get((baseline, seed), {}).get(metric)
+                if a is None or b is None:
+                    continue
+                n = min(len(a), len(b))
+                found[seed] = paired.paired(a[:n], b[:n])
+                per_seed.append({"model": model, "baseline": baseline, "metric": metric, "seed": seed,
+                                 "difference": found[seed].difference, "se": float(np.sqrt(found[seed].variance)),
+                                 "images": n, "only_model": found[seed].only_a, "only_baseline": found[seed].only_b})
+            if not found:
+                continue
+            pooled = paired.random_effects([d.difference for d in found.values()], [d.variance for d in found.values()],
+                                           confidence)
+            images = min(d.images for d in found.values())
+            rows.append({**base, "metric": metric, "difference": pooled.estimate, "low": pooled.low,
+                         "high": pooled.high, "p_value": pooled.p_value, "seeds": pooled.seeds, "images": images,
+                         "per_seed": per_seed_text({s: d.difference for s, d in found.items()}),
+                         "tau2": pooled.tau2, "within": pooled.within,
+                         "decided": bool(pooled.low > 0 or pooled.high < 0),
+                         "bounded": bool(-effect < pooled.low and pooled.high < effect),
+                         "seeds_for_effect": paired.seeds_to_decide(effect, pooled.tau2, pooled.within, confidence),
+                         "images_for_effect": paired.images_to_decide(effect, pooled.tau2, pooled.within, images,
+                                                                      pooled.seeds, confidence)})
+        compact = {s: float(evaluation.loc[(evaluation.model == model) & (evaluation.seed == s), "compactness"].iloc[0]
+                            - evaluation.loc[(evaluation.model == baseline) & (evaluation.seed == s), "compactness"].iloc[0])
+                   for s in seeds}
+        d = np.array(list(compact.values()))
+        if len(d) >= 2:  # the seeds' paired differences: a t-interval (a point where they agree exactly)
+            se = d.std(ddof=1) / np.sqrt(len(d))
+            half = student_t.ppf(0.5 + confidence / 2, len(d) - 1) * se
+            low, high = d.mean() - half, d.mean() + half
+            p_value = float(2 * student_t.sf(abs(d.mean()) / se, len(d) - 1)) if se > 0 else float(d.mean() == 0)
+        else:
+            low = high = p_value = np.nan
+        rows.append({**base, "metric": "compactness", "difference": float(d.mean()) if len(d) else np.nan, "low": low,
+                     "high": high, "p_value": p_value, "seeds": len(d), "images": np.nan,
+                     "per_seed": per_seed_text(compact, compactness=True), "tau2": np.nan, "within": np.nan,
+                     "decided": bool(low > 0 or high < 0), "bounded": False, "seeds_for_effect": None,
+                     "images_for_effect": None})
+    return pd.DataFrame(rows), pd.DataFrame(per_seed)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from lib import ROOT
 from lib.analysis import claims
-from lib.analysis.tables import class_average
+from lib.analysis.tables import class_average, without
 
 RESULTS = ROOT / "reports" / "results" / "paper"
 DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
@@ -43,29 +43,31 @@ def values(results: Path = RESULTS) -> dict[str, str]:
         table = pd.read_csv(comparison)
         seeds = table.groupby("model").seed.nunique()
         quoted["seeds"] = str(int(seeds.max()))
-        if "autoattack_samples" in table:  # the extension under AutoAttack (issue 29)
-            check = results / "attack_check.csv"
-            quoted |= robustness(table, pd.read_csv(check) if check.exists() else None)
+        if "autoattack_samples" in table and (results / "contrasts.csv").exists():  # the extension under AutoAttack
+            read = lambda name: pd.read_csv(results / name) if (results / name).exists() else None
+            quoted |= robustness(table, read("contrasts.csv"), read("attack_check.csv"), read("heldout.csv"))
     return quoted
 
 
-def robustness(comparison: pd.DataFrame, check: pd.DataFrame | None) -> dict[str, str]:
-    """Claims 4 and 5: their verdicts; each model's clean, PGD and AutoAttack accuracy (mean over seeds:
-    `clean_C-200d`, `pgd_C-200d@0.1`, `aa_C-200d@0.1`); each contrast with its 95 % interval (`C-B_aa@0.1`)."""
-    samples = int(comparison.samples.iloc[0])
-    quoted = {"claim4": claims.claim4(comparison, samples, check=check)[0]}
+def robustness(comparison: pd.DataFrame, contrast: pd.DataFrame, check: pd.DataFrame | None,
+               history: pd.DataFrame | None = None) -> dict[str, str]:
+    """Claims 4 and 5: their verdicts; each model's clean, PGD and AutoAttack accuracy (mean over the seeds whose
+    training did not collapse: `clean_C-200d`, `pgd_C-200d@0.1`, `aa_C-200d@0.1`); each contrast of the contrast
+    table (pooled over seeds) with its 95 % interval (`C-B_aa@0.1`)."""
+    quoted = {"claim4": claims.claim4(comparison, contrast, check=check)[0]}
     if {claims.ROBUST_BASE, *claims.WITH_INVERSE} <= set(comparison.model):
-        quoted["claim5"] = claims.claim5(comparison, samples)[0]
+        quoted["claim5"] = claims.claim5(comparison, contrast, history=history)[0]
     names = {"clean_acc": "clean"} | {c: ("pgd" if c.startswith(claims.PGD) else "aa") + "@" + c.split("@")[1]
                                       for c in comparison if c.startswith((claims.PGD, claims.AUTOATTACK))}
-    means = comparison.groupby("model")[list(names)].mean()
+    means = without(comparison, claims.collapsed(history)).groupby("model")[list(names)].mean()
     for column, name in names.items():
         metric, _, eps = name.partition("@")
         quoted |= {f"{metric}_{model}" + (f"@{eps}" if eps else ""): percent(v, 1) for model, v in means[column].items()}
-    for r in claims.contrasts(comparison, samples).itertuples():
+    for r in contrast.itertuples():
         if r.metric in names:
-            quoted[f"{r.model[0]}-{r.baseline[0]}_{names[r.metric]}"] = \
-                f"{100 * r.difference:+.1f} pp [{100 * r.low:+.1f}, {100 * r.high:+.1f}]"
+            name = f"{r.model[0]}-{r.baseline[0]}_{names[r.metric]}"
+            quoted[name] = f"{100 * r.difference:+.1f} pp [{100 * r.low:+.1f}, {100 * r.high:+.1f}]"
+            quoted[f"{name}_seeds"] = " / ".join(f"{part.split()[1]}" for part in r.per_seed.split(", ")) + " pp"
     return quoted
 
 

@@ -103,6 +103,12 @@ CLAIM_SECTIONS = {1: "Adversarial centers vs feature means and weight vectors",
                   5: "Where robustness exists: adversarial training with and without inverse adversaries (claim 5)"}
 
 
+def captioned(table: pd.DataFrame, caption: str) -> HTML:
+    """A table whole (no rows cut, no index column), under a caption that says what it shows and how it was made."""
+    html = table.to_html(index=False, border=0)
+    return HTML(html.replace(">", f"><caption>{caption}</caption>", 1))
+
+
 def fold(table: pd.DataFrame, summary: str) -> HTML:
     """A long table behind a one-line summary (`<details>`): there when wanted, not a wall on the way."""
     return HTML(f"<details><summary>{summary}</summary>{table.to_html()}</details>")
@@ -344,24 +350,34 @@ def effect_points(contrast: pd.DataFrame) -> str:
 
 def contrast_table(contrast: pd.DataFrame) -> pd.DataFrame:
     """claims.contrasts for reading, one row per pair × metric: accuracies in percentage points, compactness in its
-    own units (within ÷ between scatter)."""
+    own units (within ÷ between scatter); the pooled difference with its interval, each seed's paired difference, the
+    seeds left out for a collapsed training, and what would decide a difference of the effect size."""
     def show(value: float, metric: str) -> str:
         if pd.isna(value):
             return "—"
         return f"{value:+.4f}" if metric == "compactness" else f"{100 * value:+.2f} pp"
 
     pp = effect_points(contrast)
+    def count(n, metric: str, seeds: int, beyond: str) -> str:
+        if metric == "compactness":
+            return ""
+        return ("—" if seeds < 2 else beyond) if pd.isna(n) else f"{int(n)}"
+
     return pd.DataFrame({
         "comparison": [f"{m.split('-')[0]} − {b.split('-')[0]}" for m, b in zip(contrast.model, contrast.baseline)],
         "metric": contrast.metric.map(metric_label),
         "difference": [show(v, m) for v, m in zip(contrast.difference, contrast.metric)],
         "95 % interval": [f"[{show(lo, m)}, {show(hi, m)}]" if not pd.isna(lo) else "— (one seed)"
                           for lo, hi, m in zip(contrast.low, contrast.high, contrast.metric)],
+        "each seed": contrast.per_seed,  # points for accuracies, compactness units for compactness
         "excludes 0": contrast.decided.map({True: "yes", False: "no"}),
         f"within ±{pp} pp": ["" if m == "compactness" else "yes" if b else "no"
                          for b, m in zip(contrast.bounded, contrast.metric)],
-        f"seeds for {pp} pp": ["" if m == "compactness" else ("—" if k < 2 else "> 1000") if pd.isna(n) else f"{int(n)}"
-                           for n, k, m in zip(contrast.seeds_for_effect, contrast.seeds, contrast.metric)],
+        f"seeds for {pp} pp": [count(n, m, k, "> 1000") for n, k, m in
+                               zip(contrast.seeds_for_effect, contrast.seeds, contrast.metric)],
+        f"images per seed for {pp} pp": [count(n, m, k, "none: the seeds differ") for n, k, m in
+                                        zip(contrast.images_for_effect, contrast.seeds, contrast.metric)],
+        "left out": contrast.collapsed.fillna(""),
     })
 
 

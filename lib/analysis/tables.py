@@ -90,13 +90,27 @@ def mean_std_text(summary: pd.DataFrame, values: list[str], scale: float = 1.0, 
 GEOMETRY = ("compactness", "alignment", "nc3")  # the evaluation's feature-geometry columns
 
 
-def comparison_text(comparison: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The A–D table as 'mean ± std over seeds' text: accuracies (%; under PGD and, where present, AutoAttack),
-    feature geometry, seconds per epoch."""
+def without(table: pd.DataFrame, skipped: dict[str, list[int]]) -> pd.DataFrame:
+    """A table of rows per model and seed without the seeds `skipped` per model (collapsed trainings)."""
+    keep = [seed not in skipped.get(model, []) for model, seed in zip(table.model, table.seed)]
+    return table[keep].reset_index(drop=True)
+
+
+def comparison_text(comparison: pd.DataFrame, skipped: dict[str, list[int]] | None = None) -> dict[str, pd.DataFrame]:
+    """The A–G table as 'mean ± std over seeds' text: accuracies (%; under PGD and, where present, AutoAttack),
+    feature geometry, seconds per epoch. A seed in `skipped` (a collapsed training: an outcome of its own, not a
+    draw of the same distribution) is left out of its model's mean and std and shown beside them."""
+    skipped = skipped or {}
     accuracies = [c for c in comparison.columns if c == "clean_acc" or c.startswith(("robust_acc@", "autoattack_acc@"))]
-    summary = across_seeds(comparison, ["model"], [*accuracies, *GEOMETRY, "epoch_seconds"])
+    summary = across_seeds(without(comparison, skipped), ["model"], [*accuracies, *GEOMETRY, "epoch_seconds"])
     columns = lambda values: [f"{v}{suffix}" for v in values for suffix in ("", "_std")]
-    return {"accuracy": mean_std_text(summary[["model", "seeds", *columns(accuracies)]], accuracies, scale=100),
+    accuracy = mean_std_text(summary[["model", "seeds", *columns(accuracies)]], accuracies, scale=100)
+    if any(skipped.values()):
+        left = lambda model: comparison[(comparison.model == model) & comparison.seed.isin(skipped.get(model, []))]
+        accuracy["collapsed, left out"] = [
+            "; ".join(f"seed {int(r['seed'])}: " + ", ".join(f"{100 * r[c]:.1f} %" for c in accuracies)
+                      for _, r in left(model).iterrows()) for model in accuracy.model]
+    return {"accuracy": accuracy,
             "geometry": mean_std_text(summary[["model", *columns(GEOMETRY)]], list(GEOMETRY), digits=3),
             "time": mean_std_text(summary[["model", *columns(["epoch_seconds"])]], ["epoch_seconds"], digits=1)}
 

@@ -1,6 +1,6 @@
 """Step `extension` (07_extension): the extension's tables (A–G over seeds with their AutoAttack accuracy, probe,
 dimension sweep, seed-wise centers, AutoAttack's stages, the logits' scale, E–G's training history per epoch, the
-contrasts each model's declaration asks for) and the verdicts on claim 4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the
+contrasts each model's declaration asks for, pooled and per seed, from each image's outcomes) and the verdicts on claim 4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the
 adversarially trained E, F, G), as files in the step's folder."""
 from __future__ import annotations
 
@@ -41,6 +41,30 @@ def with_autoattack(comparison: pd.DataFrame, autoattack: pd.DataFrame) -> pd.Da
     return merged.astype({"autoattack_samples": int})
 
 
+def outcomes(found: list[tuple[dag.Task, object]], test_split, device: torch.device) -> dict[tuple[str, int], dict]:
+    """{(model, seed): {metric: a boolean per test image}} of every compared model: its clean prediction (read off
+    its checkpoint now, as the evaluation reads it), its outcome under the evaluation's PGD (`outcomes.pt`) and after
+    AutoAttack's last stage (`autoattack.pt`) at each ε, the images in the test split's order."""
+    per_image: dict[tuple[str, int], dict] = {}
+    for t, made in found:
+        seed = t.params.get("seed")
+        if t.step.name == "evaluate":
+            saved = products.load(t.file("outcomes.pt"))
+            per_image.setdefault((saved["model"], seed), {}).update(
+                {f"{claims.PGD}{eps:g}": correct.numpy() for eps, correct in saved["outcomes"].items()})
+        elif t.step.name == "autoattack":
+            saved = products.load(t.file("autoattack.pt"))
+            per_image.setdefault((saved["model"], seed), {}).update(
+                {f"{claims.AUTOATTACK}{eps:g}": stages[STAGES[-1]].numpy() for eps, stages in saved["outcomes"].items()})
+    for t, ck in found:
+        if t.step.name == "train" and (key := (by_name([ck]).popitem()[0], t.params["seed"])) in per_image:
+            model = restore(ck, device)[0]
+            with torch.no_grad():
+                predicted = model.classify(split_features(model, test_split)).argmax(1).cpu()
+            per_image[key]["clean_acc"] = (predicted == test_split.labels.cpu()).numpy()
+    return per_image
+
+
 def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.device) -> dict:
     """The extension's tables and claim 4's verdict from its key's values and its inputs' products."""
     def of(step: str, seed: int | None = None) -> list:
@@ -67,37 +91,37 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
     sweep_refs = {name: checkpoints[name]["references"] for name in values["sweep"]}
     [centers] = of("centers")
     [check] = of("check")
-    samples = int(comparison.samples.iloc[0])
-    verdict, evidence = claims.claim4(comparison, samples, check=check)
     robust_models = [claims.ROBUST_BASE, *claims.WITH_INVERSE]
     robust = set(robust_models) <= set(comparison.model)
     # E–G's epochs: the held-out robust accuracy, the accuracy on their own adversarial examples, the losses
     heldout = pd.concat([tables.history_table([ck for name, ck in by_name(of("train", seed)).items()
                                                if name in robust_models]).assign(seed=seed)
                          for seed in values["seeds"]], ignore_index=True)
+    # each contrast paired within a seed on each image, over the seeds where neither training collapsed
+    contrast, contrast_seeds = claims.contrasts(comparison, outcomes(found, test_split, device),
+                                                skipped=claims.collapsed(heldout))
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
-            "contrasts": claims.contrasts(comparison, samples),
+            "contrasts": contrast, "contrast_seeds": contrast_seeds,
             "sweep": tables.sweep_table(centers["centers"], sweep_refs, values["mean_split"]),
             "seed_centers": pd.concat(seed_centers, ignore_index=True), **attacked, "heldout": heldout,
-            "claim4": (verdict, evidence),
-            "claim5": claims.claim5(comparison, samples, history=heldout) if robust else None}
+            "claim4": claims.claim4(comparison, contrast, check=check),
+            "claim5": claims.claim5(comparison, contrast, history=heldout) if robust else None}
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
-    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking', 'heldout', 'contrasts': tables,
-    'claim4': (verdict,
-    evidence), 'claim5': (verdict, evidence, key) where the study has the adversarially trained models, else None},
-    made now unless they exist."""
+    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking', 'heldout', 'contrasts',
+    'contrast_seeds': tables, 'claim4': (verdict, evidence, key), 'claim5': (verdict, evidence, key) where the study
+    has the adversarially trained models, else None}, made now unless they exist."""
     task = dag.task(s, "extension")
     if not task.output.exists():
         device = device or default_device()
         result = make(task.key_params, dag.input_products(s, task, device), device)
         for name in TABLES:
             tables.save_csv(result[name], task.file(f"{name}.csv"))
-        verdict, evidence = result["claim4"]
-        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence, "claim5": result["claim5"]},
-                                       ensure_ascii=False), task.output)
+        verdict, evidence, key = result["claim4"]
+        products.write_text(json.dumps({"verdict": verdict, "evidence": evidence, "key": key,
+                                        "claim5": result["claim5"]}, ensure_ascii=False), task.output)
     claim = json.loads(task.output.read_text())
     return {**{name: pd.read_csv(task.file(f"{name}.csv")) for name in TABLES},
-            "claim4": (claim["verdict"], claim["evidence"]),
+            "claim4": (claim["verdict"], claim["evidence"], claim["key"]),
             "claim5": tuple(claim["claim5"]) if claim.get("claim5") else None}
