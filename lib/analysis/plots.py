@@ -126,17 +126,44 @@ def comparison(table: pd.DataFrame) -> plt.Figure:
 
 
 def autoattack_stages(autoattack: pd.DataFrame) -> plt.Figure:
-    """Accuracy after the evaluation's PGD and after each AutoAttack stage, one panel per ε, one line per model
-    (mean over seeds, band ±1 std): a line that falls at APGD-CE or APGD-T, not at PGD, is masked gradients."""
+    """Accuracy after the evaluation's PGD and after each AutoAttack stage, one panel per ε, one line per model and
+    seed (a seed that collapsed is a line of its own, not a band over the others): a line that falls at APGD-CE or
+    APGD-T, not at PGD, is masked gradients."""
     eps = sorted(autoattack.eps.unique())
     order = list(dict.fromkeys(autoattack.attack))
     data = autoattack.assign(stage=autoattack.attack.map(order.index), accuracy=100 * autoattack.accuracy)
     fig, axes = plt.subplots(1, len(eps), figsize=(4.2 * len(eps), 3.6), sharey=True, squeeze=False)
     for ax, e in zip(axes[0], eps):
-        sns.lineplot(data[data.eps == e], x="stage", y="accuracy", hue="model", marker="o", errorbar="sd", ax=ax,
-                     palette="deep", legend=ax is axes[0][0])
+        sns.lineplot(data[data.eps == e], x="stage", y="accuracy", hue="model", units="seed", estimator=None,
+                     marker="o", lw=1, alpha=0.8, ax=ax, palette="deep", legend=ax is axes[0][0])
         ax.set(title=f"ε = {e:g}", xlabel="", ylabel="accuracy (%)", ylim=(-2, 100))
         ax.set_xticks(range(len(order)), order, rotation=30)
+    fig.tight_layout()
+    return fig
+
+
+def forest(pooled: pd.DataFrame, seeds: pd.DataFrame, labels: list[str], verdict: str,
+           effect: float = 0.01) -> plt.Figure:
+    """A claim's contrasts as a forest plot: a row per contrast and ε (rows of claims.contrasts, in order, named by
+    `labels`), each seed's paired difference as a dot (`seeds`: claims.contrasts' per-seed table), the pooled 95 %
+    interval as a bar with its estimate, 0 and ±`effect` marked, the claim's verdict in the title. Points."""
+    rows = pooled.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * len(rows) + 1.4))
+    span = max(1.0, *(100 * rows.high.abs()), *(100 * rows.low.abs()))
+    for y, r in rows.iterrows():
+        ax.plot([100 * r.low, 100 * r.high], [y, y], color="black", lw=2.5, solid_capstyle="butt")
+        ax.plot(100 * r.difference, y, "s", color="black", ms=6)
+        dots = seeds[(seeds.model == r.model) & (seeds.baseline == r.baseline) & (seeds.metric == r.metric)]
+        ax.scatter(100 * dots.difference, np.full(len(dots), y + 0.18), s=22, color="tab:blue", zorder=3,
+                   label="each seed" if y == 0 else None)
+    ax.axvline(0, color="gray", lw=1)
+    for side in (-1, 1):
+        ax.axvline(side * 100 * effect, color="gray", lw=0.8, ls=":")
+    ax.set_yticks(range(len(rows)), labels)
+    ax.invert_yaxis()
+    ax.set(xlim=(-1.05 * span, 1.05 * span), xlabel="difference (percentage points): pooled 95 % interval, each seed",
+           title=f"verdict: {verdict}")
+    ax.legend(loc="lower right", fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -103,15 +103,24 @@ CLAIM_SECTIONS = {1: "Adversarial centers vs feature means and weight vectors",
                   5: "Where robustness exists: adversarial training with and without inverse adversaries (claim 5)"}
 
 
-def captioned(table: pd.DataFrame, caption: str) -> HTML:
-    """A table whole (no rows cut, no index column), under a caption that says what it shows and how it was made."""
+def table_html(table: pd.DataFrame, caption: str) -> str:
+    """A table whole as HTML (no rows cut; labels an index held become columns, a plain row number is dropped),
+    under a caption that says what it shows and how it was made."""
+    if not isinstance(table.index, pd.RangeIndex) or table.index.name is not None:
+        table = table.reset_index()
     html = table.to_html(index=False, border=0)
-    return HTML(html.replace(">", f"><caption>{caption}</caption>", 1))
+    return html.replace(">", f"><caption>{caption}</caption>", 1)
 
 
-def fold(table: pd.DataFrame, summary: str) -> HTML:
-    """A long table behind a one-line summary (`<details>`): there when wanted, not a wall on the way."""
-    return HTML(f"<details><summary>{summary}</summary>{table.to_html()}</details>")
+def captioned(table: pd.DataFrame, caption: str) -> HTML:
+    """`table_html`, for a notebook to show."""
+    return HTML(table_html(table, caption))
+
+
+def fold(table: pd.DataFrame, summary: str, caption: str | None = None) -> HTML:
+    """A long table behind a one-line summary (`<details>`): there when wanted, not a wall on the way; whole, and
+    captioned (by `summary` unless a `caption` says more)."""
+    return HTML(f"<details><summary>{summary}</summary>{table_html(table, caption or summary)}</details>")
 
 
 def bullets(lines: list[str]) -> str:
@@ -270,7 +279,9 @@ def claims_html(table: pd.DataFrame) -> HTML:
         f"<tr><td>{r.claim}</td><td>{r.statement}</td><td>{evidence_lines(r.evidence)}</td>"
         f"<td style='background:{VERDICT_COLOURS.get(r.verdict, '#fff')}'><b>{r.verdict}</b></td></tr>"
         for r in table.itertuples())
-    return HTML("<table class='claims'><thead><tr><th>claim</th><th>statement</th><th>evidence</th>"
+    return HTML("<table class='claims'><caption>Each claim of the original report and this study's claim 5: the "
+                "numbers that decide it and the verdict the code computes from them, by the thresholds stated in it."
+                "</caption><thead><tr><th>claim</th><th>statement</th><th>evidence</th>"
                 f"<th>verdict</th></tr></thead><tbody>{rows}</tbody></table>")
 
 
@@ -341,6 +352,21 @@ def metric_label(metric: str) -> str:
     """'clean', 'PGD ε=0.1', 'AutoAttack ε=0.1' or 'compactness' for a column of the evaluation table."""
     attack = "AutoAttack" if metric.startswith(AUTOATTACK) else "PGD"
     return {"clean_acc": "clean", "compactness": "compactness"}.get(metric, f"{attack} ε={metric.split('@')[-1]}")
+
+
+def claim_rows(contrast: pd.DataFrame, pairs: list[tuple[str, str]], evaluation: pd.DataFrame) -> pd.DataFrame:
+    """The contrast rows a robustness claim decides on, in order: for each (model, baseline) its clean accuracy and
+    its accuracies under the deciding attack (AutoAttack where measured, else PGD) at each ε."""
+    prefix = AUTOATTACK if any(c.startswith(AUTOATTACK) for c in evaluation.columns) else "robust_acc@"
+    keep = lambda r: r.metric == "clean_acc" or r.metric.startswith(prefix)
+    found = [contrast[(contrast.model == m) & (contrast.baseline == b)] for m, b in pairs]
+    return pd.concat([rows[rows.apply(keep, axis=1)] for rows in found], ignore_index=True)
+
+
+def contrast_labels(rows: pd.DataFrame) -> list[str]:
+    """A forest plot's row names: 'C − B, AutoAttack ε=0.1' (* where a collapsed seed was left out)."""
+    return [f"{m.split('-')[0]} − {b.split('-')[0]}, {metric_label(metric)}" + (" *" if isinstance(c, str) and c else "")
+            for m, b, metric, c in zip(rows.model, rows.baseline, rows.metric, rows.collapsed)]
 
 
 def effect_points(contrast: pd.DataFrame) -> str:
@@ -587,6 +613,7 @@ def compare_with_previous(profile: str, seed_centers: pd.DataFrame, models: tupl
         return HTML(f"<p>No earlier reference run exists for the {profile} profile.</p>")
     label, path = PREVIOUS[profile]
     table = agreement(seed_centers, pd.read_csv(path), models)
-    return HTML(f"<p>{interpret_agreement(table, label, seed_centers.seed.nunique())}</p><details><summary>The "
-                f"{len(table)} class-averaged cosines, the earlier run's beside this run's seeds</summary>"
-                f"{table.round(4).to_html(index=False)}</details>")
+    summary = f"The {len(table)} class-averaged cosines, the earlier run's beside this run's seeds"
+    return HTML(f"<p>{interpret_agreement(table, label, seed_centers.seed.nunique())}</p>"
+                + fold(table.round(4), summary, f"{summary}: each cosine of figures 2–3 of {label} against this run's "
+                       "mean, its seeds' range and its 95 % prediction interval for one more seed.").data)
