@@ -4,9 +4,9 @@ clean and PGD-40 accuracy, in the held-out robustness curve (catastrophic overfi
 in cost.
 
 Usage: python tools/choose_adversarial.py --protocol quick --methods fgsm-rs n-fgsm pgd:2 pgd:5 \
-           --out reports/adversarial_methods_quick.csv
+           --out reports/sweeps/adversarial_methods_quick.csv
        python tools/choose_adversarial.py --protocol paper --methods fgsm-rs --epochs 6 --robust-samples 1000 \
-           --out reports/adversarial_methods_paper_fgsm-rs.csv --checkpoints runs/choose_adversarial
+           --out reports/sweeps/adversarial_methods_paper_fgsm-rs.csv --checkpoints runs/choose_adversarial
 Each model is E as the study's --protocol trains it (lib.pipeline.config), with the method's at_method and at_steps
 and, where given, fewer --epochs: the learning rate is constant, so a shorter run is the longer one's first epochs.
 Robustness is PGD (--robust-steps steps of 0.01, random start) at --robust-eps on the first --robust-samples test
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--robust-steps", type=int, default=40)
     parser.add_argument("--robust-samples", type=int, default=500)
     parser.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto", help="of the training and PGD steps")
-    parser.add_argument("--out", type=Path, default=Path("reports/adversarial_methods_quick.csv"))
+    parser.add_argument("--out", type=Path, default=Path("reports/sweeps/adversarial_methods_quick.csv"))
     parser.add_argument("--checkpoints", type=Path,
                         help="a folder for each candidate's checkpoint: a run stopped midway resumes at its last epoch")
     args = parser.parse_args()

@@ -1,9 +1,9 @@
 """Evidence for the defaults of models C and D: train them over a small grid of ε_train, C's EMA rate and the
 inner PGD steps per batch (T) beside A and B, and compare clean accuracy, robust accuracy and compactness.
 
-Usage: python tools/choose_inverse.py --epochs 1 --train-samples 20000 --out reports/inverse_sweep.csv
+Usage: python tools/choose_inverse.py --epochs 1 --train-samples 20000 --out reports/sweeps/inverse_sweep.csv
        python tools/choose_inverse.py --epochs 2 --train-samples 30000 --eps 0.1 --rates 0.1 --steps 1 2 3 5 \
-           --seeds 0 1 --robust-eps 0.1 0.2 0.3 --robust-steps 40 --robust-samples 500 --out reports/train_steps_sweep.csv
+           --seeds 0 1 --robust-eps 0.1 0.2 0.3 --robust-steps 40 --robust-samples 500 --out reports/sweeps/train_steps_sweep.csv
 The inverse adversaries use T steps of 2.5·ε/T (Madry et al.'s rule); robustness is PGD at --robust-eps
 (--robust-steps steps of 0.01, random start) on the first --robust-samples test images. For C and D the column
 center_cos_vs_T<max> says whether T steps find the same adversarial centers as the most steps of the grid: the
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--robust-steps", type=int, default=20)
     parser.add_argument("--robust-samples", type=int, default=1000)
     parser.add_argument("--precision", choices=CHOICES, default="fp32", help="of the training and PGD steps")
-    parser.add_argument("--out", type=Path, default=Path("reports/inverse_sweep.csv"))
+    parser.add_argument("--out", type=Path, default=Path("reports/sweeps/inverse_sweep.csv"))
     args = parser.parse_args()
     device = default_device()
     precision = resolve(args.precision, device.type)

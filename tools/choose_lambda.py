@@ -1,6 +1,6 @@
 """Evidence for the default λ: train A and B at several λ, compare accuracy and class compactness.
 
-Usage: python tools/choose_lambda.py --epochs 3 --lambdas 0.003 0.01 0.03 0.1 --out reports/lambda_sweep.csv
+Usage: python tools/choose_lambda.py --epochs 3 --lambdas 0.003 0.01 0.03 0.1 --out reports/sweeps/lambda_sweep.csv
 Compactness is within-class over between-class scatter of test features (scale-free), and
 `scatter_ratio_vs_A` is B's compactness divided by A's (lower = more compact).
 """
@@ -22,7 +22,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lambdas", type=float, nargs="+", default=[0.003, 0.01, 0.03, 0.1])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("reports/lambda_sweep.csv"))
+    parser.add_argument("--out", type=Path, default=Path("reports/sweeps/lambda_sweep.csv"))
     parser.add_argument("--baseline", type=Path, help="reuse model A's row from this CSV (same epochs and seed) "
                                                        "instead of training A again; its rows are kept in --out")
     args = parser.parse_args()

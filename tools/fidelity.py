@@ -1,7 +1,7 @@
 """Does bf16 change the study's numbers more than a change of seed does? The fidelity table of the paper protocol.
 
 Usage: python tools/fidelity.py RUNS [RUNS ...] [--centers fp32-a76638a:0:reports/reference/centers_a76638a.csv] \
-           --out reports/fidelity_paper.csv
+           --out reports/sweeps/fidelity_paper.csv
 Every training of A-200d / B-200d found under RUNS/paper (its checkpoint says its precision and seed) gives its
 test accuracy and compactness (within / between class scatter of its test features); every centers step (its
 executed notebook says the study's overrides) gives the class-averaged cosines of Figures 2 and 3 and the MSE of
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, nargs="+", help="INVADV_RUNS folders of paper-protocol runs")
     parser.add_argument("--centers", action="append", default=[], help="PRECISION:SEED:PATH of a centers.csv")
-    parser.add_argument("--out", type=Path, default=Path("reports/fidelity_paper.csv"))
+    parser.add_argument("--out", type=Path, default=Path("reports/sweeps/fidelity_paper.csv"))
     args = parser.parse_args()
     test = load_split(False)
     found = [(Path(p), precision, int(seed)) for precision, seed, p in (c.split(":", 2) for c in args.centers)]

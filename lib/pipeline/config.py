@@ -107,7 +107,7 @@ class StudyFields:
     autoattack_queries: int = param(AUTOATTACK_QUERIES, AT_LEAST_1)  # Square; the original's 5,000
     # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
     # natively and is resolved here, so products are keyed by the precision that actually ran. bf16 moves
-    # the paper protocol's numbers less than a change of seed does (docs/pipeline.md, reports/fidelity_paper.csv).
+    # the paper protocol's numbers less than a change of seed does (docs/pipeline.md, reports/sweeps/fidelity_paper.csv).
     precision: str = param("auto", one_of(PRECISION_CHOICES))
 
     def __post_init__(self) -> None:
