@@ -21,7 +21,9 @@ def test_bench_quick_runs_and_paths_agree(tmp_path):
     saved = json.loads(csv.with_suffix(".json").read_text())
     assert saved["provenance"]["device"].startswith("cpu") and saved["memory"]["host_peak_mb"] > 0
     timed = rows[rows.work.str.startswith(("training epoch (", "inverse PGD"))]
-    assert timed.gflops.gt(0).all() and timed.peak.between(0, 1.5).all()  # the roofline: GFLOP/s, share of the peak
+    # The share of the matmul's speed is not bounded by 1: on one thread a convolution kernel may outrun the GEMM
+    # (measured 181% on a CI machine), so only its sign is checked here; the arithmetic is tested below.
+    assert timed.gflops.gt(0).all() and timed.peak.gt(0).all()
     assert set(rows[rows.work.str.startswith("matrix product")].path) == ({"fp32", "bf16"} if native_bf16("cpu") else {"fp32"})
     predicted = rows[rows.work.str.contains("predicted")].set_index(["work", "path"]).seconds
     [reproduction, extended] = predicted.index.get_level_values(0).unique()
@@ -29,6 +31,14 @@ def test_bench_quick_runs_and_paths_agree(tmp_path):
     if native_bf16("cpu"):  # bf16 is timed beside fp32, and gives the same adversarial centers
         assert rows[rows.path == bench.BF16_PATH].work.nunique() == 5  # training, PGD, E's epoch, both predictions
         assert result["checks"]["inverse PGD"]["min_center_cosine_bf16_vs_fp32"] > 0.99
+
+
+def test_roofline_divides_flops_by_seconds_and_by_its_precisions_peak():
+    rows = [{"seconds": 2.0, "flops": 8e9, "precision": "fp32"}, {"seconds": 0.5, "flops": 8e9, "precision": "bf16"},
+            {"seconds": 1.0}]
+    bench.roofline(rows, {}, {"fp32": 8.0, "bf16": 64.0})
+    assert rows[0] == {"seconds": 2.0, "flops": 8e9, "gflops": 4.0, "peak": 0.5}
+    assert rows[1]["gflops"] == 16.0 and rows[1]["peak"] == 0.25 and "gflops" not in rows[2]
 
 
 def test_plain_pgd_matches_the_library_attack(small_model, test_batch):
