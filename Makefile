@@ -87,6 +87,7 @@ nbval-refresh: $(VENV)/.installed $(RAW)/.verified
 # tests/test_docs.py fails until they agree), and the README's picture of the committed report's first screen.
 docs: $(VENV)/.installed
 	$(PY) -m lib.analysis.quoted
+	$(PY) -m lib.pipeline.parameters
 	$(PY) -m lib.pipeline.browser
 
 # Open the URL it prints (http://127.0.0.1:8888/lab?token=...); LAB_ARGS="--port=9999" etc. pass through.

@@ -3,7 +3,7 @@
 Bitwise equality holds only on one machine with one kernel set and one thread count: another CPU
 picks other oneDNN/ATen/MKL kernels, float sums round differently, and SGD and PGD's sign steps
 amplify that. So every quantity is compared with a tolerance stated here, sized from the measured
-spread between two kernel sets (docs/reproducibility.md), and every threshold-dependent word
+spread between two kernel sets (docs/explanation/reproducibility.md), and every threshold-dependent word
 (a verdict, 'rises' or 'falls') is compared only where no change within those tolerances flips it.
 """
 from __future__ import annotations
@@ -29,8 +29,8 @@ from tests.synthetic import contrast
 # (atol, rtol) per column, for numpy.isclose: |a − b| ≤ atol + rtol·|b|. A column not named is compared
 # exactly (labels, counts, ε). Each tolerance is at least twice the largest difference that four CPU kernel sets
 # made from the references (tools/kernel_spread.py measures it into test_regression/kernel_spread.csv;
-# tests/test_tolerances.py holds every column to it; docs/reproducibility.md tabulates it). The absolute part is
-# for values near zero, the relative part for quantities whose noise grows with their size. Fractions of images
+# tests/test_tolerances.py holds every column to it; docs/explanation/reproducibility.md tabulates it). The absolute
+# part is for values near zero, the relative part for quantities whose noise grows with their size. Fractions of images
 # have no relative part: their noise is whole images, whatever the fraction.
 TOLERANCES: dict[str, tuple[float, float]] = {
     # cosines: class averages of adversarial centers, the sweep; sample-level; alignment, NC3, Figure 1's angle

@@ -64,3 +64,53 @@ def test_the_front_page_fits_one_screen_up_to_its_read_on_links():
     visible = [re.sub(r"<!-- [\w.@/ -]+ -->|\]\([^)]*\)", "", line) for line in lines[:read_on[-1] + 1]]
     assert len(read_on) >= 5 and len(visible) <= 32, f"the README's 'read on' links end at line {len(visible)}"
     assert max(map(len, visible)) <= 120
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("path", quoted.DOCUMENTS, ids=lambda p: p.name)
+def test_every_link_to_a_section_lands_on_a_heading(path):
+    broken = []
+    for target, anchor in re.findall(r"\]\(([^)#\s]*\.md)#([^)\s]+)\)", path.read_text()):
+        page = (path.parent / target) if (path.parent / target).exists() else ROOT / target
+        headings = re.findall(r"^#+ (.+)$", page.read_text(), re.M)
+        if anchor not in {slug(h) for h in headings}:
+            broken.append(f"{target}#{anchor}")
+    assert not broken, f"{path.name} links to sections that do not exist: {broken}"
+
+
+# A result in prose: a percentage, a difference in points, or a cosine to three decimals or more. A percentage that
+# names a confidence level ("95 % interval") is not a result.
+RESULT_LIKE = re.compile(r"(?<![\w.])[+−-]?\d+(?:\.\d+)?\s?"
+                         r"(?:%(?!\s(?:interval|prediction|confidence))|pp\b|points?\b)|(?<![\w.])0\.\d{3,}")
+# The pages that state the committed run's results; the log keeps each day's numbers as they were.
+RESULT_PAGES = ("docs/explanation/results.md", "docs/explanation/design.md")
+
+
+def unquoted_results(text: str) -> list[str]:
+    """The results-like numbers of `text` outside quoted markers and code."""
+    bare = re.sub(r"`[^`]*`", "", quoted.MARKED.sub("", text))
+    return RESULT_LIKE.findall(bare)
+
+
+def test_the_results_pages_state_no_result_by_hand():
+    """Every result in them is quoted from reports/results/ (markers that `make docs` rewrites), so none can drift."""
+    found = {page: unquoted_results((ROOT / page).read_text()) for page in RESULT_PAGES}
+    assert not any(found.values()), f"results written by hand, not quoted (lib/analysis/quoted.py): {found}"
+
+
+def test_the_check_for_results_by_hand_finds_them():
+    text = ("C falls 17 points (seed 0: 72.3 → 53.3 %), cosine 0.9997, +1.2 pp; a 95 % interval; "
+            "<!-- drop_C-200d@0.2 -->33.6 points<!-- / -->; `accuracy 0.5 %`; ε 0.3, 25 epochs, 1000 images")
+    assert unquoted_results(text) == ["17 points", "53.3 %", "0.9997", "+1.2 pp"]
+
+
+def test_the_parameters_reference_is_generated_from_the_code():
+    from lib.pipeline import parameters
+
+    assert parameters.PAGE.read_text() == parameters.page(), "stale: python -m lib.pipeline.parameters (make docs)"
+    for name in ("at_eps", "at_method", "at_steps", "align_weight", "robust_autoattack_samples", "precision"):
+        assert f"| `{name}` |" in parameters.page()

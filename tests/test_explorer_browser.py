@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.pipeline,
 TIMEOUT = 120  # seconds for starting JupyterLab, Run All, computing an ε
 MOVE = 30  # seconds for a control's move to redraw the view (it takes about one)
 # Where the test leaves its screenshot of the explorer at the notebook's own parameters (B-200d, class 3, ε 0.1,
-# the class's first digit); `INVADV_EXPLORER_SCREENSHOT=reports/figures/explorer.png` refreshes docs/pipeline.md's.
+# the class's first digit); `INVADV_EXPLORER_SCREENSHOT=reports/figures/explorer.png` refreshes docs/tutorial.md's.
 SCREENSHOT = os.environ.get("INVADV_EXPLORER_SCREENSHOT")
 
 

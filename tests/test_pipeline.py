@@ -147,7 +147,7 @@ def test_smoke_report_end_to_end():
             "heldout.csv"} <= {
         p.name for p in results.iterdir()}
     assert list(pd.read_csv(results / "centers.csv").columns) == [
-        "model", "eps", "reference", "class", "cosine", "mse", "relative_mse"]  # the schema in docs/pipeline.md
+        "model", "eps", "reference", "class", "cosine", "mse", "relative_mse"]  # the schema in docs/reference/pipeline.md
     for name in ("figure1", "figure2", "figure3", "training_curves", "attack_effect", "examples", "comparison", "probe",
                  "sweep", "figure2_seeds", "figure3_seeds", "autoattack"):
         assert (figures / f"{name}.png").stat().st_size > 5000 and (figures / f"{name}.svg").exists(), name

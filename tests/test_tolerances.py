@@ -1,6 +1,7 @@
 """The regression check's tolerances stand on a measurement of the noise: every compared quantity's tolerance is at
 least twice the largest difference that any of four CPU kernel sets made from the references
-(tools/kernel_spread.py, tests/test_regression/kernel_spread.csv), and docs/reproducibility.md shows those numbers."""
+(tools/kernel_spread.py, tests/test_regression/kernel_spread.csv), and docs/explanation/reproducibility.md shows
+those numbers."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -36,7 +37,7 @@ def test_the_docs_show_the_measured_spread_and_the_tolerances(spread):
     text = kernel_spread.DOC.read_text()
     shown = text[text.index(kernel_spread.BEGIN) + len(kernel_spread.BEGIN):text.index(kernel_spread.END)]
     assert shown.strip() == kernel_spread.markdown(kernel_spread.margins(spread)).strip(), \
-        "docs/reproducibility.md's table is stale: python tools/kernel_spread.py --table"
+        "docs/explanation/reproducibility.md's table is stale: python tools/kernel_spread.py --table"
 
 
 def test_a_tolerance_below_twice_the_spread_is_caught(spread, monkeypatch):

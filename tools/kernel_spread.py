@@ -6,7 +6,7 @@ together, as tests/smoke.other_kernels does), reads each run's tables as the reg
 references over all sets: tests/test_regression/kernel_spread.csv. From it, per table × column, the largest
 difference, the tolerance tests/regression.py holds the column to, and the margin: the smallest ratio, over the
 column's rows, of the allowed difference (atol + rtol·|reference|) to the measured one. tests/test_tolerances.py
-fails when a margin is below 2, and when the table in docs/reproducibility.md is not the one these give.
+fails when a margin is below 2, and when the table in docs/explanation/reproducibility.md is not the one these give.
 
     python tools/kernel_spread.py [--sets native AVX2 AVX SSE41] [--scratch DIR]   # measure (≈ 6 min a set)
     python tools/kernel_spread.py --table      # after a tolerance changed: the docs' table from the stored spread
@@ -38,7 +38,7 @@ KERNEL_SETS = {
     "SSE41": SSE41_SET,
 }
 SPREAD = regression.REFERENCES / "kernel_spread.csv"
-DOC = ROOT / "docs" / "reproducibility.md"
+DOC = ROOT / "docs" / "explanation" / "reproducibility.md"
 BEGIN = "<!-- begin kernel-spread table: python tools/kernel_spread.py --table -->"
 END = "<!-- end kernel-spread table -->"
 MINIMUM_MARGIN = 2  # a tolerance is at least twice the largest difference any kernel set made
@@ -101,7 +101,7 @@ def markdown(table: pd.DataFrame) -> str:
 
 
 def write_doc(table: str, doc: Path = DOC) -> None:
-    """Replace the table between the markers of docs/reproducibility.md."""
+    """Replace the table between the markers of docs/explanation/reproducibility.md."""
     text = doc.read_text()
     start, end = text.index(BEGIN) + len(BEGIN), text.index(END)
     doc.write_text(text[:start] + "\n" + table + "\n" + text[end:])

@@ -16,9 +16,10 @@ import pandas as pd
 from lib import ROOT
 from lib.analysis import claims
 from lib.analysis.tables import class_average, without
+from lib.core.autoattack import STAGES
 
 RESULTS = ROOT / "reports" / "results" / "paper"
-DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")))
 MARKED = re.compile(r"<!-- ([\w.@-]+) -->(.*?)<!-- / -->", re.S)
 FIGURE_MODELS = ("A-200d", "B-200d")  # the claims' models (lib.pipeline.config.FIGURE_MODELS)
 
@@ -46,6 +47,36 @@ def values(results: Path = RESULTS) -> dict[str, str]:
         if "autoattack_samples" in table and (results / "contrasts.csv").exists():  # the extension under AutoAttack
             read = lambda name: pd.read_csv(results / name) if (results / name).exists() else None
             quoted |= robustness(table, read("contrasts.csv"), read("attack_check.csv"), read("heldout.csv"))
+            if (results / "autoattack.csv").exists():
+                quoted |= autoattack_stages(read("autoattack.csv"), read("heldout.csv"))
+    return quoted | thresholds()
+
+
+def thresholds(t: claims.Thresholds = claims.Thresholds()) -> dict[str, str]:
+    """The claims' thresholds as the documents print them (`t_min_gain`: '1 point'), from claims.Thresholds."""
+    points = lambda v: f"{100 * v:g} point" + ("" if 100 * v == 1 else "s")
+    return {"t_alpha": percent(t.alpha, 0), "t_low_cosine": f"{t.low_cosine:g}", "t_high_cosine": f"{t.high_cosine:g}",
+            "t_low_relative_mse": f"{t.low_relative_mse:g}", "t_min_gain": points(t.min_gain),
+            "t_max_clean_drop": points(t.max_clean_drop), "t_masking_drop": points(t.masking_drop),
+            "t_overfit_drop": points(t.overfit_drop), "t_published_clean": percent(t.published_clean, 0),
+            "t_published_pgd": percent(t.published_pgd, 0)}
+
+
+def autoattack_stages(autoattack: pd.DataFrame, history: pd.DataFrame | None = None) -> dict[str, str]:
+    """What AutoAttack takes beyond the evaluation's PGD on the same images, mean over the seeds whose training did
+    not collapse (`drop_C-200d@0.2`: '33.6 points'), the most its last two stages add after the gradient stages
+    (`late_max`), each seed's accuracy after it (`aa_E-200d@0.3_seeds`: '91.6 / 91.6 / 91.6 %') and who collapsed."""
+    kept = without(autoattack, claims.collapsed(history))
+    found = claims.masking_findings(kept)
+    points = lambda v: f"{100 * v:.1f} points"
+    quoted = {f"drop_{r.model}@{r.eps:g}": points(r.drop) for r in found.itertuples()}
+    quoted["late_max"] = points((found["APGD-T"] - found[STAGES[-1]]).max())
+    final = autoattack[autoattack.attack == STAGES[-1]].sort_values("seed")
+    for (model, eps), rows in final.groupby(["model", "eps"]):
+        quoted[f"aa_{model}@{eps:g}_seeds"] = " / ".join(f"{100 * a:.1f}" for a in rows.accuracy) + " %"
+    seeds = autoattack.groupby("model").seed.nunique()
+    quoted["collapsed"] = "; ".join(f"{m} at {len(s)} of {seeds.get(m, len(s))} seeds" for m, s in
+                                    claims.collapsed(history).items() if s) or "none"
     return quoted
 
 

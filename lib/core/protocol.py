@@ -26,7 +26,7 @@ DECLARED_PARAMETERS: dict[str, Hyperparameter] = {}
 # How E–G make their training examples (lib.core.attacks): PGD with at_steps steps, FGSM with a random start, N-FGSM.
 AT_METHODS = ("pgd", "fgsm-rs", "n-fgsm")
 
-# λ for model B. Chosen by experiment (docs/extension.md, "Choosing λ"; reports/sweeps/lambda_sweep_*.csv): it makes the
+# λ for model B. Chosen by experiment (docs/log.md, "λ of model B"; reports/sweeps/lambda_sweep_*.csv): it makes the
 # 200-d classes about 3x more compact at every training budget tried, at no cost in accuracy, while
 # λ = 0.1 compacts more at convergence but costs 14 points of accuracy after one epoch.
 DEFAULT_CENTER_WEIGHT = 0.01
@@ -41,13 +41,13 @@ class TrainConfig:
     model: str = param("A")  # a letter of DECLARED_MODELS (checked in __post_init__: they are registered later)
     feature_dim: int = param(200, AT_LEAST_1)
     center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE)  # λ of B, C and D (A tracks centers only)
-    center_alpha: float = param(0.5, RATE)  # α of Wen et al.'s center update
-    lr: float = param(0.01, POSITIVE)
-    momentum: float = param(0.9, FRACTION)
-    weight_decay: float = param(0.0, NON_NEGATIVE)
-    batch_size: int = param(128, AT_LEAST_1)
+    center_alpha: float = param(0.5, RATE, doc="α of Wen et al.'s center update")
+    lr: float = param(0.01, POSITIVE, doc="SGD's learning rate, constant")
+    momentum: float = param(0.9, FRACTION, doc="SGD's momentum")
+    weight_decay: float = param(0.0, NON_NEGATIVE, doc="SGD's weight decay")
+    batch_size: int = param(128, AT_LEAST_1, doc="images per training batch")
     epochs: int = param(25, AT_LEAST_1)
-    dropout: float = param(0.5, FRACTION)
+    dropout: float = param(0.5, FRACTION, doc="dropout in SmallCNN's classifier head (training only)")
     train_samples: int | None = param(None, FIRST_N)  # first N training images (None: all 60k)
     test_samples: int | None = param(None, FIRST_N)  # first N test images for evaluation (None: all 10k)
     seed: int = param(0, SEED)
@@ -55,7 +55,7 @@ class TrainConfig:
     train_eps: float = param(0.1, RADIUS)
     # T = 2 inner PGD steps per batch: the adversarial centers of 2 and of 5 steps agree to cosine >= 0.9999, and
     # C trained with 2 steps matches 5 within 0.6 points of clean and PGD accuracy and 0.0004 of compactness on
-    # both seeds tried, at 0.57x the arithmetic per batch (docs/extension.md, "Defaults of C and D"; reports/sweeps/train_steps_sweep.csv).
+    # both seeds tried, at 0.57x the arithmetic per batch (docs/log.md, "C and D's inner steps"; reports/sweeps/train_steps_sweep.csv).
     train_steps: int = param(2, AT_LEAST_1)
     train_step_size: float = param(0.125, PIXEL_STEP)  # 2.5·ε/T, Madry et al.'s rule, so the ball's boundary is reachable
     ema_rate: float = param(0.1, RATE)
@@ -63,7 +63,7 @@ class TrainConfig:
     at_eps: float = param(0.3, RADIUS)
     # PGD with five steps of 2.5·ε/5: at the paper protocol FGSM with a random start overfits catastrophically,
     # N-FGSM hardly starts learning and two steps fall short of the published robustness on one seed of two (84.6 %
-    # under PGD-40 at ε 0.3), where five pass it (docs/extension.md, "E's method"; reports/sweeps/adversarial_methods_*.csv)
+    # under PGD-40 at ε 0.3), where five pass it (docs/log.md, "E's method"; reports/sweeps/adversarial_methods_*.csv)
     at_method: str = param("pgd", one_of(AT_METHODS))
     at_steps: int = param(5, AT_LEAST_1)  # PGD's steps (at_method "pgd"); the single-step methods take one
     align_weight: float = param(1.0, NON_NEGATIVE)

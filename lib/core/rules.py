@@ -79,9 +79,10 @@ class Hyperparameter:
         return type(self.default)
 
 
-def param(default: Any, rule: Rule | None = None) -> Any:
-    """A dataclass field: its default and, beside it, the rule its value must meet."""
-    return dataclasses.field(default=default, metadata={"rule": rule})
+def param(default: Any, rule: Rule | None = None, doc: str = "") -> Any:
+    """A dataclass field: its default and, beside it, the rule its value must meet and what it is, in a line (the
+    parameters' reference, docs/reference/parameters.md, is generated from them)."""
+    return dataclasses.field(default=default, metadata={"rule": rule, "doc": doc})
 
 
 def check_fields(obj: Any) -> None:

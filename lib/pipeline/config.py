@@ -32,10 +32,10 @@ DEVICE_TYPE = "cuda" if torch.cuda.is_available() else "cpu"  # where 'auto' pre
 PROFILES: dict[str, dict] = {
     # The committed study's precision is part of its protocol: its products (products/paper/) are bf16, so that a
     # machine without native bf16 finds them under the same keys instead of planning an fp32 study of its own;
-    # SET="precision=fp32" chooses that explicitly (docs/pipeline.md, "Precision").
+    # SET="precision=fp32" chooses that explicitly (docs/explanation/performance.md, "Precision").
     "paper": {"precision": "bf16"},
     # E–G's PGD examples take two steps in the short profiles: in 2 epochs two learn faster than five (47 % against
-    # 41 % under PGD-40 at ε 0.3), over 25 five end higher (docs/extension.md, "E's method")
+    # 41 % under PGD-40 at ε 0.3), over 25 five end higher (docs/log.md, "E's method")
     "quick": {"epochs": 2, "train_samples": 30000, "test_samples": 2000, "attack_samples": 300,
               "extra_seeds": (), "robust_samples": 500, "autoattack_samples": 200, "robust_autoattack_samples": 100,
               "at_steps": 2},
@@ -60,55 +60,62 @@ DIMENSIONS = distinct(AT_LEAST_1, "integers")
 class StudyFields:
     """The parameters of a run every model shares; `Study` adds those the model declarations introduce."""
 
-    profile: str = param("paper", one_of(PROFILES))
+    profile: str = param("paper", one_of(PROFILES), doc="the profile whose values these start from")
     # training (docs/study.md §2)
-    epochs: int = param(25, AT_LEAST_1)
-    train_samples: int | None = param(None, FIRST_N)  # first N training images (None: all 60k)
-    test_samples: int | None = param(None, FIRST_N)  # first N test images, everywhere the test split is used (None: all)
-    center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE)  # λ of model B at feature_dim 200
-    center_weight_2d: float = param(0.01, NON_NEGATIVE)  # λ of model B at feature_dim 2 (Wen et al.'s MNIST toy)
-    seed: int = param(0, SEED)
+    epochs: int = param(25, AT_LEAST_1, doc="epochs of every training (SGD, lr 0.01, momentum 0.9, batch 128)")
+    train_samples: int | None = param(None, FIRST_N, doc="first N training images (None: all 60k)")
+    test_samples: int | None = param(None, FIRST_N,
+                                     doc="first N test images, everywhere the test split is used (None: all)")
+    center_weight: float = param(DEFAULT_CENTER_WEIGHT, NON_NEGATIVE,
+                                 doc="λ of center loss at feature_dim 200 (B; C and F: towards adversarial centers)")
+    center_weight_2d: float = param(0.01, NON_NEGATIVE, doc="λ of model B at feature_dim 2 (Wen et al.'s MNIST toy)")
+    seed: int = param(0, SEED, doc="the primary seed: every model is trained, and attacked at every ε, with it")
     # inverse adversaries (docs/study.md §3): T·α' = 0.4 >= the largest ε
-    eps: tuple[float, ...] = param((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), RADII)
-    steps: int = param(40, AT_LEAST_1)
-    step_size: float = param(0.01, PIXEL_STEP)
-    attack_samples: int | None = param(None, FIRST_N)  # first N images of attack_split (None: all)
-    attack_split: str = param("test", A_SPLIT)
-    mean_split: str = param("train", A_SPLIT)  # split the feature means are computed on
+    eps: tuple[float, ...] = param((0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3), RADII,
+                                   doc="the radii of the inverse adversaries (figures 2–3)")
+    steps: int = param(40, AT_LEAST_1, doc="PGD steps T of an inverse adversary")
+    step_size: float = param(0.01, PIXEL_STEP, doc="PGD step α' of an inverse adversary, in pixels")
+    attack_samples: int | None = param(None, FIRST_N, doc="first N images of attack_split (None: all)")
+    attack_split: str = param("test", A_SPLIT, doc="the split whose images are moved to inverse adversaries")
+    mean_split: str = param("train", A_SPLIT, doc="the split the feature means are computed on")
     # the extension (docs/study.md §6); extended=False leaves it out
-    extended: bool = param(True, BOOLEAN)
-    extra_seeds: tuple[int, ...] = param((1, 2), seeds_rule())  # besides `seed`: A–D at 200-d again, for mean ± std
-    sweep_dims: tuple[int, ...] = param((2, 16, 64, 200), DIMENSIONS)  # feature dimensions of A and B in the sweep
-    train_eps: float = param(TrainConfig.train_eps, RADIUS)  # models C and D: inverse adversaries while training
-    train_steps: int = param(TrainConfig.train_steps, AT_LEAST_1)
-    train_step_size: float = param(TrainConfig.train_step_size, PIXEL_STEP)
-    ema_rate: float = param(TrainConfig.ema_rate, RATE)  # model C: rate of the adversarial centers' running mean
+    extended: bool = param(True, BOOLEAN, doc="run the extension (models C–G, robustness); 0 runs the reproduction")
+    extra_seeds: tuple[int, ...] = param((1, 2), seeds_rule(),
+                                         doc="seeds besides `seed` at which every compared model is trained again")
+    sweep_dims: tuple[int, ...] = param((2, 16, 64, 200), DIMENSIONS, doc="feature dimensions of A and B in the sweep")
+    train_eps: float = param(TrainConfig.train_eps, RADIUS,
+                             doc="radius of the inverse adversaries C, D, F and G make while training")
+    train_steps: int = param(TrainConfig.train_steps, AT_LEAST_1, doc="their PGD steps per batch")
+    train_step_size: float = param(TrainConfig.train_step_size, PIXEL_STEP, doc="their PGD step (2.5·ε/T)")
+    ema_rate: float = param(TrainConfig.ema_rate, RATE, doc="C and F: rate of the adversarial centers' running mean")
     # the adversarially trained models E–G: their examples' radius and method (PGD's steps), G's weight β
-    at_eps: float = param(TrainConfig.at_eps, RADIUS)
-    at_method: str = param(TrainConfig.at_method, one_of(AT_METHODS))
-    at_steps: int = param(TrainConfig.at_steps, AT_LEAST_1)
-    align_weight: float = param(TrainConfig.align_weight, NON_NEGATIVE)
-    robust_eps: tuple[float, ...] = param((0.1, 0.2, 0.3), RADII)  # the standard MNIST PGD evaluation (TRADES, Madry)
-    robust_steps: int = param(40, AT_LEAST_1)
-    robust_step_size: float = param(0.01, PIXEL_STEP)
-    robust_samples: int | None = param(None, FIRST_N)  # first N test images under attack (None: all)
+    at_eps: float = param(TrainConfig.at_eps, RADIUS, doc="E–G: radius of their adversarial training examples")
+    at_method: str = param(TrainConfig.at_method, one_of(AT_METHODS), doc="E–G: how those examples are made")
+    at_steps: int = param(TrainConfig.at_steps, AT_LEAST_1, doc="E–G: PGD's steps (at_method pgd)")
+    align_weight: float = param(TrainConfig.align_weight, NON_NEGATIVE,
+                                doc="G: β of the KL between an adversarial example's output and its inverse's")
+    robust_eps: tuple[float, ...] = param((0.1, 0.2, 0.3), RADII,
+                                          doc="radii of the robustness evaluation (the standard MNIST PGD)")
+    robust_steps: int = param(40, AT_LEAST_1, doc="the evaluation's PGD steps (random start)")
+    robust_step_size: float = param(0.01, PIXEL_STEP, doc="the evaluation's PGD step")
+    robust_samples: int | None = param(None, FIRST_N, doc="first N test images under attack (None: all)")
     # the attack check (stronger attacks on the evaluation's first images): ±3 points at 95 % on an accuracy near
     # 50 %, at 1/10 of the evaluation's cost per attack
-    check_samples: int = param(1000, AT_LEAST_1)
+    check_samples: int = param(1000, AT_LEAST_1, doc="images of the attack check (the primary seed's models)")
     # AutoAttack (lib.core.autoattack) after the evaluation's PGD, on its first images: every model of every seed at
-    # every robust ε, ≈ 4.9 h for the paper study on the 2-core CPU (docs/extension.md, "AutoAttack"); ±3.6 points
-    # at 95 % near 50 %
-    autoattack_samples: int = param(750, AT_LEAST_1)
+    # every robust ε, ≈ 4.9 h for the paper study on the 2-core CPU; ±3.6 points at 95 % near 50 %
+    autoattack_samples: int = param(750, AT_LEAST_1, doc="images AutoAttack attacks per model and seed (A–D)")
     # the same for the adversarially trained E–G, which PGD leaves mostly robust, so that nearly every image goes
     # through all four stages (≈ 3 s per image and ε on one core): ≈ 5.4 h for their nine models; ±3.7 points at
-    # 95 % near 90 % within one seed (docs/extension.md, "Adversarially trained models")
-    robust_autoattack_samples: int = param(250, AT_LEAST_1)
-    autoattack_iterations: int = param(AUTOATTACK_ITERATIONS, AT_LEAST_1)  # APGD-CE, APGD-T, FAB-T; the original's 100
-    autoattack_queries: int = param(AUTOATTACK_QUERIES, AT_LEAST_1)  # Square; the original's 5,000
-    # fp32, or bf16 autocast for training and PGD steps; 'auto' picks bf16 where the hardware has it
-    # natively and is resolved here, so products are keyed by the precision that actually ran. bf16 moves
-    # the paper protocol's numbers less than a change of seed does (docs/pipeline.md, reports/sweeps/fidelity_paper.csv).
-    precision: str = param("auto", one_of(PRECISION_CHOICES))
+    # 95 % near 90 % within one seed
+    robust_autoattack_samples: int = param(250, AT_LEAST_1, doc="the same for the adversarially trained E–G")
+    autoattack_iterations: int = param(AUTOATTACK_ITERATIONS, AT_LEAST_1,
+                                       doc="APGD-CE, APGD-T and FAB-T iterations; the original's 100")
+    autoattack_queries: int = param(AUTOATTACK_QUERIES, AT_LEAST_1, doc="Square's queries; the original's 5,000")
+    # 'auto' is resolved here, so products are keyed by the precision that actually ran. bf16 moves the paper
+    # protocol's numbers less than a change of seed does (docs/explanation/performance.md, "Precision").
+    precision: str = param("auto", one_of(PRECISION_CHOICES),
+                           doc="fp32, or bf16 autocast for training and PGD steps; auto: bf16 where it is native")
 
     def __post_init__(self) -> None:
         for name in ("eps", "robust_eps"):  # 0 and 0.0 are one radius, and task names print floats
@@ -224,7 +231,7 @@ TRAINING_PARAMETERS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # All parameters of one run of the study: a profile's values plus any overrides; the shared ones above, and one field
 # per hyperparameter a model declares (lib.core.recipes), with its default and rule.
 Study = dataclasses.make_dataclass(
-    "Study", [(name, h.kind, param(h.default, h.rule)) for name, h in DECLARED_PARAMETERS.items()],
+    "Study", [(name, h.kind, param(h.default, h.rule, h.doc)) for name, h in DECLARED_PARAMETERS.items()],
     bases=(StudyFields,), frozen=True, namespace={"__doc__": "All parameters of one run of the study.",
                                                   "__module__": __name__})
 
