@@ -17,10 +17,11 @@ RECOMPUTE ?=
 # EXTENDED=0 leaves out the extension (models C and D, robustness, probe, dimension sweep, extra seeds).
 OVERRIDES = $(strip $(SET) $(if $(EXTENDED),extended=$(EXTENDED)))
 
-.PHONY: help env data report carry test bench bench-quick nbval-refresh docs lab orphans clean-orphans clean-venv
+.PHONY: help env data report carry test test-cluster bench bench-quick nbval-refresh docs lab orphans clean-orphans clean-venv
 help:
 	@echo "make report  - run the pipeline and render reports/report*.html (PROFILE=paper|quick|smoke, SET=\"epochs=3 ...\", EXTENDED=0, RECOMPUTE=1)"
 	@echo "make test    - create .venv and data if missing, run the whole test suite"
+	@echo "make test-cluster - the smoke study through Snakemake on a one-node Slurm cluster it starts (root)"
 	@echo "make bench   - time our training epoch and inverse PGD against reference-style loops (bench-quick: CPU-sized)"
 	@echo "make lab     - JupyterLab on localhost with the project kernel"
 	@echo "make carry   - copy the run's finished products into products/PROFILE/ to commit (make report restores them)"
@@ -72,6 +73,12 @@ clean-orphans: $(VENV)/.installed
 # compared with numbers masked; tests/test_regression.py compares the numbers within stated tolerances.
 test: $(VENV)/.installed $(RAW)/.verified
 	$(PY) -m pytest
+
+# The smoke study through Snakemake's Slurm executor on a one-node Slurm cluster it brings up on this machine
+# (tests/slurm.py: root and Debian's slurm-wlm, slurmdbd, munge and mariadb-server; it skips, saying why, without
+# them). Apart from `make test`, which it would push past 15 minutes; .ci/run runs both.
+test-cluster: $(VENV)/.installed $(RAW)/.verified
+	$(PY) -m pytest -m cluster tests/test_slurm.py
 
 # Same run, same device: ours vs reference-style paths, with a check that both give the same results.
 bench: $(VENV)/.installed $(RAW)/.verified

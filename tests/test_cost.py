@@ -1,6 +1,7 @@
 """The cost model behind `make report`'s estimate and `make bench`'s roofline: FLOPs against the closed form,
 work counted from the study's plan, rates timed on the spot, and the progress line's ETA."""
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -228,3 +229,18 @@ def test_autoattack_is_costed_on_the_images_pgd_leaves_robust():
     models = [cost.task_work(s, "autoattack", {"model": m, "feature_dim": 200, "seed": 0}) for m in "ABCD"]
     seconds = sum(cost.task_seconds(w, {"pgd": 0.39e-3, "forward": 0.1e-3}) for w in models)
     assert 0.85 < seconds / 5830 < 1.15  # the paper rerun's seed-0 A–D together: 5,830 s (lib.pipeline.cost)
+
+
+def test_each_step_asks_the_scheduler_for_what_the_cost_model_gives_it():
+    """Runtime (the estimate at the reference rates, with its margin, at least the minimum) and memory, per step of
+    the paper study; the adversarial trainings ask for the most time."""
+    s = study("paper")
+    tasks = dag.plan(s)
+    asked = {name: cost.resources(s, t.step.name, t.params) for name, t in tasks.items()}
+    for name, t in tasks.items():
+        seconds = cost.task_seconds(cost.task_work(s, t.step.name, t.params), cost.REFERENCE_RATES)
+        assert asked[name]["runtime"] >= max(cost.MIN_RUNTIME, cost.RUNTIME_MARGIN * seconds / 60)
+        assert asked[name]["mem_mb"] >= 2048
+    longest = max(asked, key=lambda name: asked[name]["runtime"])
+    assert re.match(r"train-[EFG]-200d", longest)
+    assert asked["figures"] == {"runtime": cost.MIN_RUNTIME, "mem_mb": 4096}

@@ -155,8 +155,8 @@ def test_new_parameters_models_and_steps_recompute_nothing_that_exists(copy):
     root = copy.root
     before = keys()
     # a new Study parameter with a default
-    copy("pipeline/config.py", "    check_samples: int = param(1000, AT_LEAST_1)\n",
-         "    check_samples: int = param(1000, AT_LEAST_1)\n    new_knob: float = param(0.5, NON_NEGATIVE)\n")
+    copy("pipeline/config.py", "    precision: str = param(",
+         "    new_knob: float = param(0.5, NON_NEGATIVE, doc=\"a knob nothing reads\")\n    precision: str = param(")
     # a new step, declared after the others: its notebook and maker
     copy("pipeline/registry.py", "\n)\nSTEPS: dict",
          '\n    Step("summary", "08_summary", "lib.pipeline.steps.summary:summary", runs=once, label=no_label,\n'

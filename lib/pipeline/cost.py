@@ -91,6 +91,27 @@ def estimate(s: Study, tasks, rates: dict[str, float]) -> dict[str, float]:
     return {t.name: task_seconds(task_work(s, t.step.name, t.params), rates) for t in tasks}
 
 
+# --- what a scheduler is asked for ---------------------------------------------------------------------------
+
+# Seconds per image of each kind on one thread of the 2-core CPU that made the committed run (`make report`'s timing
+# there under make -j2, bf16): a cluster job must ask for its time before any node has timed itself.
+REFERENCE_RATES = {"train": 0.49e-3, "pgd": 0.39e-3, "forward": 0.1e-3}
+# A job asks for its estimate times RUNTIME_MARGIN (nodes differ: draws of the same kind of machine were up to 1.5×
+# faster or slower, and fp32 on a CPU without native bf16 is slower still), and never less than MIN_RUNTIME minutes.
+RUNTIME_MARGIN, MIN_RUNTIME = 3.0, 10
+# Host memory: a paper step's notebook stays under 1 GB (`make bench`'s peak of its processes), the steps that read
+# every product (centers, extension, figures) under 2 GB; each asks for twice that.
+MEMORY_MB = {"centers": 4096, "extension": 4096, "figures": 4096}
+DEFAULT_MEMORY_MB = 2048
+
+
+def resources(s: Study, step: str, params: dict, rates: dict[str, float] = REFERENCE_RATES) -> dict[str, int]:
+    """What one task asks a scheduler for: `runtime` in minutes (its estimate at `rates`, with the margin) and
+    `mem_mb`; one CPU, the thread every step computes with."""
+    minutes = RUNTIME_MARGIN * task_seconds(task_work(s, step, params), rates) / 60
+    return {"runtime": max(MIN_RUNTIME, round(minutes + 0.5)), "mem_mb": MEMORY_MB.get(step, DEFAULT_MEMORY_MB)}
+
+
 # --- timing --------------------------------------------------------------------------------------------------
 
 def sync(device: torch.device) -> None:
