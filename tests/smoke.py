@@ -21,8 +21,11 @@ OFFLINE = ROOT / "tests" / "offline"  # a sitecustomize that refuses non-loopbac
 # The smoke pipeline's runs folder, apart from the one nbval's notebooks and the in-process tests fill
 # (INVADV_RUNS): the two are independent computations of the same study, on different CPU kernels, and the
 # regression check compares each with the stored references. INVADV_PIPELINE_RUNS points it at a finished
-# run (`make nbval-refresh` regenerates the references from one).
-PIPELINE_RUNS = Path(os.environ.get("INVADV_PIPELINE_RUNS") or Path(os.environ["INVADV_RUNS"]).with_name("pipeline-runs"))
+# run (`make nbval-refresh` regenerates the references from one); INVADV_KEEP_SMOKE_RUNS makes the suite's own run
+# there, kept after the session, so that `.ci/run` hands it to the cluster test as make's products to compare with
+# instead of computing them a second time.
+PIPELINE_RUNS = Path(os.environ.get("INVADV_PIPELINE_RUNS") or os.environ.get("INVADV_KEEP_SMOKE_RUNS")
+                     or Path(os.environ["INVADV_RUNS"]).with_name("pipeline-runs"))
 
 
 @contextmanager
