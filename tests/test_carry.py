@@ -1,9 +1,11 @@
 """A run's products carried between clones (products/<profile>/): finished steps and trainings' last epoch go in,
 come back where runs/ lacks them, never replace a further-along training, and are never taken for another key."""
+import json
+
 import pytest
 import torch
 
-from lib.pipeline import carry, dag, make
+from lib.pipeline import carry, dag, make, manifest, reuse
 from lib.pipeline.config import study
 
 
@@ -104,3 +106,33 @@ def test_prepare_restores_and_sets_aside_a_carried_product_that_does_not_load(cl
     err = capsys.readouterr().err
     assert "restored 1 step(s) from" in err and "train-A-200d: made" in err
     assert "moved aside" in err and not tasks["train-A-200d"].executed.exists()
+
+
+
+@pytest.mark.parametrize("other_key", ["000000000000", "ffffffffffff"])  # sorted before or after the plan's folder
+def test_progress_under_a_new_key_is_listed_beside_the_committed_product_and_restored(clone, tmp_path, monkeypatch,
+                                                                                      other_key):
+    """A recomputation under way (a new key) and the committed product it will replace are both in the manifest:
+    the committed one is what the planner compares with, the progress is what another clone resumes from."""
+    running = clone["train-B-200d"]
+    finish(running)
+    carry.carry(clone, "smoke")
+    store = carry.store_dir("smoke")
+    committed = store / f"train-B-200d-{other_key}"  # the same task made by other code or parameters, committed
+    (store / running.folder.name).rename(committed)
+    listed = manifest.read(store)
+    listed["tasks"]["train-B-200d"].update(folder=committed.name, key=other_key)
+    (store / manifest.NAME).write_text(json.dumps(listed))
+    for path in running.folder.iterdir():  # this clone recomputes it under the plan's key
+        path.unlink()
+    epochs(running, 2)
+    carry.carry(clone, "smoke")
+    listed = manifest.read(store)
+    assert listed["tasks"]["train-B-200d"]["folder"] == committed.name
+    assert list(listed["partial"]) == [running.folder.name]
+    assert listed["partial"][running.folder.name]["task"] == "train-B-200d"
+    assert reuse.assess(clone, "smoke").recompute.keys() == {"train-B-200d"}  # compared with the committed product
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "fresh"))  # another clone: empty runs/, the same store
+    fresh = dag.plan(study("smoke"))
+    assert carry.restore(fresh, "smoke") == ["train-B-200d: training resumes after epoch 2"]
+    assert carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 2

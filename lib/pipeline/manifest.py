@@ -1,7 +1,9 @@
 """products/<profile>/MANIFEST.json: what a store of carried products holds, file by file, so that a reader can
 audit the committed study and a restore copies only what was committed.
 
-Each product folder has an entry: its task and step, its key and the values the key holds, the hash of its code with
+Each product folder has an entry: under `tasks` by its task's name for a finished step, under `partial` by its
+folder's name for a step under way (its progress states only, lib.pipeline.carry), so that a study's committed product
+and the progress of its recomputation under a new key are both listed, and both restorable; an entry holds its task and step, its key and the values the key holds, the hash of its code with
 the hash of each definition behind it, its inputs' keys, the commit of the code that made it, and each file's size
 and SHA-256. `make carry` writes it; a restore (lib.pipeline.carry) checks every file it copies against it and
 refuses one that differs; `differences` says why a task of the current plan does not match its committed product
@@ -36,7 +38,7 @@ def read(store: Path) -> dict:
     """The manifest of a store (an empty one where there is none)."""
     path = store / NAME
     if not path.exists():
-        return {"format": FORMAT, "tasks": {}, "code": {}}
+        return {"format": FORMAT, "tasks": {}, "partial": {}, "code": {}}
     try:
         manifest = json.loads(path.read_text())
     except ValueError as exc:
@@ -47,8 +49,14 @@ def read(store: Path) -> dict:
 
 
 def entries_by_folder(manifest: dict) -> dict[str, dict]:
-    """The manifest's task entries by their folder's name."""
-    return {entry["folder"]: {"task": name, **entry} for name, entry in manifest["tasks"].items()}
+    """The manifest's entries, finished and partial, by their folder's name."""
+    return {**manifest.get("partial", {}),
+            **{entry["folder"]: {"task": name, **entry} for name, entry in manifest["tasks"].items()}}
+
+
+def only_progress(folder: Path) -> bool:
+    """Whether a store folder holds only a step's progress (dot-files: its states), not a finished product."""
+    return all(path.relative_to(folder).parts[0].startswith(".") for path in folder.rglob("*") if path.is_file())
 
 
 def files_of(folder: Path) -> dict[str, dict]:
@@ -112,18 +120,24 @@ def write(tasks: dict[str, Task], store: Path) -> Path:
     old = read(store)
     by_folder, added_in = entries_by_folder(old), commits_adding(store)
     planned = {t.folder.name: t for t in tasks.values()}
-    manifest = {"format": FORMAT, "profile": store.name, "tasks": {}, "code": {}}
+    manifest = {"format": FORMAT, "profile": store.name, "tasks": {}, "partial": {}, "code": {}}
     for folder in sorted(p for p in store.iterdir() if p.is_dir()):
         if folder.name in planned:
             t = planned[folder.name]
-            manifest["tasks"][t.name] = task_entry(t, folder, added_in)
+            name, entry = t.name, task_entry(t, folder, added_in)
             manifest["code"].setdefault(t.code_hash, code_parts(t.step, t.code_root))
         elif folder.name in by_folder:
             entry = dict(by_folder[folder.name])
             name = entry.pop("task")
-            manifest["tasks"][name] = {**entry, "files": files_of(folder)}
+            entry["files"] = files_of(folder)
             if entry.get("code_hash") in old["code"]:
                 manifest["code"][entry["code_hash"]] = old["code"][entry["code_hash"]]
+        else:
+            continue
+        if only_progress(folder):
+            manifest["partial"][folder.name] = {"task": name, **entry}
+        else:
+            manifest["tasks"][name] = entry
     path = store / NAME
     products.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n", path)
     return path
