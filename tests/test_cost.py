@@ -1,6 +1,7 @@
 """The cost model behind `make report`'s estimate and `make bench`'s roofline: FLOPs against the closed form,
 work counted from the study's plan, rates timed on the spot, and the progress line's ETA."""
 import json
+import math
 import re
 import threading
 import time
@@ -239,7 +240,7 @@ def test_each_step_asks_the_scheduler_for_what_the_cost_model_gives_it():
     asked = {name: cost.resources(s, t.step.name, t.params) for name, t in tasks.items()}
     for name, t in tasks.items():
         seconds = cost.task_seconds(cost.task_work(s, t.step.name, t.params), cost.REFERENCE_RATES)
-        assert asked[name]["runtime"] >= max(cost.MIN_RUNTIME, cost.RUNTIME_MARGIN * seconds / 60)
+        assert asked[name]["runtime"] == max(cost.MIN_RUNTIME, math.ceil(cost.RUNTIME_MARGIN * seconds / 60))
         assert asked[name]["mem_mb"] >= 2048
     longest = max(asked, key=lambda name: asked[name]["runtime"])
     assert re.match(r"train-[EFG]-200d", longest)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import time
 
 import torch
@@ -109,7 +110,7 @@ def resources(s: Study, step: str, params: dict, rates: dict[str, float] = REFER
     """What one task asks a scheduler for: `runtime` in minutes (its estimate at `rates`, with the margin) and
     `mem_mb`; one CPU, the thread every step computes with."""
     minutes = RUNTIME_MARGIN * task_seconds(task_work(s, step, params), rates) / 60
-    return {"runtime": max(MIN_RUNTIME, round(minutes + 0.5)), "mem_mb": MEMORY_MB.get(step, DEFAULT_MEMORY_MB)}
+    return {"runtime": max(MIN_RUNTIME, math.ceil(minutes)), "mem_mb": MEMORY_MB.get(step, DEFAULT_MEMORY_MB)}
 
 
 # --- timing --------------------------------------------------------------------------------------------------
