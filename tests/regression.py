@@ -51,9 +51,11 @@ TOLERANCES: dict[str, tuple[float, float]] = {
     # training images; 100 attacked images: 5 images either way
     "test_acc": (0.01, 0), "train_acc_running": (0.01, 0), "heldout_pgd": (0.01, 0),
     "clean_acc": (0.05, 0), "prediction_changed": (0.05, 0),
-    "accuracy_after": (0.05, 0), "robust_acc@0.1": (0.05, 0), "robust_acc@0.3": (0.05, 0),
-    # the probe: distance to the nearest real feature, in class spreads
-    "distance": (0.01, 0.08), "relative_distance": (0.01, 0.08),
+    "accuracy_after": (0.05, 0), "robust_acc@0.1": (0.05, 0),
+    # PGD-10 at ε 0.3 on 100 images: 6 either way (an AVX2 CPU's other set, oneDNN and MKL at AVX, moved A–D's by 3)
+    "robust_acc@0.3": (0.06, 0),
+    # the probe: distance to the nearest real feature, in class spreads (relative: 0.042 at 0.90 on that set)
+    "distance": (0.01, 0.08), "relative_distance": (0.01, 0.09),
     # L∞ size of the perturbation
     "linf_mean": (1e-6, 0), "linf_max": (1e-6, 0),
     # AutoAttack on 20 test images, stage by stage, and PGD on rescaled logits: 5 of the 20 images either way

@@ -45,18 +45,24 @@ def environment(**changes: str) -> Iterator[None]:
 
 AVX2_SET = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 SSE41_SET = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}
+# An AVX2 CPU's other set: oneDNN and MKL at AVX, which has no FMA, so every convolution and matrix product rounds
+# otherwise (a training's weights differ after one epoch), while ATen keeps its AVX2 kernels. On a 2-core AVX2 CPU
+# it costs 1.25× the native time where SSE41_SET costs 3.2× (one epoch of E: 8.2 s native, 10.3 s, 26.2 s), which
+# had made nbval's notebooks half of a 41-minute suite.
+AVX_SET = {"ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX"}
 
 
 def other_kernels() -> dict[str, str]:
     """Environment that makes a new process compute with another CPU kernel set than this one's: AVX2 kernels
-    (oneDNN, ATen, MKL) where this process computes with AVX-512, SSE4.1 ones where it computes with AVX2, and AVX2
-    ones again where this process is held below AVX2 (`ONEDNN_MAX_CPU_ISA=AVX make test`) on a CPU that has it."""
+    (oneDNN, ATen, MKL) where this process computes with AVX-512, oneDNN and MKL at AVX where it computes with AVX2,
+    and AVX2 ones again where this process is held below AVX2 (`ONEDNN_MAX_CPU_ISA=AVX make test`) on a CPU that
+    has it."""
     held = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in ("AVX", "SSE41")
     capability = torch.backends.cpu.get_cpu_capability()
     if capability == "AVX512" and not held:
         return AVX2_SET
     if capability == "AVX2" and not held:
-        return SSE41_SET
+        return AVX_SET
     return AVX2_SET if "avx2" in cpu_flags() else SSE41_SET
 
 

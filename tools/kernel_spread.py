@@ -8,7 +8,8 @@ difference, the tolerance tests/regression.py holds the column to, and the margi
 column's rows, of the allowed difference (atol + rtol·|reference|) to the measured one. tests/test_tolerances.py
 fails when a margin is below 2, and when the table in docs/explanation/reproducibility.md is not the one these give.
 
-    python tools/kernel_spread.py [--sets native AVX2 AVX SSE41] [--scratch DIR]   # measure (≈ 6 min a set)
+    python tools/kernel_spread.py [--sets native AVX2 AVX SSE41 AVX-ATen-AVX2] [--scratch DIR]   # (≈ 6 min a set)
+    python tools/kernel_spread.py --sets AVX-ATen-AVX2 --merge   # add a set's differences to the stored spread
     python tools/kernel_spread.py --table      # after a tolerance changed: the docs' table from the stored spread
 
 A run already complete in DIR/<set> is reused.
@@ -29,13 +30,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("INVADV_RUNS", str(ROOT / "runs"))  # tests.smoke reads it on import; each run sets its own
 
 from tests import regression  # noqa: E402  (the check's own reading of the tables and its tolerances)
-from tests.smoke import AVX2_SET, SSE41_SET  # noqa: E402  (the suite's own second kernel sets)
+from tests.smoke import AVX2_SET, AVX_SET, SSE41_SET  # noqa: E402  (the suite's own second kernel sets)
 
 KERNEL_SETS = {
     "native": {},
     "AVX2": AVX2_SET,
     "AVX": {"ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX"},
     "SSE41": SSE41_SET,
+    "AVX-ATen-AVX2": AVX_SET,  # nbval's set on an AVX2 CPU: oneDNN and MKL at AVX, ATen's own kernels at AVX2
 }
 SPREAD = regression.REFERENCES / "kernel_spread.csv"
 DOC = ROOT / "docs" / "explanation" / "reproducibility.md"
@@ -112,11 +114,14 @@ def main() -> None:
     parser.add_argument("--sets", nargs="+", default=list(KERNEL_SETS), choices=list(KERNEL_SETS))
     parser.add_argument("--scratch", type=Path, default=ROOT / "runs" / "kernel-spread")
     parser.add_argument("--table", action="store_true", help="only rewrite the docs' table from the stored spread")
+    parser.add_argument("--merge", action="store_true", help="keep the stored spread's other sets, add these")
     args = parser.parse_args()
     if not args.table:
         stored = regression.reference_tables()
         rows = pd.concat([differences(regression.smoke_tables(smoke_run(s, args.scratch)), stored, s)
                           for s in args.sets], ignore_index=True)
+        if args.merge:
+            rows = pd.concat([pd.read_csv(SPREAD), rows], ignore_index=True)
         largest(rows).to_csv(SPREAD, index=False, float_format="%.9g")
     table = margins(pd.read_csv(SPREAD))
     write_doc(markdown(table))
