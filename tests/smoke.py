@@ -49,7 +49,7 @@ SSE41_SET = {"ONEDNN_MAX_CPU_ISA": "SSE41", "ATEN_CPU_CAPABILITY": "default", "M
 # otherwise (a training's weights differ after one epoch), while ATen keeps its AVX2 kernels. On a 2-core AVX2 CPU
 # it costs 1.25× the native time where SSE41_SET costs 3.2× (one epoch of E: 8.2 s native, 10.3 s, 26.2 s), which
 # had made nbval's notebooks half of a 41-minute suite.
-AVX_SET = {"ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX"}
+AVX_ATEN_AVX2_SET = {"ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX"}
 
 
 def other_kernels() -> dict[str, str]:
@@ -62,7 +62,7 @@ def other_kernels() -> dict[str, str]:
     if capability == "AVX512" and not held:
         return AVX2_SET
     if capability == "AVX2" and not held:
-        return AVX_SET
+        return AVX_ATEN_AVX2_SET
     return AVX2_SET if "avx2" in cpu_flags() else SSE41_SET
 
 

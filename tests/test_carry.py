@@ -108,7 +108,6 @@ def test_prepare_restores_and_sets_aside_a_carried_product_that_does_not_load(cl
     assert "moved aside" in err and not tasks["train-A-200d"].executed.exists()
 
 
-
 @pytest.mark.parametrize("other_key", ["000000000000", "ffffffffffff"])  # sorted before or after the plan's folder
 def test_progress_under_a_new_key_is_listed_beside_the_committed_product_and_restored(clone, tmp_path, monkeypatch,
                                                                                       other_key):

@@ -30,14 +30,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("INVADV_RUNS", str(ROOT / "runs"))  # tests.smoke reads it on import; each run sets its own
 
 from tests import regression  # noqa: E402  (the check's own reading of the tables and its tolerances)
-from tests.smoke import AVX2_SET, AVX_SET, SSE41_SET  # noqa: E402  (the suite's own second kernel sets)
+from tests.smoke import AVX2_SET, AVX_ATEN_AVX2_SET, SSE41_SET  # noqa: E402  (the suite's second kernel sets)
 
 KERNEL_SETS = {
     "native": {},
     "AVX2": AVX2_SET,
     "AVX": {"ONEDNN_MAX_CPU_ISA": "AVX", "ATEN_CPU_CAPABILITY": "default", "MKL_ENABLE_INSTRUCTIONS": "AVX"},
     "SSE41": SSE41_SET,
-    "AVX-ATen-AVX2": AVX_SET,  # nbval's set on an AVX2 CPU: oneDNN and MKL at AVX, ATen's own kernels at AVX2
+    "AVX-ATen-AVX2": AVX_ATEN_AVX2_SET,  # nbval's set on an AVX2 CPU: oneDNN and MKL at AVX, ATen at AVX2
 }
 SPREAD = regression.REFERENCES / "kernel_spread.csv"
 DOC = ROOT / "docs" / "explanation" / "reproducibility.md"

@@ -2,12 +2,13 @@
 audit the committed study and a restore copies only what was committed.
 
 Each product folder has an entry: under `tasks` by its task's name for a finished step, under `partial` by its
-folder's name for a step under way (its progress states only, lib.pipeline.carry), so that a study's committed product
-and the progress of its recomputation under a new key are both listed, and both restorable; an entry holds its task and step, its key and the values the key holds, the hash of its code with
-the hash of each definition behind it, its inputs' keys, the commit of the code that made it, and each file's size
-and SHA-256. `make carry` writes it; a restore (lib.pipeline.carry) checks every file it copies against it and
-refuses one that differs; `differences` says why a task of the current plan does not match its committed product
-(which value, which code, which input), so a run says what it would recompute and why before it computes anything.
+folder's name for a step under way (its progress states only, lib.pipeline.carry), so that a study's committed
+product and the progress of its recomputation under a new key are both listed, and both restorable. An entry holds
+its task and step, its key and the values the key holds, the hash of its code with the hash of each definition
+behind it, its inputs' keys, the commit of the code that made it, and each file's size and SHA-256. `make carry`
+writes it; a restore (lib.pipeline.carry) checks every file it copies against it and refuses one that differs;
+`differences` says why a task of the current plan does not match its committed product (which value, which code,
+which input), so a run says what it would recompute and why before it computes anything.
 """
 from __future__ import annotations
 
