@@ -87,7 +87,9 @@ def test_seeds_to_decide_is_the_fewest_that_reach_the_power():
 
 
 def test_more_images_help_only_as_far_as_the_seeds_agree():
-    assert paired.images_to_decide(0.01, tau2=0.0, within=4e-4, images=250, seeds=3) > 250
+    n = paired.images_to_decide(0.01, tau2=0.0, within=4e-4, images=250, seeds=3)
+    reach = lambda m: (student_t.ppf(0.975, 2) + student_t.ppf(0.8, 2)) * math.sqrt(4e-4 * 250 / m / 3)
+    assert n > 250 and reach(n) <= 0.01 < reach(n - 25)  # the first of the candidates, 25 images apart
     assert paired.images_to_decide(0.01, tau2=1e-3, within=4e-4, images=250, seeds=3) is None
 
 

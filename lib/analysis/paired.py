@@ -101,11 +101,9 @@ def seeds_to_decide(effect: float, tau2: float, within: float, confidence: float
     """Seeds per model for the pooled interval to exclude 0 with probability `power` when the true difference is
     `effect`, at the measured between-seed variance `tau2` and image-level variance `within` (each seed's images as
     now); None when more than `most` would be needed."""
-    for n in range(2, most + 1):
-        se = math.sqrt((tau2 + within) / n)
-        if (student_t.ppf(0.5 + confidence / 2, n - 1) + student_t.ppf(power, n - 1)) * se <= effect:
-            return n
-    return None
+    n = np.arange(2, most + 1)  # every candidate at once: a quantile per candidate costs 0.1 ms in a loop
+    reach = (student_t.ppf(0.5 + confidence / 2, n - 1) + student_t.ppf(power, n - 1)) * np.sqrt((tau2 + within) / n)
+    return first_true(n, reach <= effect)
 
 
 def images_to_decide(effect: float, tau2: float, within: float, images: int, seeds: int, confidence: float = 0.95,
@@ -116,7 +114,11 @@ def images_to_decide(effect: float, tau2: float, within: float, images: int, see
     if seeds < 2:
         return None
     quantiles = student_t.ppf(0.5 + confidence / 2, seeds - 1) + student_t.ppf(power, seeds - 1)
-    for n in range(images, most + 1, max(1, images // 10)):
-        if quantiles * math.sqrt((tau2 + within * images / n) / seeds) <= effect:
-            return n
-    return None
+    n = np.arange(images, most + 1, max(1, images // 10))
+    return first_true(n, quantiles * np.sqrt((tau2 + within * images / n) / seeds) <= effect)
+
+
+def first_true(candidates: np.ndarray, reached: np.ndarray) -> int | None:
+    """The first candidate whose `reached` is True, or None where none is."""
+    hits = np.flatnonzero(reached)
+    return int(candidates[hits[0]]) if len(hits) else None
