@@ -49,24 +49,36 @@ _os.environ["INVADV_THREADS"] = "1"
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
-    """nbval's kernels compute with another CPU kernel set than the suite's smoke pipeline (AVX2 on an
-    AVX-512 machine): the regression check passes on both, which is what makes it portable. Before each test the
-    suite's process takes back the background run's core once that run has finished (tests/smoke.py)."""
+    """Before each test the background work advances (tests/smoke.py): the follow-ups start once the smoke run has
+    finished, and the suite's process takes back the background's core once nothing runs there. nbval's notebooks
+    display the smoke run's products: their kernels start after it, on its runs folder, with its kernel set."""
     from nbval.plugin import IPyNbCell
 
-    from tests.smoke import environment, other_kernels, release_threads
+    from tests.smoke import PIPELINE_RUNS, advance, environment, smoke_kernels, wait_for_background
 
-    release_threads()
+    advance()
     if not isinstance(item, IPyNbCell):
         return (yield)
-    with environment(**other_kernels()):  # a notebook's kernel starts while its first cell is set up, and inherits these
+    wait_for_background()
+    # a notebook's kernel starts while its first cell is set up, and inherits these
+    with environment(INVADV_RUNS=str(PIPELINE_RUNS), **smoke_kernels()):
         return (yield)
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """The tests that read the background smoke run (marker `pipeline`) go last, in their order: the others run
-    while it computes, instead of waiting for it."""
-    items.sort(key=lambda item: item.get_closest_marker("pipeline") is not None)
+    """nbval's notebooks read the background smoke run (they get the marker `pipeline`): they and the tests marked so
+    go last, each in their order: the notebooks, the other tests, then those whose follow-up job computes meanwhile
+    (tests/smoke.py). The unit tests run while the smoke study computes, instead of waiting for it."""
+    from nbval.plugin import IPyNbCell
+
+    from tests import smoke
+
+    for item in items:
+        if isinstance(item, IPyNbCell):
+            item.add_marker(pytest.mark.pipeline)
+    following = smoke.follow_up_modules()
+    items.sort(key=lambda item: 0 if item.get_closest_marker("pipeline") is None else 1 if isinstance(item, IPyNbCell)
+               else 3 if getattr(item, "module", None) and item.module.__name__ in following else 2)
 
 
 def pytest_collection_finish(session):
@@ -74,7 +86,7 @@ def pytest_collection_finish(session):
     if any(item.get_closest_marker("pipeline") for item in session.items):
         from tests import smoke
 
-        smoke.start_in_background()
+        smoke.start_in_background({item.module.__name__ for item in session.items if hasattr(item, "module")})
 
 
 def pytest_sessionfinish(session, exitstatus):

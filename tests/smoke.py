@@ -8,22 +8,23 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
 from lib import ROOT
 from lib.core.precision import cpu_flags
+from lib.core.provenance import cpu_kernels
 from lib.pipeline import dag, render
 from lib.pipeline.config import study
 
 OFFLINE = ROOT / "tests" / "offline"  # a sitecustomize that refuses non-loopback connections
-# The smoke pipeline's runs folder, apart from the one nbval's notebooks and the in-process tests fill
-# (INVADV_RUNS): the two are independent computations of the same study, on different CPU kernels, and the
-# regression check compares each with the stored references. INVADV_PIPELINE_RUNS points it at a finished
-# run (`make nbval-refresh` regenerates the references from one); INVADV_KEEP_SMOKE_RUNS makes the suite's own run
-# there, kept after the session, so that `.ci/run` hands it to the cluster test as make's products to compare with
-# instead of computing them a second time.
+# The suite computes the smoke study once, with `make report` in the background, into its own runs folder (apart from
+# the one the in-process tests fill, INVADV_RUNS); nbval's notebooks display its products and the regression check
+# compares them with the stored references. INVADV_PIPELINE_RUNS points it at a finished run (`make nbval-refresh`
+# regenerates the references from one); INVADV_KEEP_SMOKE_RUNS makes the suite's own run there, kept after the
+# session, so that `.ci/run` hands it to the cluster test as make's products to compare with instead of computing
+# them a second time.
 PIPELINE_RUNS = Path(os.environ.get("INVADV_PIPELINE_RUNS") or os.environ.get("INVADV_KEEP_SMOKE_RUNS")
                      or Path(os.environ["INVADV_RUNS"]).with_name("pipeline-runs"))
 
@@ -66,6 +67,17 @@ def other_kernels() -> dict[str, str]:
     return AVX2_SET if "avx2" in cpu_flags() else SSE41_SET
 
 
+# The kernel set the references were computed with (cpu_kernels() of their run; tools/refresh_nbval.py writes it).
+REFERENCE_KERNELS = (ROOT / "tests" / "test_regression" / "kernels.txt").read_text().strip()
+
+
+def smoke_kernels() -> dict[str, str]:
+    """Environment of the suite's computation of the smoke study: this CPU's own kernels, unless the references were
+    computed with the same set (then comparing the two would prove nothing about another CPU), then another set
+    (other_kernels). So the regression check always compares numbers from two kernel sets, on any CPU."""
+    return other_kernels() if cpu_kernels() == REFERENCE_KERNELS else {}
+
+
 def offline_env(**changes: str) -> dict[str, str]:
     """The test environment with network access refused in every Python process started from it."""
     path = os.pathsep.join(p for p in (str(OFFLINE), os.environ.get("PYTHONPATH", "")) if p)
@@ -78,23 +90,22 @@ def make_command(*args: str, jobs: int = 2) -> list[str]:
 
 
 def pipeline_env() -> dict[str, str]:
-    """The offline environment with the smoke pipeline's own runs folder."""
-    return offline_env(INVADV_RUNS=str(PIPELINE_RUNS))
+    """The offline environment with the smoke pipeline's own runs folder and kernel set."""
+    return offline_env(INVADV_RUNS=str(PIPELINE_RUNS), **smoke_kernels())
 
 
-# The suite's smoke run starts in the background when tests that need it are collected (conftest.py); nbval's
-# notebooks and the other tests run meanwhile, and the tests that read the run come last. A twin run starts
-# with it on the same runs folder, reporting elsewhere: it must wait for every product instead of computing it
-# again (tests/test_fail_fast.py), and costs only its waiting.
+# The suite's smoke run starts in the background when tests that need it are collected (conftest.py); the unit tests
+# run meanwhile, and the tests that read the run (nbval's notebooks among them) come last. A twin run starts with it
+# on the same runs folder, reporting elsewhere: it must wait for every product another run is making instead of
+# computing it again (tests/test_fail_fast.py), and costs only its waiting.
 _background: dict = {}
 TWIN_REPORTS = PIPELINE_RUNS.with_name("twin-reports")
 # The background run is `make -j1`, on about one core (its two makes take turns at each step), while the tests use
-# the other. -j2 was measured and gained nothing (17.4 min of suite either way, same machine, same hour): the run
-# finished 3 min sooner, but nbval's notebooks took as much longer, and the unit tests after them keep only one core
-# busy. The suite's own process computes with the other cores' threads only: a thread more than the free cores
+# the other. The suite's own process computes with the other cores' threads only: a thread more than the free cores
 # leaves OpenMP waiting on a descheduled thread at every operation (on the 2-core machine, with one core busy, three
 # attack tests took 77 s on two threads and 36 s on one).
 _threads_before_background: list[int] = []
+_smoke_failed: list[str] = []  # the smoke runs that failed (no follow-up starts after them)
 
 
 def background_log(name: str) -> Path:
@@ -102,8 +113,63 @@ def background_log(name: str) -> Path:
     return PIPELINE_RUNS.with_name(f"pipeline-{name}.log")
 
 
-def start_in_background() -> None:
-    """Start the suite's smoke run (`make -j1 report`) and its twin, their logs in the scratch folder."""
+# A test module may register a follow-up: a job that starts in the background as soon as the smoke run has
+# finished, instead of inside its fixture among the last tests. After the smoke run the unit tests keep one core
+# busy and the other would idle; the model-adding test's `make report` (3 min at -j2 on the 2-core machine) runs there.
+# A follow-up is a function that prepares its job and starts it, given make's -j and the log file, returning the
+# process and what the test needs to know of the preparation.
+Start = Callable[[int, Path], "tuple[subprocess.Popen, Any]"]
+_registered: dict[str, Start] = {}  # by the test modules imported
+_follow_ups: dict[str, Start] = {}  # those of the modules collected, to start after the suite's smoke run
+_started: dict[str, Any] = {}  # started: what each one's preparation returned
+
+
+def after_smoke_run(name: str, start: Start) -> None:
+    """Register a follow-up (at the import of the test module that needs it); it starts only where a test of that
+    module was collected, see start_in_background."""
+    _registered[name] = start
+
+
+def follow_up_modules() -> set[str]:
+    """The test modules that registered a follow-up."""
+    return {start.__module__ for start in _registered.values()}
+
+
+def follow_up_log(name: str) -> Path:
+    """The log of the follow-up `name`."""
+    return PIPELINE_RUNS.with_name(f"{name}.log")
+
+
+def advance() -> None:
+    """Called before each test: once the smoke run and its twin have finished, and succeeded, start the follow-ups
+    (one step at a time: the suite's process computes on the other core); once nothing runs in the background, give
+    the suite's process every core's thread again."""
+    smoke = [_background[name] for name in ("main", "twin") if name in _background]
+    if all(p.poll() == 0 for p in smoke) and not _smoke_failed:
+        for name in [n for n in _follow_ups if n not in _started]:
+            _background[name], _started[name] = _follow_ups[name](1, follow_up_log(name))
+    release_threads()
+
+
+def follow_up(name: str, start: Start) -> tuple[Any, str]:
+    """The follow-up `name`, finished: (what its preparation returned, its log), asserting that it succeeded. Where
+    it did not start in the background (run alone, or the smoke run failed) it runs now, after the smoke run,
+    two steps at a time."""
+    smoke_report()
+    if name not in _started:
+        _background[name], _started[name] = start(2, follow_up_log(name))
+    returncode = _background[name].wait()
+    del _background[name]
+    release_threads()
+    log = follow_up_log(name).read_text()
+    assert returncode == 0, log[-4000:]
+    return _started[name], log
+
+
+def start_in_background(modules: set[str] = frozenset()) -> None:
+    """Start the suite's smoke run (`make -j1 report`) and its twin, their logs in the scratch folder, and keep the
+    follow-ups registered by `modules` (the test modules collected) for after it."""
+    _follow_ups.update({name: start for name, start in _registered.items() if start.__module__ in modules})
     PIPELINE_RUNS.parent.mkdir(parents=True, exist_ok=True)
     for name, env in (("main", pipeline_env()), ("twin", {**pipeline_env(), "INVADV_REPORTS": str(TWIN_REPORTS)})):
         with open(background_log(name), "w") as out:  # the child keeps its own handle
@@ -126,6 +192,7 @@ def wait_for_background() -> None:
         returncode = process.wait()  # interrupted here, the run stays for stop_background() to end
         del _background[name]
         if returncode != 0:
+            _smoke_failed.append(name)
             raise AssertionError(f"the background smoke run ({name}) failed:\n" + background_log(name).read_text()[-3000:])
     release_threads()
 
@@ -138,10 +205,10 @@ def release_threads() -> None:
 
 
 def stop_background() -> None:
-    """At the end of the session: stop a background run nobody waited for (e.g. after `pytest -x`)."""
-    for name in ("main", "twin"):
-        process = _background.pop(name, None)
-        if process is not None and process.poll() is None:
+    """At the end of the session: stop a background run or follow-up nobody waited for (e.g. after `pytest -x`)."""
+    for name in list(_background):
+        process = _background.pop(name)
+        if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait()
 

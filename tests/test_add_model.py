@@ -8,13 +8,16 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from lib import ROOT
 from lib.core.data import DATA_DIR
-from tests.smoke import OFFLINE, PIPELINE_RUNS, offline_env, smoke_report
+from tests import smoke
+from tests.smoke import OFFLINE, PIPELINE_RUNS, offline_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
 HOWTO = ROOT / "docs" / "how-to" / "add-a-model.md"
@@ -40,12 +43,10 @@ def declare(project) -> None:
     recipes.write_text(text.replace(old_import + "\n", new_import + "\n").replace(MARKER, declaration + "\n\n" + MARKER))
 
 
-@pytest.fixture(scope="module")
-def with_h(tmp_path_factory):
-    """A copy of the project with H declared, its runs folder a copy of the suite's smoke products, after `make
-    report PROFILE=smoke` there: (project, make's log, the executed notebooks that were already made)."""
-    smoke_report()
-    project = tmp_path_factory.mktemp("project")
+def start_h(jobs: int, log: Path) -> tuple[subprocess.Popen, tuple[Path, set[Path]]]:
+    """Start `make -jJOBS report PROFILE=smoke` in a new copy of the project with H declared, its runs folder a copy
+    of the suite's smoke products: (the process, (the project, the executed notebooks that were already made))."""
+    project = Path(tempfile.mkdtemp(prefix="project-", dir=PIPELINE_RUNS.parent))
     for name in COPIED:
         source = ROOT / name
         if source.is_dir():
@@ -59,10 +60,21 @@ def with_h(tmp_path_factory):
                       INVADV_REPORTS=str(project / "reports"), INVADV_STORE=str(project / "products"),
                       INVADV_DATA=str(DATA_DIR), INVADV_THREADS="1")
     installed = f"{sys.prefix}/.installed"  # the suite's environment: never reinstalled from the copy
-    result = subprocess.run(["make", "-s", "-j2", "report", "PROFILE=smoke", f"VENV={sys.prefix}", "-o", installed],
-                            cwd=project, env=env, capture_output=True, text=True)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-4000:]
+    with open(log, "w") as out:  # the child keeps its own handle
+        process = subprocess.Popen(["make", "-s", f"-j{jobs}", "report", "PROFILE=smoke", f"VENV={sys.prefix}",
+                                    "-o", installed], cwd=project, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    return process, (project, before)
+
+
+smoke.after_smoke_run("add-model", start_h)  # in the background while the unit tests run (tests/smoke.py)
+
+
+@pytest.fixture(scope="module")
+def with_h():
+    """A copy of the project with H declared, after `make report PROFILE=smoke` there: (project, make's log, the
+    executed notebooks that were already made)."""
+    (project, before), log = smoke.follow_up("add-model", start_h)
     return project, log, before
 
 

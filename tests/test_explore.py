@@ -1,10 +1,22 @@
 """The explorer: its computations, and the notebook run headless on the smoke profile."""
+import shutil
+
 import pytest
 import torch
 
 from lib.core.protocol import model_name
 from lib.pipeline import dag, explore, runner
 from lib.pipeline.config import study
+from tests.smoke import PIPELINE_RUNS, environment, smoke_report
+
+
+@pytest.fixture
+def smoke_runs(tmp_path):
+    """A copy of the suite's smoke products as the runs folder (the explorer writes new ε runs there)."""
+    smoke_report()
+    shutil.copytree(PIPELINE_RUNS, tmp_path / "runs")
+    with environment(INVADV_RUNS=str(tmp_path / "runs")):
+        yield tmp_path / "runs"
 
 
 def test_projection_puts_the_class_mean_at_the_origin_and_keeps_in_plane_points():
@@ -28,7 +40,8 @@ def test_inspect_at_eps_zero_changes_nothing_and_lowers_the_loss_otherwise(small
 
 
 @pytest.mark.slow
-def test_explorer_runs_headless_and_saves_its_view(tmp_path):
+@pytest.mark.pipeline
+def test_explorer_runs_headless_and_saves_its_view(tmp_path, smoke_runs):
     import papermill
 
     papermill.execute_notebook(dag.NOTEBOOKS / "explore.ipynb", tmp_path / "explore.ipynb",
@@ -40,7 +53,8 @@ def test_explorer_runs_headless_and_saves_its_view(tmp_path):
 
 
 @pytest.mark.slow
-def test_explorer_offers_every_attacked_model_bounds_the_digit_and_finds_computed_eps():
+@pytest.mark.pipeline
+def test_explorer_offers_every_attacked_model_bounds_the_digit_and_finds_computed_eps(smoke_runs):
     s = study("smoke")
     ui = explore.Explorer(s, torch.device("cpu"))
     assert list(ui.models) == [model_name(m, d) for m, d in s.models()]  # the menu: every model of the first seed

@@ -18,7 +18,7 @@ from lib.pipeline import dag
 from lib.pipeline.carry import finished_files
 from lib.pipeline.config import study
 from tests import slurm
-from tests.smoke import PIPELINE_RUNS, offline_env, smoke_report
+from tests.smoke import PIPELINE_RUNS, offline_env, smoke_kernels, smoke_report
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 pytestmark = [pytest.mark.cluster,
@@ -45,7 +45,8 @@ def cluster():
 
 def snakemake_on_slurm(runs: Path, *args: str) -> subprocess.Popen:
     """`snakemake --executor slurm` on the smoke study, products in `runs`, two jobs at a time (the node's CPUs)."""
-    env = offline_env(INVADV_RUNS=str(runs), INVADV_REPORTS=str(runs.parent / "reports"), INVADV_THREADS="1")
+    env = offline_env(INVADV_RUNS=str(runs), INVADV_REPORTS=str(runs.parent / "reports"), INVADV_THREADS="1",
+                      **smoke_kernels())  # make's kernel set: the products are compared number for number
     command = [str(SNAKEMAKE), "--snakefile", str(ROOT / "workflow" / "Snakefile"), "--directory", str(runs.parent),
                "--executor", "slurm", "--jobs", "2", "--default-resources", f"slurm_partition={slurm.PARTITION}",
                # squeue, not sacct, for the jobs' states: the plugin reads sacct's "CANCELLED by <uid>" as running

@@ -2,7 +2,8 @@
 tests/nbval/ (their structure, for nbval) and the tables of tests/test_regression/ (the numbers).
 
 Run it (`make nbval-refresh`) after a deliberate change in the science, and review the diff of
-tests/test_regression/*.csv and categories.yml: that diff *is* the change in the numbers and verdicts. Then
+tests/test_regression/*.csv and categories.yml: that diff *is* the change in the numbers and verdicts (kernels.txt
+names the CPU kernel set that computed them). Then
 tools/kernel_spread.py measures the noise of the kernel sets against the new references.
 Images are stripped from the notebooks (nbval does not compare them) to keep the repository small.
 """
@@ -50,9 +51,14 @@ def main() -> None:
             target.write_bytes(task.executed.read_bytes())
             strip_images(target)
             print(target.relative_to(ROOT))
+        # The kernel set they were computed with: the suite computes with another one (tests/smoke.py).
+        from lib.core import products
+
+        kernels = products.load(firsts["train"].output)["provenance"]["cpu_kernels"]
+        (ROOT / "tests" / "test_regression" / "kernels.txt").write_text(kernels + "\n")
         # The numbers: pytest-regressions rewrites its references from the same run.
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_regression.py",
-                        "--regen-all", "-k", "default-kernels or stored_verdicts"],
+                        "--regen-all", "-k", "numbers_match or stored_verdicts"],
                        cwd=ROOT, env={**env, "INVADV_PIPELINE_RUNS": f"{scratch}/runs"}, check=True)
     print("The references changed: measure the kernel sets' spread against them (≈ 25 min), or "
           "tests/test_tolerances.py fails:\n  .venv/bin/python tools/kernel_spread.py")
