@@ -77,8 +77,15 @@ def pytest_collection_modifyitems(session, config, items):
         if isinstance(item, IPyNbCell):
             item.add_marker(pytest.mark.pipeline)
     following = smoke.follow_up_modules()
-    items.sort(key=lambda item: 0 if item.get_closest_marker("pipeline") is None else 1 if isinstance(item, IPyNbCell)
-               else 3 if getattr(item, "module", None) and item.module.__name__ in following else 2)
+
+    def order(item) -> int:
+        if item.get_closest_marker("pipeline") is None:
+            return 0
+        if isinstance(item, IPyNbCell):
+            return 1
+        return 3 if getattr(item, "module", None) and item.module.__name__ in following else 2
+
+    items.sort(key=order)
 
 
 def pytest_collection_finish(session):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,7 +69,8 @@ def other_kernels() -> dict[str, str]:
 
 
 # The kernel set the references were computed with (cpu_kernels() of their run; tools/refresh_nbval.py writes it).
-REFERENCE_KERNELS = (ROOT / "tests" / "test_regression" / "kernels.txt").read_text().strip()
+REFERENCE_KERNELS_FILE = ROOT / "tests" / "test_regression" / "kernels.txt"
+REFERENCE_KERNELS = REFERENCE_KERNELS_FILE.read_text().strip()
 
 
 def smoke_kernels() -> dict[str, str]:
@@ -236,6 +238,14 @@ def smoke_report() -> None:
         made = all(t.executed.exists() for t in tasks.values()) and render.up_to_date(s, tasks)
     if not made:
         make_report()
+
+
+def copy_of_smoke_runs(dest: Path) -> Path:
+    """A copy of the suite's smoke products at `dest`, after the smoke run, for a test that adds to them (its runs'
+    lock files left behind)."""
+    smoke_report()
+    shutil.copytree(PIPELINE_RUNS, dest, ignore=shutil.ignore_patterns("*.lock"))
+    return dest
 
 
 def executed_steps(log: str) -> set[str]:

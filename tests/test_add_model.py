@@ -54,7 +54,7 @@ def start_h(jobs: int, log: Path) -> tuple[subprocess.Popen, tuple[Path, set[Pat
         else:
             shutil.copy2(source, project / name)
     declare(project)
-    shutil.copytree(PIPELINE_RUNS, project / "runs")
+    smoke.copy_of_smoke_runs(project / "runs")
     before = {p.relative_to(project / "runs") for p in (project / "runs").rglob("*.ipynb") if not p.name.startswith(".")}
     env = offline_env(PYTHONPATH=f"{project}:{OFFLINE}", INVADV_RUNS=str(project / "runs"),
                       INVADV_REPORTS=str(project / "reports"), INVADV_STORE=str(project / "products"),

@@ -1,21 +1,17 @@
 """The explorer: its computations, and the notebook run headless on the smoke profile."""
-import shutil
-
 import pytest
 import torch
 
 from lib.core.protocol import model_name
 from lib.pipeline import dag, explore, runner
 from lib.pipeline.config import study
-from tests.smoke import PIPELINE_RUNS, environment, smoke_report
+from tests.smoke import copy_of_smoke_runs, environment
 
 
 @pytest.fixture
 def smoke_runs(tmp_path):
     """A copy of the suite's smoke products as the runs folder (the explorer writes new ε runs there)."""
-    smoke_report()
-    shutil.copytree(PIPELINE_RUNS, tmp_path / "runs")
-    with environment(INVADV_RUNS=str(tmp_path / "runs")):
+    with environment(INVADV_RUNS=str(copy_of_smoke_runs(tmp_path / "runs"))):
         yield tmp_path / "runs"
 
 

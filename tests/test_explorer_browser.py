@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lib import ROOT
-from tests.smoke import PIPELINE_RUNS, offline_env, smoke_report
+from tests.smoke import copy_of_smoke_runs, offline_env
 from tests.test_lab import make_lab
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make env installs it)")
@@ -55,9 +55,8 @@ def lab_for(root: Path, profile: str, **env: str):
 def lab(tmp_path_factory):
     """The explorer on the smoke profile, with a copy of the suite's smoke products (the button writes a new ε run
     there)."""
-    smoke_report()
     root = tmp_path_factory.mktemp("lab")
-    shutil.copytree(PIPELINE_RUNS, root / "runs")
+    copy_of_smoke_runs(root / "runs")
     with lab_for(root, "smoke") as served:
         yield served
 

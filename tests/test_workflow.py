@@ -11,7 +11,7 @@ import pytest
 from lib import ROOT
 from lib.pipeline import dag
 from lib.pipeline.config import study
-from tests.smoke import PIPELINE_RUNS, offline_env, smoke_report
+from tests.smoke import copy_of_smoke_runs, offline_env
 
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed (make env installs it)")
@@ -45,9 +45,7 @@ def test_snakemake_remakes_a_step_and_what_follows_as_make_made_them(tmp_path, m
     """A product removed: Snakemake plans it again and what reads it (its output is newer than theirs: make's rule,
     Snakemake's mtime trigger), and the step it makes is make's computation, number for number. What follows is
     planned, not run: the aggregates are the same `execute` and `render` commands make's own tests run."""
-    smoke_report()  # the suite's smoke products
-    runs = tmp_path / "runs"
-    shutil.copytree(PIPELINE_RUNS, runs, ignore=shutil.ignore_patterns("*.lock"))
+    runs = copy_of_smoke_runs(tmp_path / "runs")  # the suite's smoke products
     monkeypatch.setenv("INVADV_RUNS", str(runs))  # task paths follow it
     tasks = dag.plan(study("smoke"))
     centers = tasks["centers"]

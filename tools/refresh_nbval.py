@@ -53,9 +53,10 @@ def main() -> None:
             print(target.relative_to(ROOT))
         # The kernel set they were computed with: the suite computes with another one (tests/smoke.py).
         from lib.core import products
+        from tests.smoke import REFERENCE_KERNELS_FILE
 
         kernels = products.load(firsts["train"].output)["provenance"]["cpu_kernels"]
-        (ROOT / "tests" / "test_regression" / "kernels.txt").write_text(kernels + "\n")
+        REFERENCE_KERNELS_FILE.write_text(kernels + "\n")
         # The numbers: pytest-regressions rewrites its references from the same run.
         subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_regression.py",
                         "--regen-all", "-k", "numbers_match or stored_verdicts"],
