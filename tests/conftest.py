@@ -67,8 +67,9 @@ def pytest_runtest_setup(item):
 
 def pytest_collection_modifyitems(session, config, items):
     """nbval's notebooks read the background smoke run (they get the marker `pipeline`): they and the tests marked so
-    go last, each in their order: the notebooks, the other tests, then those whose follow-up job computes meanwhile
-    (tests/smoke.py). The unit tests run while the smoke study computes, instead of waiting for it."""
+    go last, each in their order: the tests that read only some steps (`pipeline("train", "eps")`), the notebooks,
+    the other tests, then those whose follow-up job computes meanwhile (tests/smoke.py). The unit tests run while the
+    smoke study computes, instead of waiting for it."""
     from nbval.plugin import IPyNbCell
 
     from tests import smoke
@@ -79,11 +80,14 @@ def pytest_collection_modifyitems(session, config, items):
     following = smoke.follow_up_modules()
 
     def order(item) -> int:
-        if item.get_closest_marker("pipeline") is None:
+        marker = item.get_closest_marker("pipeline")
+        if marker is None:
             return 0
-        if isinstance(item, IPyNbCell):
+        if marker.args:  # reads only the steps it names: while the run computes the others (smoke.wait_for_steps)
             return 1
-        return 3 if getattr(item, "module", None) and item.module.__name__ in following else 2
+        if isinstance(item, IPyNbCell):
+            return 2
+        return 4 if getattr(item, "module", None) and item.module.__name__ in following else 3
 
     items.sort(key=order)
 

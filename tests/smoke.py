@@ -7,9 +7,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
@@ -97,7 +98,9 @@ def pipeline_env() -> dict[str, str]:
 
 
 # The suite's smoke run starts in the background when tests that need it are collected (conftest.py); the unit tests
-# run meanwhile, and the tests that read the run (nbval's notebooks among them) come last. A twin run starts with it
+# run meanwhile, and the tests that read the run (nbval's notebooks among them) come last: first those that read only
+# some of its steps (`pytest.mark.pipeline("train", "eps")`, wait_for_steps), while it computes the others, then
+# those that read all of it. A twin run starts with it
 # on the same runs folder, reporting elsewhere: it must wait for every product another run is making instead of
 # computing it again (tests/test_fail_fast.py), and costs only its waiting.
 _background: dict = {}
@@ -115,21 +118,24 @@ def background_log(name: str) -> Path:
     return PIPELINE_RUNS.with_name(f"pipeline-{name}.log")
 
 
-# A test module may register a follow-up: a job that starts in the background as soon as the smoke run has
-# finished, instead of inside its fixture among the last tests. After the smoke run the unit tests keep one core
-# busy and the other would idle; the model-adding test's `make report` (3 min at -j2 on the 2-core machine) runs there.
+# A test module may register a follow-up: a job that starts in the background as soon as the smoke run has made
+# the steps it reads (or has finished), instead of inside its fixture among the last tests. The model-adding test's
+# `make report` (4 min at -j1 on the 2-core machine) so starts once A–G are trained and attacked, while the suite's
+# run computes its aggregates and the tests read the run on the other core.
 # A follow-up is a function that prepares its job and starts it, given make's -j and the log file, returning the
 # process and what the test needs to know of the preparation.
 Start = Callable[[int, Path], "tuple[subprocess.Popen, Any]"]
 _registered: dict[str, Start] = {}  # by the test modules imported
+_needs: dict[str, tuple[str, ...]] = {}  # the steps of the smoke run each follow-up reads (none: all of it)
 _follow_ups: dict[str, Start] = {}  # those of the modules collected, to start after the suite's smoke run
 _started: dict[str, Any] = {}  # started: what each one's preparation returned
 
 
-def after_smoke_run(name: str, start: Start) -> None:
+def after_smoke_run(name: str, start: Start, needs: tuple[str, ...] = ()) -> None:
     """Register a follow-up (at the import of the test module that needs it); it starts only where a test of that
-    module was collected, see start_in_background."""
-    _registered[name] = start
+    module was collected, see start_in_background, as soon as the smoke run has made the steps it `needs` (all of
+    them if none are named)."""
+    _registered[name], _needs[name] = start, needs
 
 
 def follow_up_modules() -> set[str]:
@@ -143,12 +149,13 @@ def follow_up_log(name: str) -> Path:
 
 
 def advance() -> None:
-    """Called before each test: once the smoke run and its twin have finished, and succeeded, start the follow-ups
-    (one step at a time: the suite's process computes on the other core); once nothing runs in the background, give
-    the suite's process every core's thread again."""
+    """Called before each test: start each follow-up once the smoke run has made what it needs, or has finished
+    and succeeded (one step at a time: the suite's process computes on the other core); once nothing runs in the
+    background, give the suite's process every core's thread again."""
     smoke = [_background[name] for name in ("main", "twin") if name in _background]
-    if all(p.poll() == 0 for p in smoke) and not _smoke_failed:
-        for name in [n for n in _follow_ups if n not in _started]:
+    finished = all(p.poll() == 0 for p in smoke)
+    for name in [n for n in _follow_ups if n not in _started]:
+        if not _smoke_failed and (finished or (_needs[name] and made(_needs[name]))):
             _background[name], _started[name] = _follow_ups[name](1, follow_up_log(name))
     release_threads()
 
@@ -240,11 +247,38 @@ def smoke_report() -> None:
         make_report()
 
 
-def copy_of_smoke_runs(dest: Path) -> Path:
-    """A copy of the suite's smoke products at `dest`, after the smoke run, for a test that adds to them (its runs'
-    lock files left behind)."""
-    smoke_report()
-    shutil.copytree(PIPELINE_RUNS, dest, ignore=shutil.ignore_patterns("*.lock"))
+def smoke_folders(steps: Iterable[str]) -> list[tuple[Path, Path]]:
+    """(folder, executed notebook) of every task of these steps ('train', 'eps', ...) in the suite's runs folder
+    (a task's paths follow INVADV_RUNS where they are read)."""
+    with environment(INVADV_RUNS=str(PIPELINE_RUNS)):
+        return [(t.folder, t.executed) for t in dag.plan(study("smoke")).values() if t.step.name in steps]
+
+
+def made(steps: Iterable[str]) -> bool:
+    """Whether the suite's smoke run has finished every task of these steps."""
+    return all(executed.exists() for _, executed in smoke_folders(steps))
+
+
+def wait_for_steps(*steps: str) -> None:
+    """Wait until the suite's smoke run has made every task of `steps`, not for the whole run: a test that reads
+    only the trainings starts while the attacks compute. Where the run ended without them, as smoke_report."""
+    while not made(steps):
+        if all(_background[name].poll() is not None for name in ("main", "twin") if name in _background):
+            smoke_report()  # the run ended (or never started here): its failure, or a `make report` that makes them
+            return
+        time.sleep(1)
+
+
+def copy_of_smoke_runs(dest: Path, steps: tuple[str, ...] = ()) -> Path:
+    """A copy of the suite's smoke products at `dest`, for a test that adds to them: the whole run once it has
+    finished, or, given `steps`, the folders of those steps' tasks once they are made (while the run goes on)."""
+    if not steps:
+        smoke_report()
+        shutil.copytree(PIPELINE_RUNS, dest, ignore=shutil.ignore_patterns("*.lock"))
+        return dest
+    wait_for_steps(*steps)
+    for folder, _ in smoke_folders(steps):
+        shutil.copytree(folder, dest / folder.relative_to(PIPELINE_RUNS), ignore=shutil.ignore_patterns("*.lock"))
     return dest
 
 

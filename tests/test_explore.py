@@ -7,11 +7,13 @@ from lib.pipeline import dag, explore, runner
 from lib.pipeline.config import study
 from tests.smoke import copy_of_smoke_runs, environment
 
+EXPLORED = ("train", "eps")  # the steps whose products the explorer reads
+
 
 @pytest.fixture
 def smoke_runs(tmp_path):
-    """A copy of the suite's smoke products as the runs folder (the explorer writes new ε runs there)."""
-    with environment(INVADV_RUNS=str(copy_of_smoke_runs(tmp_path / "runs"))):
+    """A copy of the suite's smoke products the explorer reads as the runs folder (it writes new ε runs there)."""
+    with environment(INVADV_RUNS=str(copy_of_smoke_runs(tmp_path / "runs", EXPLORED))):
         yield tmp_path / "runs"
 
 
@@ -36,7 +38,7 @@ def test_inspect_at_eps_zero_changes_nothing_and_lowers_the_loss_otherwise(small
 
 
 @pytest.mark.slow
-@pytest.mark.pipeline
+@pytest.mark.pipeline(*EXPLORED)
 def test_explorer_runs_headless_and_saves_its_view(tmp_path, smoke_runs):
     import papermill
 
@@ -49,7 +51,7 @@ def test_explorer_runs_headless_and_saves_its_view(tmp_path, smoke_runs):
 
 
 @pytest.mark.slow
-@pytest.mark.pipeline
+@pytest.mark.pipeline(*EXPLORED)
 def test_explorer_offers_every_attacked_model_bounds_the_digit_and_finds_computed_eps(smoke_runs):
     s = study("smoke")
     ui = explore.Explorer(s, torch.device("cpu"))

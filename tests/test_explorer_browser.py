@@ -13,6 +13,7 @@ import pytest
 
 from lib import ROOT
 from tests.smoke import copy_of_smoke_runs, offline_env
+from tests.test_explore import EXPLORED
 from tests.test_lab import make_lab
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (make env installs it)")
@@ -22,7 +23,7 @@ from selenium.webdriver.support.ui import Select  # noqa: E402
 
 BROWSER = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
 DRIVER = shutil.which("chromedriver")
-pytestmark = [pytest.mark.slow, pytest.mark.pipeline,
+pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(BROWSER is None or DRIVER is None,
                                  reason="Chromium and its driver are not installed (.ci/run installs Debian's "
                                         "chromium and chromium-driver)")]
@@ -53,10 +54,10 @@ def lab_for(root: Path, profile: str, **env: str):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """The explorer on the smoke profile, with a copy of the suite's smoke products (the button writes a new ε run
-    there)."""
+    """The explorer on the smoke profile, with a copy of the suite's smoke products it reads (the button writes a new
+    ε run there)."""
     root = tmp_path_factory.mktemp("lab")
-    copy_of_smoke_runs(root / "runs")
+    copy_of_smoke_runs(root / "runs", EXPLORED)
     with lab_for(root, "smoke") as served:
         yield served
 
@@ -151,6 +152,7 @@ def readouts(driver) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".widget-slider .widget-readout")]
 
 
+@pytest.mark.pipeline(*EXPLORED)
 def test_the_explorer_in_jupyterlab_redraws_what_each_control_names(lab, page):
     driver, timings = page, []
     wait("the notebook and its kernel", lambda: kernel_status(driver) == "idle")

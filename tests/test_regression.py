@@ -19,11 +19,12 @@ from lib.core import products
 from lib.pipeline import dag
 from lib.pipeline.config import study
 from tests import regression
-from tests.smoke import PIPELINE_RUNS, REFERENCE_KERNELS, pipeline_env, smoke_report
+from tests.smoke import PIPELINE_RUNS, REFERENCE_KERNELS, pipeline_env, smoke_report, wait_for_steps
 
 TABLES = regression.TABLES
 CATEGORIES = ("claim 1", "claim 2", "claim 3", "claim 4", "accuracy", "figure 2", "figure 3", "probe", "sweep")
-pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
+# The tests that read the smoke run are marked `pipeline`; those of the references alone run with the unit tests.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -33,33 +34,37 @@ def smoke_tables() -> dict[str, pd.DataFrame]:
     return regression.smoke_tables(PIPELINE_RUNS)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def reference_tables() -> dict[str, pd.DataFrame]:
     return regression.reference_tables()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def expected(reference_tables) -> dict[str, str]:
     """The verdicts and texts the report's code derives from the stored numbers."""
     return regression.categories(reference_tables)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # computed once, with the unit tests: see the stored verdicts' test
 def decisive(reference_tables) -> dict[str, bool]:
     return regression.decisive(reference_tables)
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("table", TABLES)
 def test_numbers_match_the_references(smoke_tables, table, dataframe_regression):
     frame = smoke_tables[table]
     dataframe_regression.check(frame, basename=table, tolerances=regression.tolerances(table, frame))
 
 
-def test_the_stored_verdicts_follow_from_the_stored_numbers(expected, data_regression):
-    """The report's code, applied to the reference tables, gives the stored verdicts and texts."""
+def test_the_stored_verdicts_follow_from_the_stored_numbers(expected, decisive, data_regression):
+    """The report's code, applied to the reference tables, gives the stored verdicts and texts; each is either
+    decided by its numbers or not (the test below compares the decided ones with the smoke run's)."""
     data_regression.check(expected, basename="categories")
+    assert set(decisive) == set(expected)
 
 
+@pytest.mark.pipeline
 @pytest.mark.parametrize("category", CATEGORIES)
 def test_verdicts_and_texts_match_where_the_numbers_decide_them(smoke_tables, expected, decisive, category):
     if not decisive[category]:
@@ -74,6 +79,7 @@ def smoke_checkpoint() -> dict:
         return products.load(dag.task(study("smoke"), "train-A-200d").output)
 
 
+@pytest.mark.pipeline
 def test_the_run_used_other_kernels_than_the_references(smoke_tables, reference_tables):
     """Otherwise the check above would compare a computation with itself: the run records another kernel set, and
     its training losses round otherwise (the references hold every float to 17 digits)."""
@@ -81,10 +87,11 @@ def test_the_run_used_other_kernels_than_the_references(smoke_tables, reference_
     assert not np.array_equal(smoke_tables["history"].ce, reference_tables["history"].ce)
 
 
+@pytest.mark.pipeline("train")
 def test_same_kernels_and_threads_give_bit_identical_products(tmp_path):
     """On one machine, with one kernel set and one thread, a step repeats bit for bit: the smoke run's training of
     A-200d, made again in a process of its kernel set."""
-    smoke_report()
+    wait_for_steps("train")
     again = tmp_path / "again.pt"
     code = ("import sys, torch; from lib.pipeline.config import study; from lib.pipeline.steps.train import checkpoint; "
             "torch.save(checkpoint(study('smoke'), 'A', 200), sys.argv[1])")

@@ -21,14 +21,14 @@ from lib.pipeline import dag, make, runner
 from lib.pipeline.config import study
 from tests.smoke import offline_env
 
-# A small training run in a real process: 3 epochs of 2k images, one thread (bitwise reproducible).
+# A small training run in a real process: 3 epochs of 1k images, one thread (bitwise reproducible).
 TRAIN_SCRIPT = """
 import sys, torch
 from lib.core.protocol import TrainConfig
 from lib.core.data import load_split
 from lib.core.train import train_or_load
 torch.set_num_threads(1)
-config = TrainConfig(model="B", epochs=3, train_samples=2000, test_samples=300, seed=3)
+config = TrainConfig(model="B", epochs=3, train_samples=1000, test_samples=300, seed=3)
 train_or_load(config, sys.argv[1], load_split(True), load_split(False), "cpu")
 """
 
