@@ -156,7 +156,10 @@ def advance() -> None:
     finished = all(p.poll() == 0 for p in smoke)
     for name in [n for n in _follow_ups if n not in _started]:
         if not _smoke_failed and (finished or (_needs[name] and made(_needs[name]))):
-            _background[name], _started[name] = _follow_ups[name](1, follow_up_log(name))
+            try:
+                _background[name], _started[name] = _follow_ups[name](1, follow_up_log(name))
+            except Exception as error:  # e.g. a full disk while copying: its own test says so, not the next one
+                _started[name] = error
     release_threads()
 
 
@@ -167,6 +170,8 @@ def follow_up(name: str, start: Start) -> tuple[Any, str]:
     smoke_report()
     if name not in _started:
         _background[name], _started[name] = start(2, follow_up_log(name))
+    if isinstance(_started[name], Exception):
+        raise AssertionError(f"the follow-up {name} could not start: {_started[name]!r}") from _started[name]
     returncode = _background[name].wait()
     del _background[name]
     release_threads()

@@ -266,6 +266,22 @@ def test_kernels_talk_over_private_unix_sockets_without_the_tcp_warning(tmp_path
     assert all("42" in (tmp_path / f"out{i}.ipynb").read_text() for i in range(2))
 
 
+def test_a_follow_up_that_cannot_start_fails_in_its_own_test(monkeypatch):
+    """A background job of the suite (tests/smoke.py) whose preparation fails, e.g. a full disk while it copies the
+    smoke run, fails the test that reads it, naming it, and not whichever test happens to run next."""
+    def full_disk(jobs: int, log: Path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    # the suite's own background state set aside: no smoke run, no other follow-up, the threads left as they are
+    for name, value in {"_background": {}, "_follow_ups": {"full-disk": full_disk}, "_needs": {"full-disk": ()},
+                        "_started": {}, "_smoke_failed": [], "_threads_before_background": []}.items():
+        monkeypatch.setattr(smoke, name, value)
+    monkeypatch.setattr(smoke, "smoke_report", lambda: None)
+    smoke.advance()  # as before any test: it tries to start the job and must not raise
+    with pytest.raises(AssertionError, match=r"follow-up full-disk could not start: .*No space left on device"):
+        smoke.follow_up("full-disk", full_disk)
+
+
 @pytest.mark.pipeline
 def test_two_concurrent_make_reports_make_each_product_once_and_agree():
     """The suite's smoke run and its twin started together on one runs/ folder (tests/smoke.py): both succeed,
