@@ -50,13 +50,17 @@ _os.environ["INVADV_THREADS"] = "1"
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item):
     """Before each test the background work advances (tests/smoke.py): the follow-ups start once the smoke run has
-    finished, and the suite's process takes back the background's core once nothing runs there. nbval's notebooks
-    display the smoke run's products: their kernels start after it, on its runs folder, with its kernel set."""
+    made what they read, and the suite's process takes back the background's core once nothing runs there. A test
+    marked `pipeline("train", ...)` starts once those steps are made. nbval's notebooks display the smoke run's
+    products: their kernels start after it, on its runs folder, with its kernel set."""
     from nbval.plugin import IPyNbCell
 
-    from tests.smoke import PIPELINE_RUNS, advance, environment, smoke_kernels, wait_for_background
+    from tests.smoke import PIPELINE_RUNS, advance, environment, smoke_kernels, wait_for_background, wait_for_steps
 
     advance()
+    marker = item.get_closest_marker("pipeline")
+    if marker is not None and marker.args:  # what the marker names is what the test may read
+        wait_for_steps(*marker.args)
     if not isinstance(item, IPyNbCell):
         return (yield)
     wait_for_background()

@@ -148,12 +148,16 @@ def follow_up_log(name: str) -> Path:
     return PIPELINE_RUNS.with_name(f"{name}.log")
 
 
+def smoke_processes() -> list[subprocess.Popen]:
+    """The suite's smoke run and its twin, where they were started and nobody has waited for them yet."""
+    return [_background[name] for name in ("main", "twin") if name in _background]
+
+
 def advance() -> None:
     """Called before each test: start each follow-up once the smoke run has made what it needs, or has finished
     and succeeded (one step at a time: the suite's process computes on the other core); once nothing runs in the
     background, give the suite's process every core's thread again."""
-    smoke = [_background[name] for name in ("main", "twin") if name in _background]
-    finished = all(p.poll() == 0 for p in smoke)
+    finished = all(p.poll() == 0 for p in smoke_processes())
     for name in [n for n in _follow_ups if n not in _started]:
         if not _smoke_failed and (finished or (_needs[name] and made(_needs[name]))):
             try:
@@ -268,7 +272,7 @@ def wait_for_steps(*steps: str) -> None:
     """Wait until the suite's smoke run has made every task of `steps`, not for the whole run: a test that reads
     only the trainings starts while the attacks compute. Where the run ended without them, as smoke_report."""
     while not made(steps):
-        if all(_background[name].poll() is not None for name in ("main", "twin") if name in _background):
+        if all(p.poll() is not None for p in smoke_processes()):
             smoke_report()  # the run ended (or never started here): its failure, or a `make report` that makes them
             return
         time.sleep(1)

@@ -19,7 +19,7 @@ from lib.core import products
 from lib.pipeline import dag
 from lib.pipeline.config import study
 from tests import regression
-from tests.smoke import PIPELINE_RUNS, REFERENCE_KERNELS, pipeline_env, smoke_report, wait_for_steps
+from tests.smoke import PIPELINE_RUNS, REFERENCE_KERNELS, pipeline_env, smoke_report
 
 TABLES = regression.TABLES
 CATEGORIES = ("claim 1", "claim 2", "claim 3", "claim 4", "accuracy", "figure 2", "figure 3", "probe", "sweep")
@@ -90,8 +90,7 @@ def test_the_run_used_other_kernels_than_the_references(smoke_tables, reference_
 @pytest.mark.pipeline("train")
 def test_same_kernels_and_threads_give_bit_identical_products(tmp_path):
     """On one machine, with one kernel set and one thread, a step repeats bit for bit: the smoke run's training of
-    A-200d, made again in a process of its kernel set."""
-    wait_for_steps("train")
+    A-200d, made again in a process of its kernel set (its marker waits for the trainings)."""
     again = tmp_path / "again.pt"
     code = ("import sys, torch; from lib.pipeline.config import study; from lib.pipeline.steps.train import checkpoint; "
             "torch.save(checkpoint(study('smoke'), 'A', 200), sys.argv[1])")
