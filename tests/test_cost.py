@@ -82,7 +82,8 @@ def test_eta(finished, running, expected):
                                                ("n -j2", 2, True), ("ns -- FOO=1", 1, True), ("-j 4", 4, False)])
 def test_make_flags_are_read(monkeypatch, flags, jobs, dry):
     monkeypatch.setenv("MAKEFLAGS", flags)
-    assert make.make_jobs() == jobs and make.make_dry_run() == dry
+    assert make.make_jobs() == jobs and runner.make_dry_run() == dry
+    assert runner.watched() == (jobs > 1 and not dry)  # the progress line: only where steps run side by side
 
 
 @pytest.fixture

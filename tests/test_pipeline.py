@@ -13,7 +13,8 @@ from lib.core import products
 from lib.core.recipes import key_params
 from lib.pipeline import dag, make, runner
 from lib.pipeline.config import study
-from tests.smoke import executed_steps, make_report, planned_steps, run_make_report
+from tests.smoke import (background_log, executed_steps, make_report, planned_steps, run_make_report,
+                         smoke_report)
 
 
 def keys(s):
@@ -125,7 +126,7 @@ def test_a_notebook_run_by_hand_makes_its_missing_inputs(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.pipeline
 def test_smoke_report_end_to_end():
-    log = make_report()
+    smoke_report()  # the suite's background run, rendered (`make report` again only where it left something undone)
     html = (dag.reports_dir() / "report-smoke.html").read_text()
     assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 3
     for text in ("Figure 1", "Figure 2", "Figure 3", '<table class="claims">', "Profile:", "Device:",
@@ -137,7 +138,8 @@ def test_smoke_report_end_to_end():
     assert re.search(r"Compute time of the steps:</b> \d+\.\d min before this report's own step: 9 trainings", html)
     notebooks = dag.reports_dir() / "report-smoke_notebooks"
     assert {p.stem for p in notebooks.glob("*.ipynb")} == set(dag.plan(study("smoke")))
-    assert executed_steps(log) <= set(dag.plan(study("smoke")))
+    if background_log("main").exists():  # absent where the smoke run was given (INVADV_PIPELINE_RUNS)
+        assert executed_steps(background_log("main").read_text()) <= set(dag.plan(study("smoke")))
     trainings = [t for t in dag.plan(study("smoke")).values() if t.step.name == "train"]
     assert all(runner.recorded_compute(notebooks / f"{t.name}.ipynb") > 0 for t in trainings)  # resumed ones too
 

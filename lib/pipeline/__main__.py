@@ -17,6 +17,9 @@ if "execute" in args and "--executed" in args:  # a step of the generated Makefi
     if runner.from_command_line(args):  # another run made it, or it ran from its card
         raise SystemExit(0)
 
+if args[-1:] == ["watch"] and not runner.watched():  # nothing to show: done before torch and the plan load (≈ 3 s)
+    raise SystemExit(0)
+
 from lib.pipeline.make import main  # noqa: E402 (after the wait and the card, on purpose)
 
 main()

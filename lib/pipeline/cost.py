@@ -44,6 +44,13 @@ PGD_SURVIVORS = 0.23
 ROBUST_SURVIVORS = 0.97
 
 
+# The calibration times one batch of each kind (one PGD step), after one untimed run of it: where bf16 is emulated a
+# step costs ~10× fp32's, and four batches of each (four PGD steps) made every `make report` with steps to run wait
+# 40 s for its estimate on one core of the 2-core CPU (now ≈ 10 s; fp32 3.6 → 1 s), for rates that agree within the
+# timing's noise.
+CALIBRATION_PGD_STEPS = 1
+
+
 def first(n: int | None, split: str) -> int:
     """How many images 'the first n of a split' is (None: all of it)."""
     return SIZES[split] if n is None else min(n, SIZES[split])
@@ -150,24 +157,26 @@ def random_digits(n: int, device: torch.device, seed: int = 0) -> Split:
 
 
 def calibrate(precision: str, device: torch.device, n_threads: int | None = None) -> dict[str, float]:
-    """Seconds per image of each kind of step on this machine, now: a few batches of the pipeline's own
-    training epoch, PGD and evaluation pass (≈ 1-2 s on a 2-core CPU), each after one untimed warm-up run."""
-
+    """Seconds per image of each kind of step on this machine, now: one batch of the pipeline's own training
+    epoch, PGD step and evaluation pass, at the pipeline's batch sizes, each after one untimed warm-up run."""
     config = TrainConfig(model="B", precision=precision)
     model, centers = build(config, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     generator = torch.Generator().manual_seed(0)
-    split = random_digits(4 * config.batch_size, device)
-    x, y = to_input(split.images[:BATCH]), split.labels[:BATCH]
-    pgd_steps = 4
-    steps = {"train": (lambda: train_epoch(model, centers, optimizer, split, config, generator), len(split)),
-             "pgd": (lambda: inverse_adversary(model, x, y, 0.1, 0.01, pgd_steps, precision), BATCH * pgd_steps),
-             "forward": (lambda: accuracy(model, split), len(split))}
+
+    def pgd(d: Split):
+        return inverse_adversary(model, to_input(d.images), d.labels, 0.1, 0.01, CALIBRATION_PGD_STEPS, precision)
+
+    # (step, its timed input, images through it): one batch each
+    steps = {"train": (lambda d: train_epoch(model, centers, optimizer, d, config, generator),
+                       random_digits(config.batch_size, device), config.batch_size),
+             "pgd": (pgd, random_digits(BATCH, device), BATCH * CALIBRATION_PGD_STEPS),
+             "forward": (lambda d: accuracy(model, d), random_digits(BATCH, device), BATCH)}
     rates = {}
     with threads(n_threads), contextlib.redirect_stderr(io.StringIO()):  # no progress bars for a 1-s timing
-        for kind, (step, images) in steps.items():
-            step()  # warm-up: allocator, kernel selection
-            rates[kind] = timed(step, device)[0] / images
+        for kind, (step, data, images) in steps.items():
+            step(data)  # warm-up: thread pool, allocator, the kernels chosen for these shapes
+            rates[kind] = timed(lambda: step(data), device)[0] / images
     return rates
 
 

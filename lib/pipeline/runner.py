@@ -143,6 +143,18 @@ def make_jobs() -> int:
     return int(match.group(1)) if match else 1
 
 
+def make_dry_run() -> bool:
+    """Whether this process runs under `make -n` (its single-letter flags come first in MAKEFLAGS)."""
+    flags = os.environ.get("MAKEFLAGS", "").split()
+    return bool(flags) and not flags[0].startswith("-") and "n" in flags[0]
+
+
+def watched() -> bool:
+    """Whether `make report`'s progress line (lib.pipeline.make.watch) has anything to show: under make -jN with N > 1
+    and steps that run (under -j1 each step shows its own progress bars; `make -n` runs none)."""
+    return make_jobs() > 1 and not make_dry_run()
+
+
 def jobs_threads(jobs: int | None = None) -> int | None:
     """Torch threads per notebook under `make -jN` (N: `jobs`, else read from make): the cores shared out, so N
     runs don't thrash; None with one job (torch's default)."""
