@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from functools import cache
@@ -84,8 +85,12 @@ def smoke_kernels() -> dict[str, str]:
 
 def offline_env(**changes: str) -> dict[str, str]:
     """The test environment with network access refused in every Python process started from it."""
-    path = os.pathsep.join(p for p in (str(OFFLINE), os.environ.get("PYTHONPATH", "")) if p)
-    return {**os.environ, "PYTHONPATH": path, **changes}
+    return _offline(os.environ, changes)
+
+
+def _offline(base: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(OFFLINE), base.get("PYTHONPATH", "")) if p)
+    return {**base, "PYTHONPATH": path, **changes}
 
 
 def make_command(*args: str, jobs: int = 2) -> list[str]:
@@ -130,6 +135,12 @@ _registered: dict[str, Start] = {}  # by the test modules imported
 _needs: dict[str, tuple[str, ...]] = {}  # the steps of the smoke run each follow-up reads (none: all of it)
 _follow_ups: dict[str, Start] = {}  # those of the modules collected, to start after the suite's smoke run
 _started: dict[str, Any] = {}  # started: what each one's preparation returned
+# A thread starts each follow-up as soon as the smoke run has made what it needs: checked only before each test, the
+# start waited for whichever test ran then (the explorer's take a minute; measured: H started 79 s late, the suite
+# idled meanwhile). The suite's process and the thread start follow-ups under one lock.
+_lock = threading.RLock()
+_poller: dict[str, Any] = {}  # 'thread', 'stop'
+_session_environ: dict[str, str] = {}  # os.environ as the background work started: what a follow-up inherits
 
 
 def after_smoke_run(name: str, start: Start, needs: tuple[str, ...] = ()) -> None:
@@ -151,20 +162,45 @@ def follow_up_log(name: str) -> Path:
 
 def smoke_processes() -> list[subprocess.Popen]:
     """The suite's smoke run and its twin, where they were started and nobody has waited for them yet."""
-    return [_background[name] for name in ("main", "twin") if name in _background]
+    return [p for p in (_background.get(name) for name in ("main", "twin")) if p is not None]
+
+
+def follow_up_env(**changes: str) -> dict[str, str]:
+    """A follow-up's offline environment: the session's as the background work started, not whatever the test
+    running meanwhile set for itself (monkeypatch.setenv: a MAKEFLAGS of 'n' would make its `make` a dry run)."""
+    return _offline(_session_environ or dict(os.environ), changes)
+
+
+@contextmanager
+def follow_ups_held() -> Iterator[None]:
+    """No follow-up starts in the block (the thread waits): for a test that sets the background state aside."""
+    with _lock:
+        yield
+
+
+def start_ready_follow_ups() -> None:
+    """Start each follow-up once the smoke run has made what it needs, or has finished and succeeded (one step at a
+    time: the suite's process computes on the other core)."""
+    with _lock:
+        finished = all(p.poll() == 0 for p in smoke_processes())
+        for name in [n for n in _follow_ups if n not in _started]:
+            if not _smoke_failed and (finished or (_needs[name] and made(_needs[name]))):
+                try:
+                    _background[name], _started[name] = _follow_ups[name](1, follow_up_log(name))
+                except Exception as error:  # e.g. a full disk while copying: its own test says so, not the next one
+                    _started[name] = error
+
+
+def _poll(stop: threading.Event) -> None:
+    """The thread: every second, until each follow-up has started or the session ends."""
+    while not stop.wait(1.0) and any(name not in _started for name in _follow_ups):
+        start_ready_follow_ups()
 
 
 def advance() -> None:
-    """Called before each test: start each follow-up once the smoke run has made what it needs, or has finished
-    and succeeded (one step at a time: the suite's process computes on the other core); once nothing runs in the
-    background, give the suite's process every core's thread again."""
-    finished = all(p.poll() == 0 for p in smoke_processes())
-    for name in [n for n in _follow_ups if n not in _started]:
-        if not _smoke_failed and (finished or (_needs[name] and made(_needs[name]))):
-            try:
-                _background[name], _started[name] = _follow_ups[name](1, follow_up_log(name))
-            except Exception as error:  # e.g. a full disk while copying: its own test says so, not the next one
-                _started[name] = error
+    """Called before each test: start the follow-ups that are ready (where the thread has not yet); once nothing runs
+    in the background, give the suite's process every core's thread again."""
+    start_ready_follow_ups()
     release_threads()
 
 
@@ -173,8 +209,9 @@ def follow_up(name: str, start: Start) -> tuple[Any, str]:
     it did not start in the background (run alone, or the smoke run failed) it runs now, after the smoke run,
     two steps at a time."""
     smoke_report()
-    if name not in _started:
-        _background[name], _started[name] = start(2, follow_up_log(name))
+    with _lock:
+        if name not in _started:
+            _background[name], _started[name] = start(2, follow_up_log(name))
     if isinstance(_started[name], Exception):
         raise AssertionError(f"the follow-up {name} could not start: {_started[name]!r}") from _started[name]
     returncode = _background[name].wait()
@@ -196,6 +233,12 @@ def start_in_background(modules: set[str] = frozenset()) -> None:
                                                   env=env, start_new_session=True)
     _threads_before_background.append(torch.get_num_threads())
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
+    if _follow_ups:
+        _session_environ.update(os.environ)
+        _smoke_tasks()  # planned here: planning sets INVADV_RUNS for a moment, which the thread must not do
+        _poller["stop"] = threading.Event()
+        _poller["thread"] = threading.Thread(target=_poll, args=(_poller["stop"],), name="follow-ups", daemon=True)
+        _poller["thread"].start()
     # A SIGTERM to pytest (CI timeouts, `kill`) would otherwise skip pytest_sessionfinish and orphan the run:
     # as an interrupt, pytest ends the session normally and stop_background() runs.
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
@@ -219,12 +262,15 @@ def wait_for_background() -> None:
 def release_threads() -> None:
     """Give the suite's process every core's thread again once no background run computes (called before each
     test, and after waiting for the runs)."""
-    if _threads_before_background and all(p.poll() is not None for p in _background.values()):
+    if _threads_before_background and all(p.poll() is not None for p in list(_background.values())):
         torch.set_num_threads(_threads_before_background.pop())
 
 
 def stop_background() -> None:
     """At the end of the session: stop a background run or follow-up nobody waited for (e.g. after `pytest -x`)."""
+    if _poller:
+        _poller["stop"].set()
+        _poller["thread"].join()
     for name in list(_background):
         process = _background.pop(name)
         if process.poll() is None:

@@ -17,7 +17,7 @@ import pytest
 from lib import ROOT
 from lib.core.data import DATA_DIR
 from tests import smoke
-from tests.smoke import OFFLINE, PIPELINE_RUNS, offline_env
+from tests.smoke import OFFLINE, PIPELINE_RUNS, follow_up_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.pipeline]
 HOWTO = ROOT / "docs" / "how-to" / "add-a-model.md"
@@ -59,7 +59,7 @@ def start_h(jobs: int, log: Path) -> tuple[subprocess.Popen, tuple[Path, set[Pat
     declare(project)
     smoke.copy_of_smoke_runs(project / "runs", REUSED)
     before = {p.relative_to(project / "runs") for p in (project / "runs").rglob("*.ipynb") if not p.name.startswith(".")}
-    env = offline_env(PYTHONPATH=f"{project}:{OFFLINE}", INVADV_RUNS=str(project / "runs"),
+    env = follow_up_env(PYTHONPATH=f"{project}:{OFFLINE}", INVADV_RUNS=str(project / "runs"),
                       INVADV_REPORTS=str(project / "reports"), INVADV_STORE=str(project / "products"),
                       INVADV_DATA=str(DATA_DIR), INVADV_THREADS="1")
     installed = f"{sys.prefix}/.installed"  # the suite's environment: never reinstalled from the copy

@@ -272,14 +272,16 @@ def test_a_follow_up_that_cannot_start_fails_in_its_own_test(monkeypatch):
     def full_disk(jobs: int, log: Path):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    # the suite's own background state set aside: no smoke run, no other follow-up, the threads left as they are
-    for name, value in {"_background": {}, "_follow_ups": {"full-disk": full_disk}, "_needs": {"full-disk": ()},
-                        "_started": {}, "_smoke_failed": [], "_threads_before_background": []}.items():
-        monkeypatch.setattr(smoke, name, value)
-    monkeypatch.setattr(smoke, "smoke_report", lambda: None)
-    smoke.advance()  # as before any test: it tries to start the job and must not raise
-    with pytest.raises(AssertionError, match=r"follow-up full-disk could not start: .*No space left on device"):
-        smoke.follow_up("full-disk", full_disk)
+    # the suite's own background state set aside (its follow-ups' thread held meanwhile): no smoke run, no other
+    # follow-up, the threads left as they are
+    with smoke.follow_ups_held(), monkeypatch.context() as patched:
+        for name, value in {"_background": {}, "_follow_ups": {"full-disk": full_disk}, "_needs": {"full-disk": ()},
+                            "_started": {}, "_smoke_failed": [], "_threads_before_background": []}.items():
+            patched.setattr(smoke, name, value)
+        patched.setattr(smoke, "smoke_report", lambda: None)
+        smoke.advance()  # as before any test: it tries to start the job and must not raise
+        with pytest.raises(AssertionError, match=r"follow-up full-disk could not start: .*No space left on device"):
+            smoke.follow_up("full-disk", full_disk)
 
 
 @pytest.mark.pipeline
