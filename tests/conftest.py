@@ -52,10 +52,11 @@ def pytest_runtest_setup(item):
     """Before each test the background work advances (tests/smoke.py): the follow-ups start once the smoke run has
     made what they read, and the suite's process takes back the background's core once nothing runs there. A test
     marked `pipeline("train", ...)` starts once those steps are made. nbval's notebooks display the smoke run's
-    products: their kernels start after it, on its runs folder, with its kernel set."""
+    products: each one's kernel starts once the run has made its step (and so what the step reads), on the run's
+    folder, with its kernel set, while the run computes the steps after it."""
     from nbval.plugin import IPyNbCell
 
-    from tests.smoke import PIPELINE_RUNS, advance, environment, smoke_kernels, wait_for_background, wait_for_steps
+    from tests.smoke import PIPELINE_RUNS, advance, environment, nbval_step, smoke_kernels, wait_for_steps
 
     advance()
     marker = item.get_closest_marker("pipeline")
@@ -63,7 +64,7 @@ def pytest_runtest_setup(item):
         wait_for_steps(*marker.args)
     if not isinstance(item, IPyNbCell):
         return (yield)
-    wait_for_background()
+    wait_for_steps(nbval_step(item.path))
     # a notebook's kernel starts while its first cell is set up, and inherits these
     with environment(INVADV_RUNS=str(PIPELINE_RUNS), **smoke_kernels()):
         return (yield)

@@ -89,6 +89,8 @@ def offline_env(**changes: str) -> dict[str, str]:
 
 
 def _offline(base: dict[str, str], changes: dict[str, str]) -> dict[str, str]:
+    """`base` with `changes` and the network-refusing sitecustomize first on PYTHONPATH (a snapshot of os.environ
+    for the follow-up thread, or os.environ itself)."""
     path = os.pathsep.join(p for p in (str(OFFLINE), base.get("PYTHONPATH", "")) if p)
     return {**base, "PYTHONPATH": path, **changes}
 
@@ -104,9 +106,9 @@ def pipeline_env() -> dict[str, str]:
 
 
 # The suite's smoke run starts in the background when tests that need it are collected (conftest.py); the unit tests
-# run meanwhile, and the tests that read the run (nbval's notebooks among them) come last: first those that read only
-# some of its steps (`pytest.mark.pipeline("train", "eps")`, wait_for_steps), while it computes the others, then
-# those that read all of it. A twin run starts with it
+# run meanwhile, and the tests that read the run come last: first those that read only some of its steps
+# (`pytest.mark.pipeline("train", "eps")`, wait_for_steps) and nbval's notebooks (each once its step is made,
+# nbval_step), while it computes the others, then those that read all of it. A twin run starts with it
 # on the same runs folder, reporting elsewhere: it must wait for every product another run is making instead of
 # computing it again (tests/test_fail_fast.py), and costs only its waiting.
 _background: dict = {}
@@ -304,16 +306,27 @@ def smoke_report() -> None:
 
 
 @cache
-def _smoke_tasks() -> tuple[tuple[str, Path, Path], ...]:
-    """(step, folder, executed notebook) of every task of the suite's smoke run. Planned once: the code and the
+def _smoke_tasks() -> tuple[tuple[str, str, Path, Path], ...]:
+    """(task, step, folder, executed notebook) of every task of the suite's smoke run. Planned once: the code and the
     smoke study stay as they are for the session, and advance() asks before every test (a plan costs ≈ 70 ms)."""
     with environment(INVADV_RUNS=str(PIPELINE_RUNS)):  # a task's paths follow INVADV_RUNS where they are read
-        return tuple((t.step.name, t.folder, t.executed) for t in dag.plan(study("smoke")).values())
+        return tuple((name, t.step.name, t.folder, t.executed) for name, t in dag.plan(study("smoke")).items())
 
 
 def smoke_folders(steps: Iterable[str]) -> list[tuple[Path, Path]]:
     """(folder, executed notebook) of every task of these steps ('train', 'eps', ...) in the suite's runs folder."""
-    return [(folder, executed) for step, folder, executed in _smoke_tasks() if step in steps]
+    return [(folder, executed) for _, step, folder, executed in _smoke_tasks() if step in steps]
+
+
+def nbval_step(notebook: Path) -> str:
+    """The step of the smoke task whose executed notebook tests/nbval/NN-<task>.ipynb is (tools/refresh_nbval.py
+    names them so)."""
+    task = notebook.stem.split("-", 1)[-1]
+    steps = [step for name, step, _, _ in _smoke_tasks() if name == task]
+    if not steps:
+        raise AssertionError(f"{notebook.name}: the smoke study has no task {task!r}; make nbval-refresh renews "
+                             "tests/nbval/")
+    return steps[0]
 
 
 def made(steps: Iterable[str]) -> bool:

@@ -67,6 +67,12 @@ def finished(process: subprocess.Popen, timeout: float) -> str:
     return process.log.read_text()
 
 
+def log_tail(process: subprocess.Popen) -> str:
+    """The end of a snakemake run's log so far, for a failure's message (without waiting for the run)."""
+    state = "running" if process.poll() is None else f"exited with {process.returncode}"
+    return f"snakemake {state}; its log ends:\n{process.log.read_text()[-3000:]}"
+
+
 def jobs(node: slurm.OneNodeSlurm) -> pd.DataFrame:
     """Every job the scheduler's accounting knows: id, state and Snakemake's comment (its rule and output)."""
     out = node.run("sacct", "-X", "--parsable2", "--noheader", "--starttime", "now-1days",
@@ -90,16 +96,18 @@ def product_tables(runs: Path) -> dict[str, pd.DataFrame]:
 
 
 def test_the_smoke_study_runs_as_slurm_jobs_resumes_after_a_cancelled_one_and_makes_makes_products(cluster, tmp_path,
-                                                                                                  monkeypatch):
+                                                                                                  monkeypatch, request):
     runs = tmp_path / "runs"
     monkeypatch.setenv("INVADV_RUNS", str(runs))  # task paths follow it
     tasks = dag.plan(study("smoke"))
     victim = "train-E-200d"  # an adversarial training: long enough to be caught running
 
-    first = snakemake_on_slurm(runs)
-    deadline = time.monotonic() + 600
+    # the victim first: with every step of equal priority, Snakemake's scheduler may leave it for last
+    first = snakemake_on_slurm(runs, "--prioritize", str(tasks[victim].executed))
+    request.addfinalizer(lambda: first.poll() is None and first.kill())  # a failed check leaves no run behind
+    deadline = time.monotonic() + 300
     while (job := running_job_of(cluster, tasks[victim].folder.name)) is None:
-        assert first.poll() is None and time.monotonic() < deadline, finished(first, 0)[-3000:]
+        assert first.poll() is None and time.monotonic() < deadline, f"{victim} never ran: {log_tail(first)}"
         time.sleep(1)
     time.sleep(3)  # into its epochs
     cluster.run("scancel", job)
@@ -112,6 +120,7 @@ def test_the_smoke_study_runs_as_slurm_jobs_resumes_after_a_cancelled_one_and_ma
     assert made, log[-3000:]
 
     second = snakemake_on_slurm(runs)
+    request.addfinalizer(lambda: second.poll() is None and second.kill())
     log = finished(second, timeout=3600)  # against a hang: both runs took 18 min on a slow 2-core machine
     assert second.returncode == 0, log[-3000:]
     assert all(t.executed.exists() for t in tasks.values())
