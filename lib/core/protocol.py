@@ -18,6 +18,10 @@ NUM_CLASSES = 10
 # AutoAttack's standard version (Croce & Hein 2020): APGD-CE, APGD-T and FAB-T iterations, Square's queries. Here
 # rather than in lib.core.autoattack so that the planner reads them without importing torchattacks (≈ 1.5 s).
 AUTOATTACK_ITERATIONS, AUTOATTACK_QUERIES = 100, 5000
+# The authors' advice where AutoAttack's Square check fires ("consider running Square Attack with more iterations
+# and restarts", pyautoattack's checks): Square again on the images still robust, with twice the queries and two
+# restarts, from another seed: four times the standard Square's queries per image it cannot fool.
+FOLLOWUP_QUERIES, FOLLOWUP_RESTARTS = 10_000, 2
 
 # What the model declarations of lib.core.recipes register on import: each model's letter, in the order declared,
 # and the hyperparameters they introduce beyond TrainConfig's fields (the ones several models share), by name.
