@@ -135,3 +135,36 @@ def test_progress_under_a_new_key_is_listed_beside_the_committed_product_and_res
     fresh = dag.plan(study("smoke"))
     assert carry.restore(fresh, "smoke") == ["train-B-200d: training resumes after epoch 2"]
     assert carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 2
+
+
+def autoattack_progress(t: dag.Task, eps: float, stages: int, images: int) -> None:
+    """An AutoAttack under way at ε: its per-batch state after `stages` whole stages and `images` of the next (the
+    state lib.core.autoattack.run saves)."""
+    t.folder.mkdir(parents=True, exist_ok=True)
+    names = ["APGD-CE", "APGD-T", "FAB-T", "Square"][:stages]
+    torch.save({"eps": eps, "stages": {n: torch.ones(4, dtype=torch.bool) for n in names}, "done": images},
+               t.folder / f".autoattack-{eps:g}.resume.pt")
+
+
+def test_any_steps_progress_states_are_carried_and_restored_by_how_far_they_got(clone, tmp_path, monkeypatch):
+    """An AutoAttack's per-batch states (one per ε) travel like a training's epochs: carried when further along than
+    the store's, restored where the clone has less, and dropped from the store once the product is finished."""
+    running = clone["autoattack-E-200d"]
+    autoattack_progress(running, 0.3, 1, 512)
+    assert carry.carry(clone, "smoke") == ["autoattack-E-200d: autoattack-0.3: 1 stage(s) and 512 image(s) of the next"]
+    store = carry.store_dir("smoke") / running.folder.name
+    assert [p.name for p in store.iterdir()] == [".autoattack-0.3.resume.pt"]
+    assert list(manifest.read(store.parent)["partial"]) == [running.folder.name]
+    autoattack_progress(running, 0.3, 2, 0)  # a whole stage further: carried again
+    autoattack_progress(running, 0.1, 4, 0)
+    assert len(carry.carry(clone, "smoke")) == 2 and carry.progress(store / ".autoattack-0.3.resume.pt") == (2, 0)
+    monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "fresh"))  # another clone: empty runs/, the same store
+    fresh = dag.plan(study("smoke"))
+    assert sorted(carry.restore(fresh, "smoke")) == [
+        "autoattack-E-200d: autoattack-0.1: 4 stage(s) and 0 image(s) of the next, resumes",
+        "autoattack-E-200d: autoattack-0.3: 2 stage(s) and 0 image(s) of the next, resumes"]
+    autoattack_progress(fresh["autoattack-E-200d"], 0.3, 3, 0)  # this clone went further: its state stays
+    assert carry.restore(fresh, "smoke") == []
+    finish(fresh["autoattack-E-200d"])
+    assert carry.carry(fresh, "smoke") == ["autoattack-E-200d: 2 file(s)"]
+    assert not any(p.name.endswith(".resume.pt") for p in store.iterdir())  # the product supersedes its progress

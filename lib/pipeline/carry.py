@@ -34,6 +34,22 @@ def resume_state(t: Task) -> Path:
     return t.output.with_name(f".{t.output.stem}.resume.pt")
 
 
+def resume_states(folder: Path) -> list[Path]:
+    """The progress states a step under way keeps in its folder, each `.<name>.resume.pt`: a training's per-epoch
+    state, an AutoAttack's per-batch state at each ε (lib.pipeline.steps.autoattack)."""
+    return sorted(folder.glob(".*.resume.pt"))
+
+
+def progress(state: Path) -> tuple[int, int]:
+    """How far a progress state got, comparable between copies of it: a training's (epochs, 0), an AutoAttack's
+    (stages done, images of the next one); (0, 0) when it is absent or does not load."""
+    try:
+        saved = products.load(state)
+    except Exception:  # a missing or unreadable state is worth nothing; the step starts over or from another copy
+        return 0, 0
+    return (len(saved["history"]), 0) if "history" in saved else (len(saved.get("stages", {})), saved.get("done", 0))
+
+
 def finished_files(folder: Path) -> list[str]:
     """The files a finished step leaves, relative to its folder: its executed notebook and products, figures/
     included (the report's figures are exported from them), not locks, partial or broken files."""
@@ -44,10 +60,7 @@ def finished_files(folder: Path) -> list[str]:
 
 def epochs_done(state: Path) -> int:
     """How many epochs a training's resume state holds (0 when it is absent or does not load)."""
-    try:
-        return len(products.load(state).get("history", []))
-    except Exception:  # a missing or unreadable state is worth nothing; the training starts over or from another copy
-        return 0
+    return progress(state)[0]
 
 
 def copy(source: Path, target: Path) -> None:
@@ -88,14 +101,15 @@ def carry(tasks: dict[str, Task], profile: str) -> list[str]:
         if t.executed.exists():
             fresh = [name for name in finished_files(t.folder) if not same(t.folder / name, into / name)]
             copy_finished(t.folder, fresh, t.executed.name, into)
-            (into / resume_state(t).name).unlink(missing_ok=True)  # the finished checkpoint supersedes it
+            for state in resume_states(into):  # the finished product supersedes its progress
+                state.unlink()
             if fresh:
                 done.append(f"{t.name}: {len(fresh)} file(s)")
-        elif t.step.name == "train" and resume_state(t).exists():
-            state, kept = resume_state(t), into / resume_state(t).name
-            if (epochs := epochs_done(state)) > epochs_done(kept):
-                copy(state, kept)
-                done.append(f"{t.name}: epoch {epochs} of training")
+        else:
+            for state in resume_states(t.folder):
+                if (reached := progress(state)) > progress(kept := into / state.name):
+                    copy(state, kept)
+                    done.append(f"{t.name}: {progress_text(t, state.name, reached)}")
     for folder in superseded(tasks, store):
         shutil.rmtree(folder)
         done.append(f"{folder.name}: removed, superseded by the plan's product of the same step")
@@ -105,7 +119,7 @@ def carry(tasks: dict[str, Task], profile: str) -> list[str]:
 
 
 def restore(tasks: dict[str, Task], profile: str) -> list[str]:
-    """Copy into runs/ what the store holds of `tasks` and runs/ lacks (a training's state only where the store's
+    """Copy into runs/ what the store holds of `tasks` and runs/ lacks (a step's progress states only where the store's
     is further along), each folder checked against the store's manifest first (ProductError where a file differs);
     one line each. Called before a run plans what to compute."""
     store, done = store_dir(profile), []
@@ -122,10 +136,21 @@ def restore(tasks: dict[str, Task], profile: str) -> list[str]:
         if (source / t.executed.name).exists():
             copy_finished(source, [name for name in entry["files"] if not name.startswith(".")], t.executed.name, t.folder)
             done.append(f"{t.name}: made")
-        elif (epochs := epochs_done(source / resume_state(t).name)) > epochs_done(resume_state(t)):
-            copy(source / resume_state(t).name, resume_state(t))
-            done.append(f"{t.name}: training resumes after epoch {epochs}")
+        else:
+            for state in resume_states(source):
+                if (reached := progress(state)) > progress(t.folder / state.name):
+                    copy(state, t.folder / state.name)
+                    done.append(f"{t.name}: {progress_text(t, state.name, reached, resumes=True)}")
     return done
+
+
+def progress_text(t: Task, name: str, reached: tuple[int, int], resumes: bool = False) -> str:
+    """'epoch 3 of training' (carried) or 'training resumes after epoch 3' (restored); an AutoAttack's progress
+    at one ε: 'AutoAttack at ε 0.3: 2 stages and 512 images'."""
+    if t.step.name == "train":
+        return f"training resumes after epoch {reached[0]}" if resumes else f"epoch {reached[0]} of training"
+    what = name.removeprefix(".").removesuffix(".resume.pt")
+    return f"{what}: {reached[0]} stage(s) and {reached[1]} image(s) of the next" + (", resumes" if resumes else "")
 
 
 def summary(lines: list[str], verb: str, profile: str) -> str:
