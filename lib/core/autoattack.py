@@ -162,7 +162,8 @@ class Outcome:
 def fresh_state(eps: float, seed: int, robust: torch.Tensor, iterations: int, queries: int) -> dict:
     """The state of a run that has attacked nothing yet."""
     return {"eps": eps, "seed": seed, "start": robust.clone().cpu(), "iterations": iterations, "queries": queries,
-            "stages": {}, "seconds": {}, "flags": {}, "still": robust.clone().cpu(), "stage": None, "todo": None, "done": 0}
+            "stages": {}, "seconds": {}, "flags": {}, "still": robust.clone().cpu(),
+            "stage": None, "todo": None, "done": 0}  # the stage under way, its images, how many of them are done
 
 
 def resumed(path: Path | None, fresh: dict) -> dict:
