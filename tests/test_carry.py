@@ -18,6 +18,16 @@ def clone(tmp_path, monkeypatch):
     return dag.plan(study("smoke"))
 
 
+def resume_state(t: dag.Task):
+    """A training's per-epoch state beside its checkpoint, as lib.core.train.train_or_load names it."""
+    return t.output.with_name(f".{t.output.stem}.resume.pt")
+
+
+def epochs_done(state) -> int:
+    """The epochs a training's state holds, as carry compares them."""
+    return carry.progress(state)[0]
+
+
 def finish(t: dag.Task, payload: bytes = b"product") -> None:
     """Make a task look finished: its product, a lock and a partial notebook beside, the executed notebook."""
     t.folder.mkdir(parents=True, exist_ok=True)
@@ -30,7 +40,7 @@ def finish(t: dag.Task, payload: bytes = b"product") -> None:
 def epochs(t: dag.Task, n: int) -> None:
     """A training under way: its resume state after `n` epochs."""
     t.folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"history": [{"epoch": e} for e in range(1, n + 1)]}, carry.resume_state(t))
+    torch.save({"history": [{"epoch": e} for e in range(1, n + 1)]}, resume_state(t))
 
 
 def test_carry_keeps_finished_steps_and_training_states_and_nothing_else(clone):
@@ -40,7 +50,7 @@ def test_carry_keeps_finished_steps_and_training_states_and_nothing_else(clone):
     lines = carry.carry(clone, "smoke")
     store = carry.store_dir("smoke")
     assert sorted(p.name for p in (store / done.folder.name).iterdir()) == sorted([done.output.name, done.executed.name])
-    assert [p.name for p in (store / running.folder.name).iterdir()] == [carry.resume_state(running).name]
+    assert [p.name for p in (store / running.folder.name).iterdir()] == [resume_state(running).name]
     assert not (store / idle.folder.name).exists()
     assert len(lines) == 2 and carry.carry(clone, "smoke") == []  # nothing new: nothing copied again
     epochs(running, 3)
@@ -56,10 +66,10 @@ def test_restore_brings_back_what_runs_lacks_and_make_goes_on_from_it(clone, tmp
     fresh = dag.plan(study("smoke"))
     assert carry.restore(fresh, "smoke") == ["train-A-200d: made", "train-B-200d: training resumes after epoch 2"]
     assert fresh["train-A-200d"].output.read_bytes() == b"product" and fresh["train-A-200d"].executed.exists()
-    assert carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 2
+    assert epochs_done(resume_state(fresh["train-B-200d"])) == 2
     assert carry.restore(fresh, "smoke") == []  # already there
     epochs(fresh["train-B-200d"], 4)  # this clone went further than the store: its state stays
-    assert carry.restore(fresh, "smoke") == [] and carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 4
+    assert carry.restore(fresh, "smoke") == [] and epochs_done(resume_state(fresh["train-B-200d"])) == 4
 
 
 def test_a_copy_cut_short_leaves_no_finished_looking_step(clone, monkeypatch):
@@ -134,7 +144,7 @@ def test_progress_under_a_new_key_is_listed_beside_the_committed_product_and_res
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path / "fresh"))  # another clone: empty runs/, the same store
     fresh = dag.plan(study("smoke"))
     assert carry.restore(fresh, "smoke") == ["train-B-200d: training resumes after epoch 2"]
-    assert carry.epochs_done(carry.resume_state(fresh["train-B-200d"])) == 2
+    assert epochs_done(resume_state(fresh["train-B-200d"])) == 2
 
 
 def autoattack_progress(t: dag.Task, eps: float, stages: int, images: int) -> None:

@@ -84,7 +84,7 @@ def autoattack(model: nn.Module, split: Split, eps: float, robust: torch.Tensor,
 
 # Our stage names -> pyautoattack's, in the order of its standard version; FOLLOWUP runs after them where Square's
 # check fires.
-AUTHORS = {"APGD-CE": "apgd-ce", "APGD-T": "apgd-t", "FAB-T": "fab-t", "Square": "square"}
+AUTHORS = dict(zip(STAGES, ("apgd-ce", "apgd-t", "fab-t", "square")))
 FOLLOWUP = "Square, follow-up"
 ATTACK_OF = {**AUTHORS, FOLLOWUP: "square"}  # the pyautoattack attack each stage runs
 FOLLOWUP_SEED = 1  # added to the run's seed: the follow-up's random squares are not the first Square's again

@@ -29,11 +29,6 @@ def store_dir(profile: str) -> Path:
     return Path(os.environ.get("INVADV_STORE", ROOT / "products")) / profile
 
 
-def resume_state(t: Task) -> Path:
-    """A training's per-epoch state beside its checkpoint (lib.core.train.train_or_load names it so)."""
-    return t.output.with_name(f".{t.output.stem}.resume.pt")
-
-
 def resume_states(folder: Path) -> list[Path]:
     """The progress states a step under way keeps in its folder, each `.<name>.resume.pt`: a training's per-epoch
     state, an AutoAttack's per-batch state at each ε (lib.pipeline.steps.autoattack)."""
@@ -56,11 +51,6 @@ def finished_files(folder: Path) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()
                   and not any(part.startswith(".") for part in path.relative_to(folder).parts)
                   and ".broken-" not in path.name)
-
-
-def epochs_done(state: Path) -> int:
-    """How many epochs a training's resume state holds (0 when it is absent or does not load)."""
-    return progress(state)[0]
 
 
 def copy(source: Path, target: Path) -> None:
@@ -146,7 +136,7 @@ def restore(tasks: dict[str, Task], profile: str) -> list[str]:
 
 def progress_text(t: Task, name: str, reached: tuple[int, int], resumes: bool = False) -> str:
     """'epoch 3 of training' (carried) or 'training resumes after epoch 3' (restored); an AutoAttack's progress
-    at one ε: 'AutoAttack at ε 0.3: 2 stages and 512 images'."""
+    at one ε: 'autoattack-0.3: 2 stage(s) and 512 image(s) of the next' (', resumes' when restored)."""
     if t.step.name == "train":
         return f"training resumes after epoch {reached[0]}" if resumes else f"epoch {reached[0]} of training"
     what = name.removeprefix(".").removesuffix(".resume.pt")
