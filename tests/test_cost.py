@@ -61,11 +61,16 @@ def test_task_seconds_adds_the_start_up():
         pytest.approx(cost.STEP_OVERHEAD + 3)
 
 
-def test_calibration_times_every_kind_and_restores_the_threads():
+def test_calibration_times_every_kind_and_restores_the_threads(monkeypatch):
     before = torch.get_num_threads()
     rates = cost.calibrate("fp32", torch.device("cpu"), n_threads=1)
     assert set(rates) == set(cost.KINDS) and all(0 < r < 1 for r in rates.values())
+    assert rates["attack"] == rates["pgd"]  # AutoAttack's fp32 step is the study's own
     assert torch.get_num_threads() == before
+    timed = []  # at bf16, AutoAttack's step is timed apart, in fp32
+    monkeypatch.setattr(cost, "inverse_adversary", lambda *args: timed.append(args[-1]))
+    assert set(cost.calibrate("bf16", torch.device("cpu"), n_threads=1)) == set(cost.KINDS)
+    assert timed == ["bf16", "bf16", "fp32", "fp32"]  # each warmed up once, then timed
 
 
 @pytest.mark.parametrize("finished, running, expected", [
@@ -89,7 +94,7 @@ def test_make_flags_are_read(monkeypatch, flags, jobs, dry):
 @pytest.fixture
 def empty_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("INVADV_RUNS", str(tmp_path))
-    monkeypatch.setattr(cost, "calibrate", lambda *args: {"train": 1e-3, "pgd": 5e-4, "forward": 2e-4})
+    monkeypatch.setattr(cost, "calibrate", lambda *args: {"train": 1e-3, "pgd": 5e-4, "forward": 2e-4, "attack": 5e-4})
     return tmp_path
 
 
@@ -216,20 +221,21 @@ def test_the_extension_and_figures_steps_get_each_finished_steps_seconds(empty_r
 def test_the_adversarially_trained_models_autoattack_is_costed_on_their_own_images_and_survivors():
     s = study("paper")
     work = cost.task_work(s, "autoattack", {"model": "E", "feature_dim": 200, "seed": 0})
-    per_image = 3 * (40 + cost.ROBUST_SURVIVORS * cost.AUTOATTACK_PGD_STEPS)
-    assert work == {"pgd": round(s.robust_autoattack_samples * per_image), "forward": s.robust_autoattack_samples * 4}
-    seconds = cost.task_seconds(work, {"pgd": 0.39e-3, "forward": 0.1e-3})
+    n = s.robust_autoattack_samples
+    assert work == {"pgd": n * 3 * 40, "attack": round(n * 3 * cost.ROBUST_SURVIVORS * cost.AUTOATTACK_PGD_STEPS),
+                    "forward": n * 4}  # 3 radii: the PGD on rescaled logits (the study's precision), AutoAttack (fp32)
+    seconds = cost.task_seconds(work, {"pgd": 0.39e-3, "forward": 0.1e-3, "attack": 0.39e-3})
     assert 0.85 < seconds / 2230 < 1.15  # the paper rerun's seed-0 G: 2,230 s (lib.pipeline.cost)
 
 
 def test_autoattack_is_costed_on_the_images_pgd_leaves_robust():
     s = study("paper")
     work = cost.task_work(s, "autoattack", {"model": "C", "feature_dim": 200, "seed": 0})
-    per_image = 3 * (40 + cost.PGD_SURVIVORS * cost.AUTOATTACK_PGD_STEPS)  # 3 radii: the rescaled PGD and AutoAttack
     n = s.autoattack_samples
-    assert work == {"pgd": round(n * per_image), "forward": n * 4}
+    assert work == {"pgd": n * 3 * 40, "attack": round(n * 3 * cost.PGD_SURVIVORS * cost.AUTOATTACK_PGD_STEPS),
+                    "forward": n * 4}
     models = [cost.task_work(s, "autoattack", {"model": m, "feature_dim": 200, "seed": 0}) for m in "ABCD"]
-    seconds = sum(cost.task_seconds(w, {"pgd": 0.39e-3, "forward": 0.1e-3}) for w in models)
+    seconds = sum(cost.task_seconds(w, {"pgd": 0.39e-3, "forward": 0.1e-3, "attack": 0.39e-3}) for w in models)
     assert 0.85 < seconds / 5830 < 1.15  # the paper rerun's seed-0 A–D together: 5,830 s (lib.pipeline.cost)
 
 

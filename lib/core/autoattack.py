@@ -87,6 +87,10 @@ def autoattack(model: nn.Module, split: Split, eps: float, robust: torch.Tensor,
 AUTHORS = dict(zip(STAGES, ("apgd-ce", "apgd-t", "fab-t", "square")))
 FOLLOWUP = "Square, follow-up"
 ATTACK_OF = {**AUTHORS, FOLLOWUP: "square"}  # the pyautoattack attack each stage runs
+# What AutoAttack's robust accuracy is read from: after the follow-up where it ran, else after Square (a step's
+# products always hold the follow-up, equal to Square where its check did not fire: `reported`).
+REPORTED = (*STAGES, FOLLOWUP)
+FINAL = FOLLOWUP
 FOLLOWUP_SEED = 1  # added to the run's seed: the follow-up's random squares are not the first Square's again
 # pyautoattack's reliability checks, named by what their messages say (pyautoattack.checks); SQUARE_CHECK triggers
 # the follow-up.
@@ -228,3 +232,9 @@ def attack_stage(model: nn.Module, attack: AutoAttack, stage: str, split: Split,
     now["seconds"].setdefault(stage, 0.0)
     if state is not None:
         products.save(now, state)
+
+
+def reported(found: Outcome) -> dict[str, torch.Tensor]:
+    """The outcome per stage as the products keep it: every stage of REPORTED, the follow-up equal to Square where
+    its check did not fire (nothing more was attempted, nothing more was found)."""
+    return {**found.stages, FOLLOWUP: found.stages.get(FOLLOWUP, found.stages["Square"])}

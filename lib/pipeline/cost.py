@@ -25,7 +25,9 @@ from lib.core.robustness import LONGER
 from lib.core.train import accuracy, build, train_epoch
 from lib.pipeline.config import COMPARED_MODELS, Study
 
-KINDS = ("train", "pgd", "forward")
+# "attack" is a PGD step in fp32: AutoAttack's stages run the model in fp32 whatever the study's precision, so where
+# bf16 is emulated (≈ 10× fp32) they are costed at fp32's rate, not at the study's PGD rate.
+KINDS = ("train", "pgd", "forward", "attack")
 SIZES = {"train": 60000, "test": 10000}  # MNIST's splits
 # Seconds a notebook spends before and after its work (kernel start, imports, papermill's writes): the
 # smoke profile's centers and figures steps, whose work is a few seconds, take 8-12 s on the 2-core CPU.
@@ -41,6 +43,11 @@ AUTOATTACK_PGD_STEPS = 7500
 # The share of images PGD-40 leaves robust, averaged over ε 0.1–0.3, in the same run's seed 0: A–D 23 % (D 5 %,
 # A and C 33 %), the adversarially trained E–G 97 %.
 PGD_SURVIVORS = 0.23
+# The follow-up of the authors' AutoAttack (step authors) where Square's check fires: Square again with four times its
+# queries (lib.core.protocol.FOLLOWUP_*) on the images still robust, ≈ 4 × 1.23 / 2.94 of AUTOATTACK_PGD_STEPS. The
+# composition's Square fired that check for E–G at the largest ε at every seed (issue 53), so the estimate counts it
+# there.
+FOLLOWUP_PGD_STEPS = 12600
 ROBUST_SURVIVORS = 0.97
 
 
@@ -84,8 +91,15 @@ def task_work(s: Study, step: str, params: dict) -> dict[str, int]:
         robust = params["model"] in ADVERSARIALLY_TRAINED
         n = min(n_robust, s.autoattack_images(params["model"]))
         survivors = ROBUST_SURVIVORS if robust else PGD_SURVIVORS
-        per_image = attacked * (s.robust_steps + survivors * AUTOATTACK_PGD_STEPS)
-        return {"pgd": round(n * per_image), "forward": n * (1 + attacked)}
+        return {"pgd": n * attacked * s.robust_steps, "attack": round(n * attacked * survivors * AUTOATTACK_PGD_STEPS),
+                "forward": n * (1 + attacked)}
+    if step == "authors":  # AutoAttack as above, per-ε images, the follow-up where Square's check is expected
+        robust = params["model"] in ADVERSARIALLY_TRAINED
+        survivors = ROBUST_SURVIVORS if robust else PGD_SURVIVORS
+        images = {e: min(n_robust, s.authors_images(params["model"], e)) for e in s.robust_eps if e > 0}
+        followup = images[max(images)] * ROBUST_SURVIVORS * FOLLOWUP_PGD_STEPS if robust else 0
+        return {"attack": round(sum(images.values()) * survivors * AUTOATTACK_PGD_STEPS + followup),
+                "forward": sum(images.values())}
     return {}  # the analysis steps: tables and figures from products, seconds of work
 
 
@@ -103,7 +117,7 @@ def estimate(s: Study, tasks, rates: dict[str, float]) -> dict[str, float]:
 
 # Seconds per image of each kind on one thread of the 2-core CPU that made the committed run (`make report`'s timing
 # there under make -j2, bf16): a cluster job must ask for its time before any node has timed itself.
-REFERENCE_RATES = {"train": 0.49e-3, "pgd": 0.39e-3, "forward": 0.1e-3}
+REFERENCE_RATES = {"train": 0.49e-3, "pgd": 0.39e-3, "forward": 0.1e-3, "attack": 0.39e-3}
 # A job asks for its estimate times RUNTIME_MARGIN (nodes differ: draws of the same kind of machine were up to 1.5×
 # faster or slower, and fp32 on a CPU without native bf16 is slower still), and never less than MIN_RUNTIME minutes.
 RUNTIME_MARGIN, MIN_RUNTIME = 3.0, 10
@@ -158,13 +172,14 @@ def random_digits(n: int, device: torch.device, seed: int = 0) -> Split:
 
 def calibrate(precision: str, device: torch.device, n_threads: int | None = None) -> dict[str, float]:
     """Seconds per image of each kind of step on this machine, now: one batch of the pipeline's own training
-    epoch, PGD step and evaluation pass, at the pipeline's batch sizes, each after one untimed warm-up run."""
+    epoch, PGD step (at `precision`, and in fp32 for AutoAttack's stages) and evaluation pass, at the pipeline's batch
+    sizes, each after one untimed warm-up run."""
     config = TrainConfig(model="B", precision=precision)
     model, centers = build(config, device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum)
     generator = torch.Generator().manual_seed(0)
 
-    def pgd(d: Split):
+    def pgd(d: Split, precision: str = precision):
         return inverse_adversary(model, to_input(d.images), d.labels, 0.1, 0.01, CALIBRATION_PGD_STEPS, precision)
 
     # (step, its timed input, images through it): one batch each
@@ -172,12 +187,14 @@ def calibrate(precision: str, device: torch.device, n_threads: int | None = None
                        random_digits(config.batch_size, device), config.batch_size),
              "pgd": (pgd, random_digits(BATCH, device), BATCH * CALIBRATION_PGD_STEPS),
              "forward": (lambda d: accuracy(model, d), random_digits(BATCH, device), BATCH)}
+    if precision != "fp32":  # else the PGD step's rate is fp32's
+        steps["attack"] = (lambda d: pgd(d, "fp32"), random_digits(BATCH, device), BATCH * CALIBRATION_PGD_STEPS)
     rates = {}
     with threads(n_threads), contextlib.redirect_stderr(io.StringIO()):  # no progress bars for a 1-s timing
         for kind, (step, data, images) in steps.items():
             step(data)  # warm-up: thread pool, allocator, the kernels chosen for these shapes
             rates[kind] = timed(lambda: step(data), device)[0] / images
-    return rates
+    return {"attack": rates["pgd"], **rates}
 
 
 def flops_per_image(feature_dim: int = 200) -> dict[str, float]:

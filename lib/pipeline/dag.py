@@ -211,7 +211,7 @@ def eps_task(s: Study, eps: float, model: str, feature_dim: int, seed: int | Non
 
 def compared_task(s: Study, step: str, model: str, feature_dim: int, seed: int | None = None) -> Task:
     """The task of a per-model step of the extension (evaluate, autoattack) for one of a seed's compared models."""
-    what = {"evaluate": "evaluation", "autoattack": "AutoAttack"}[step]
+    what = {"evaluate": "evaluation", "autoattack": "AutoAttack", "authors": "AutoAttack of its authors' code"}[step]
     if not s.extended:
         raise ConfigError(f"the {what} belongs to the extension, which this study leaves out (extended=0)")
     seed = check_seed(s, seed)
@@ -227,6 +227,14 @@ def evaluate_task(s: Study, model: str, feature_dim: int, seed: int | None = Non
 def autoattack_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
     """The AutoAttack of one of a seed's compared models (the extension)."""
     return compared_task(s, "autoattack", model, feature_dim, seed)
+
+
+def authors_task(s: Study, model: str, feature_dim: int, seed: int | None = None) -> Task:
+    """The AutoAttack of its authors' code of one of a seed's compared models (the extension, with
+    authors_autoattack=1)."""
+    if not s.authors_autoattack:
+        raise ConfigError("the AutoAttack of its authors' code runs only on request: set authors_autoattack=1")
+    return compared_task(s, "authors", model, feature_dim, seed)
 
 
 def check_task(s: Study, seed: int | None = None) -> Task:

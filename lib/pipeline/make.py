@@ -109,7 +109,8 @@ def cost_note(s: Study, jobs: int, found: reuse.Reuse | None = None,
     if found is not None:
         lines += reuse.summary(found, len(tasks), seconds, minutes)
     lines.append(f"  estimated compute {minutes(total)}{wall}; timed just now on this machine: "
-                 f"{1e3 * rates['train']:.2f} ms per image per training step, {1e3 * rates['pgd']:.2f} ms per PGD step")
+                 f"{1e3 * rates['train']:.2f} ms per image per training step, {1e3 * rates['pgd']:.2f} ms per PGD step"
+                 + (f" ({1e3 * rates['attack']:.2f} in fp32, AutoAttack's)" if s.precision != "fp32" else ""))
     if s.precision == "bf16" and not native_bf16(DEVICE_TYPE):
         lines.append("  this machine has no native bf16 (no AVX512_BF16 or AMX, or oneDNN held below them): the steps "
                      "to run emulate the study's bf16, many times slower than fp32 (the rates above); "

@@ -126,6 +126,14 @@ def autoattack_key(s: Study, p: dict) -> dict:
             "iterations": s.autoattack_iterations, "queries": s.autoattack_queries}
 
 
+def authors_key(s: Study, p: dict) -> dict:
+    """What a model's AutoAttack of the authors' code depends on: as `autoattack_key`, with its first images at each
+    ε ({ε: n}, as strings: JSON's keys), more where claim 5 hinges."""
+    evaluation = robust_key(s, p)
+    images = {f"{e:g}": min(evaluation["images"], s.authors_images(p["model"], e)) for e in s.robust_eps if e > 0}
+    return {**evaluation, "images": images, "iterations": s.autoattack_iterations, "queries": s.autoattack_queries}
+
+
 def per_model(s: Study, models: Callable[[Study, int], list]) -> list[dict]:
     return [{"model": m, "feature_dim": d, "seed": seed} for seed in s.seeds for m, d in models(s, seed)]
 
@@ -162,6 +170,12 @@ _STEPS = (
          key=autoattack_key, inputs=lambda s, p: [*train_names(s, p["seed"], [(p["model"], p["feature_dim"])]),
                                                   *evaluate_names(s, p["seed"], [(p["model"], p["feature_dim"])])],
          files=("autoattack.pt", "masking.csv", "autoattack.csv"), noun="AutoAttacks"),
+    Step("authors", "06_autoattack_authors", "lib.pipeline.steps.autoattack_authors:autoattack_tables",
+         runs=lambda s: per_model(s, lambda s, seed: COMPARED_MODELS) if s.extended and s.authors_autoattack else [],
+         label=model_label, key=authors_key,
+         inputs=lambda s, p: [*train_names(s, p["seed"], [(p["model"], p["feature_dim"])]),
+                              *evaluate_names(s, p["seed"], [(p["model"], p["feature_dim"])])],
+         files=("autoattack.pt", "checks.csv", "autoattack.csv"), noun="AutoAttacks of its authors' code"),
     Step("extension", "07_extension", "lib.pipeline.steps.extension:extension_tables",
          runs=lambda s: [{}] if s.extended else [], label=no_label,
          key=lambda s, p: {"seeds": list(s.seeds), "mean_split": s.mean_split, "max_eps": max(s.eps),

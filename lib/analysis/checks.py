@@ -1,0 +1,39 @@
+"""AutoAttack from its authors' code, for reading (step `authors`, lib.core.autoattack.run): what its stages found, per
+image count, and its own reliability checks: which fired for which model, ε and seed, and what the follow-up took."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lib.analysis.report import bullets, interpret_autoattack
+from lib.core.autoattack import FOLLOWUP, SQUARE_CHECK
+from lib.core.protocol import FOLLOWUP_QUERIES, FOLLOWUP_RESTARTS
+
+
+def interpret_stages(autoattack: pd.DataFrame) -> str:
+    """report.interpret_autoattack on the rows up to Square (the composition's stages), once per image count: the
+    radii where claim 5 hinges have more images than the others."""
+    stages = autoattack[autoattack.attack != FOLLOWUP]
+    return "\n".join(interpret_autoattack(rows) for _, rows in stages.groupby("samples"))
+
+
+def interpret_checks(checks: pd.DataFrame, autoattack: pd.DataFrame) -> str:
+    """What AutoAttack's own checks said, and what the follow-up took where Square's check fired."""
+    if checks.empty:
+        return bullets(["None of AutoAttack's own checks fired (randomness, probabilities for logits, zero gradients, "
+                        "too many targets, Square beating the gradient stages): its accuracies stand."])
+    lines = []
+    for check, rows in checks.groupby("check", sort=False):
+        where = "; ".join(f"{m} at ε={e:g} (seed {', '.join(str(s) for s in sorted(g.seed))})"
+                          for (m, e), g in rows.groupby(["model", "eps"]))
+        lines.append(f"{check}: {where}.")
+    square = checks[checks.check == SQUARE_CHECK]
+    if not square.empty:
+        keyed = autoattack.set_index(["model", "seed", "eps", "attack"]).accuracy
+        taken = [keyed[(r.model, r.seed, r.eps, "Square")] - keyed[(r.model, r.seed, r.eps, FOLLOWUP)]
+                 for r in square.itertuples()]
+        lines.append(f"Where Square's check fired, the follow-up its authors advise (Square again with "
+                     f"{FOLLOWUP_QUERIES:,} queries and {FOLLOWUP_RESTARTS} restarts, on the images still robust) took "
+                     f"{100 * max(taken):.1f} points more at most ({100 * np.mean(taken):.1f} on average); the "
+                     f"accuracy AutoAttack reports is the one after it ('{FOLLOWUP}').")
+    return bullets(lines)
