@@ -87,10 +87,9 @@ def autoattack(model: nn.Module, split: Split, eps: float, robust: torch.Tensor,
 AUTHORS = dict(zip(STAGES, ("apgd-ce", "apgd-t", "fab-t", "square")))
 FOLLOWUP = "Square, follow-up"
 ATTACK_OF = {**AUTHORS, FOLLOWUP: "square"}  # the pyautoattack attack each stage runs
-# What AutoAttack's robust accuracy is read from: after the follow-up where it ran, else after Square (a step's
-# products always hold the follow-up, equal to Square where its check did not fire: `reported`).
+# The attacks a step's products keep per image: the stages and the follow-up, equal to Square where its check did not
+# fire (`reported`), so AutoAttack's accuracy is always read after the follow-up.
 REPORTED = (*STAGES, FOLLOWUP)
-FINAL = FOLLOWUP
 FOLLOWUP_SEED = 1  # added to the run's seed: the follow-up's random squares are not the first Square's again
 # pyautoattack's reliability checks, named by what their messages say (pyautoattack.checks); SQUARE_CHECK triggers
 # the follow-up.

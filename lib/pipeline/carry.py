@@ -31,7 +31,7 @@ def store_dir(profile: str) -> Path:
 
 def resume_states(folder: Path) -> list[Path]:
     """The progress states a step under way keeps in its folder, each `.<name>.resume.pt`: a training's per-epoch
-    state, an AutoAttack's per-batch state at each ε (lib.pipeline.steps.autoattack)."""
+    state, an AutoAttack's per-batch state at each ε (lib.pipeline.steps.autoattack_authors)."""
     return sorted(folder.glob(".*.resume.pt"))
 
 

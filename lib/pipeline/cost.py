@@ -87,15 +87,13 @@ def task_work(s: Study, step: str, params: dict) -> dict[str, int]:
         n, models = min(n_robust, s.check_samples), len(COMPARED_MODELS)
         per_eps = s.robust_steps * (1 + models * (LONGER + 1))
         return {"pgd": n * attacked * per_eps, "forward": n * attacked * models * 3}
+    robust = params.get("model") in ADVERSARIALLY_TRAINED
+    survivors = ROBUST_SURVIVORS if robust else PGD_SURVIVORS  # the share of its images AutoAttack runs on
     if step == "autoattack":  # one model: AutoAttack on PGD's survivors, PGD on rescaled logits, the logits' scale
-        robust = params["model"] in ADVERSARIALLY_TRAINED
         n = min(n_robust, s.autoattack_images(params["model"]))
-        survivors = ROBUST_SURVIVORS if robust else PGD_SURVIVORS
         return {"pgd": n * attacked * s.robust_steps, "attack": round(n * attacked * survivors * AUTOATTACK_PGD_STEPS),
                 "forward": n * (1 + attacked)}
     if step == "authors":  # AutoAttack as above, per-ε images, the follow-up where Square's check is expected
-        robust = params["model"] in ADVERSARIALLY_TRAINED
-        survivors = ROBUST_SURVIVORS if robust else PGD_SURVIVORS
         images = {e: min(n_robust, s.authors_images(params["model"], e)) for e in s.robust_eps if e > 0}
         followup = images[max(images)] * ROBUST_SURVIVORS * FOLLOWUP_PGD_STEPS if robust else 0
         return {"attack": round(sum(images.values()) * survivors * AUTOATTACK_PGD_STEPS + followup),

@@ -210,7 +210,8 @@ def eps_task(s: Study, eps: float, model: str, feature_dim: int, seed: int | Non
 
 
 def compared_task(s: Study, step: str, model: str, feature_dim: int, seed: int | None = None) -> Task:
-    """The task of a per-model step of the extension (evaluate, autoattack) for one of a seed's compared models."""
+    """The task of a per-model step of the extension (evaluate, autoattack, authors) for one of a seed's compared
+    models."""
     what = {"evaluate": "evaluation", "autoattack": "AutoAttack", "authors": "AutoAttack of its authors' code"}[step]
     if not s.extended:
         raise ConfigError(f"the {what} belongs to the extension, which this study leaves out (extended=0)")

@@ -127,11 +127,11 @@ def autoattack_key(s: Study, p: dict) -> dict:
 
 
 def authors_key(s: Study, p: dict) -> dict:
-    """What a model's AutoAttack of the authors' code depends on: as `autoattack_key`, with its first images at each
-    ε ({ε: n}, as strings: JSON's keys), more where claim 5 hinges."""
-    evaluation = robust_key(s, p)
-    images = {f"{e:g}": min(evaluation["images"], s.authors_images(p["model"], e)) for e in s.robust_eps if e > 0}
-    return {**evaluation, "images": images, "iterations": s.autoattack_iterations, "queries": s.autoattack_queries}
+    """What a model's AutoAttack of the authors' code depends on: `autoattack_key`'s values, with its first images at
+    each ε ({ε: n}, as strings: JSON's keys), more where claim 5 hinges."""
+    shared = autoattack_key(s, p)
+    tested = robust_key(s, p)["images"]  # the images the evaluation attacked
+    return {**shared, "images": {f"{e:g}": min(tested, s.authors_images(p["model"], e)) for e in s.robust_eps if e > 0}}
 
 
 def per_model(s: Study, models: Callable[[Study, int], list]) -> list[dict]:
