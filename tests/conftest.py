@@ -72,9 +72,12 @@ def pytest_runtest_setup(item):
 
 def pytest_collection_modifyitems(session, config, items):
     """nbval's notebooks read the background smoke run (they get the marker `pipeline`): they and the tests marked so
-    go last, each in their order: the tests that read only some steps (`pipeline("train", "eps")`), the notebooks,
-    the other tests, then those whose follow-up job computes meanwhile (tests/smoke.py). The unit tests run while the
-    smoke study computes, instead of waiting for it."""
+    go last. First the tests that read only some steps (`pipeline("train", "eps")`) and the notebooks, together, in
+    the order the run makes their steps (smoke.ready_rank): each starts as soon as its steps are made, instead of
+    waiting behind one that reads a later step (measured: the AutoAttack test held the explorer's tests and the
+    first notebooks for 210 s while the run computed the attack check and the AutoAttacks). Then the other tests,
+    then those whose follow-up job computes meanwhile (tests/smoke.py). The unit tests run while the smoke study
+    computes, instead of waiting for it."""
     from nbval.plugin import IPyNbCell
 
     from tests import smoke
@@ -84,17 +87,17 @@ def pytest_collection_modifyitems(session, config, items):
             item.add_marker(pytest.mark.pipeline)
     following = smoke.follow_up_modules()
 
-    def order(item) -> int:
+    def order(item) -> tuple[int, int]:
         marker = item.get_closest_marker("pipeline")
         if marker is None:
-            return 0
+            return 0, 0
+        if isinstance(item, IPyNbCell):  # each notebook once its step is made
+            return 1, smoke.ready_rank([smoke.nbval_step(item.path)])
         if marker.args:  # reads only the steps it names: while the run computes the others (smoke.wait_for_steps)
-            return 1
-        if isinstance(item, IPyNbCell):
-            return 2
-        return 4 if getattr(item, "module", None) and item.module.__name__ in following else 3
+            return 1, smoke.ready_rank(marker.args)
+        return (4 if getattr(item, "module", None) and item.module.__name__ in following else 3), 0
 
-    items.sort(key=order)
+    items.sort(key=order)  # stable: a notebook's cells stay in order, and so do tests of one rank
 
 
 def pytest_collection_finish(session):

@@ -19,7 +19,7 @@ import torch
 from lib import ROOT
 from lib.core.precision import cpu_flags
 from lib.core.provenance import cpu_kernels
-from lib.pipeline import dag, render
+from lib.pipeline import dag, registry, render
 from lib.pipeline.config import study
 
 OFFLINE = ROOT / "tests" / "offline"  # a sitecustomize that refuses non-loopback connections
@@ -129,7 +129,10 @@ def background_log(name: str) -> Path:
 # A test module may register a follow-up: a job that starts in the background as soon as the smoke run has made
 # the steps it reads (or has finished), instead of inside its fixture among the last tests. The model-adding test's
 # `make report` (4 min at -j1 on the 2-core machine) so starts once A–G are trained and attacked, while the suite's
-# run computes its aggregates and the tests read the run on the other core.
+# run computes its aggregates and the tests read the run on the other core. It runs two steps at a time
+# (FOLLOW_UP_JOBS): it ends the suite, and at one step at a time one core idled for its last 113 s (measured on the
+# 2-core machine: the other tests had finished); while the others still compute, the cores are shared, not idle.
+FOLLOW_UP_JOBS = 2
 # A follow-up is a function that prepares its job and starts it, given make's -j and the log file, returning the
 # process and what the test needs to know of the preparation.
 Start = Callable[[int, Path], "tuple[subprocess.Popen, Any]"]
@@ -181,14 +184,13 @@ def follow_ups_held() -> Iterator[None]:
 
 
 def start_ready_follow_ups() -> None:
-    """Start each follow-up once the smoke run has made what it needs, or has finished and succeeded (one step at a
-    time: the suite's process computes on the other core)."""
+    """Start each follow-up once the smoke run has made what it needs, or has finished and succeeded."""
     with _lock:
         finished = all(p.poll() == 0 for p in smoke_processes())
         for name in [n for n in _follow_ups if n not in _started]:
             if not _smoke_failed and (finished or (_needs[name] and made(_needs[name]))):
                 try:
-                    _background[name], _started[name] = _follow_ups[name](1, follow_up_log(name))
+                    _background[name], _started[name] = _follow_ups[name](FOLLOW_UP_JOBS, follow_up_log(name))
                 except Exception as error:  # e.g. a full disk while copying: its own test says so, not the next one
                     _started[name] = error
 
@@ -327,6 +329,16 @@ def nbval_step(notebook: Path) -> str:
         raise AssertionError(f"{notebook.name}: the smoke study has no task {task!r}; make nbval-refresh renews "
                              "tests/nbval/")
     return steps[0]
+
+
+def ready_rank(steps: Iterable[str]) -> int:
+    """When the suite's smoke run will have made these steps, as a rank: `make -j1 report` makes them in the order
+    the registry declares them (every training, then every ε run, ..., the figures)."""
+    order = list(registry.STEPS)
+    unknown = sorted(set(steps) - set(order))
+    if unknown:
+        raise AssertionError(f"pytest.mark.pipeline names no step {unknown}; the steps are {order}")
+    return max(order.index(step) for step in steps)
 
 
 def made(steps: Iterable[str]) -> bool:
