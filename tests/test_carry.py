@@ -1,6 +1,7 @@
 """A run's products carried between clones (products/<profile>/): finished steps and trainings' last epoch go in,
 come back where runs/ lacks them, never replace a further-along training, and are never taken for another key."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -154,6 +155,21 @@ def autoattack_progress(t: dag.Task, eps: float, stages: int, images: int) -> No
     names = ["APGD-CE", "APGD-T", "FAB-T", "Square"][:stages]
     torch.save({"eps": eps, "stages": {n: torch.ones(4, dtype=torch.bool) for n in names}, "done": images},
                t.folder / f".autoattack-{eps:g}.resume.pt")
+
+
+def test_a_state_saved_as_its_stage_ends_is_behind_the_next_stages_first_batch(tmp_path):
+    """lib.core.autoattack saves its state after each batch and once more as a stage ends; the last still names the
+    finished stage and counts its images. Measured: FAB-T's end (914 images) read as ahead of Square's first batch
+    (256), and the further state was not carried."""
+    still = torch.ones(4, dtype=torch.bool)
+
+    def state(name: str, stage: str, stages: list[str], done: int) -> Path:
+        torch.save({"eps": 0.3, "stages": {n: still for n in stages}, "stage": stage, "done": done}, tmp_path / name)
+        return tmp_path / name
+    ended = state("ended", "FAB-T", ["APGD-CE", "APGD-T", "FAB-T"], 914)
+    next_batch = state("next", "Square", ["APGD-CE", "APGD-T", "FAB-T"], 256)
+    midway = state("midway", "FAB-T", ["APGD-CE", "APGD-T"], 512)
+    assert carry.progress(midway) == (2, 512) < carry.progress(ended) == (3, 0) < carry.progress(next_batch) == (3, 256)
 
 
 def test_any_steps_progress_states_are_carried_and_restored_by_how_far_they_got(clone, tmp_path, monkeypatch):

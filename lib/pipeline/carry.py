@@ -42,7 +42,11 @@ def progress(state: Path) -> tuple[int, int]:
         saved = products.load(state)
     except Exception:  # a missing or unreadable state is worth nothing; the step starts over or from another copy
         return 0, 0
-    return (len(saved["history"]), 0) if "history" in saved else (len(saved.get("stages", {})), saved.get("done", 0))
+    if "history" in saved:
+        return len(saved["history"]), 0
+    stages = saved.get("stages", {})
+    # a state saved as a stage ends still names that stage and counts its images: none of the next one are done
+    return len(stages), (0 if saved.get("stage") in stages else saved.get("done", 0))
 
 
 def finished_files(folder: Path) -> list[str]:
