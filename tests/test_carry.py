@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from lib.core.autoattack import STAGES
 from lib.pipeline import carry, dag, make, manifest, reuse
 from lib.pipeline.config import study
 
@@ -148,27 +149,29 @@ def test_progress_under_a_new_key_is_listed_beside_the_committed_product_and_res
     assert epochs_done(resume_state(fresh["train-B-200d"])) == 2
 
 
+def autoattack_state(path: Path, eps: float, finished: int, stage: str, done: int) -> Path:
+    """A state as lib.core.autoattack.run saves it: `finished` whole stages, and `done` images of `stage`, the stage it
+    names (the next one while it runs, the last one finished as that stage ends)."""
+    torch.save({"eps": eps, "stages": {n: torch.ones(4, dtype=torch.bool) for n in STAGES[:finished]},
+                "stage": stage, "done": done}, path)
+    return path
+
+
 def autoattack_progress(t: dag.Task, eps: float, stages: int, images: int) -> None:
-    """An AutoAttack under way at ε: its per-batch state after `stages` whole stages and `images` of the next (the
-    state lib.core.autoattack.run saves)."""
+    """An AutoAttack under way at ε, in its step's folder: its state after `stages` whole stages and `images` of the
+    next."""
     t.folder.mkdir(parents=True, exist_ok=True)
-    names = ["APGD-CE", "APGD-T", "FAB-T", "Square"][:stages]
-    torch.save({"eps": eps, "stages": {n: torch.ones(4, dtype=torch.bool) for n in names}, "done": images},
-               t.folder / f".autoattack-{eps:g}.resume.pt")
+    autoattack_state(t.folder / f".autoattack-{eps:g}.resume.pt", eps, stages, STAGES[min(stages, len(STAGES) - 1)],
+                     images)
 
 
 def test_a_state_saved_as_its_stage_ends_is_behind_the_next_stages_first_batch(tmp_path):
     """lib.core.autoattack saves its state after each batch and once more as a stage ends; the last still names the
     finished stage and counts its images. Measured: FAB-T's end (914 images) read as ahead of Square's first batch
     (256), and the further state was not carried."""
-    still = torch.ones(4, dtype=torch.bool)
-
-    def state(name: str, stage: str, stages: list[str], done: int) -> Path:
-        torch.save({"eps": 0.3, "stages": {n: still for n in stages}, "stage": stage, "done": done}, tmp_path / name)
-        return tmp_path / name
-    ended = state("ended", "FAB-T", ["APGD-CE", "APGD-T", "FAB-T"], 914)
-    next_batch = state("next", "Square", ["APGD-CE", "APGD-T", "FAB-T"], 256)
-    midway = state("midway", "FAB-T", ["APGD-CE", "APGD-T"], 512)
+    midway = autoattack_state(tmp_path / "midway", 0.3, 2, "FAB-T", 512)
+    ended = autoattack_state(tmp_path / "ended", 0.3, 3, "FAB-T", 914)
+    next_batch = autoattack_state(tmp_path / "next", 0.3, 3, "Square", 256)
     assert carry.progress(midway) == (2, 512) < carry.progress(ended) == (3, 0) < carry.progress(next_batch) == (3, 256)
 
 
