@@ -110,7 +110,8 @@ class StudyFields:
     # 95 % near 90 % within one seed
     robust_autoattack_samples: int = param(250, AT_LEAST_1, doc="the same for the adversarially trained E–G")
     # The AutoAttack of its authors' code, with its checks and follow-up (step `authors`, issue 53), planned beside the
-    # composition's until its 21 runs of the paper study are made: about 15 h on the 2-core CPU, carried in
+    # composition's until its 21 runs of the paper study are made: about 110 core-hours on the 2-core CPU (Square and
+    # its follow-up on the ~90 % of E's and G's 1,000 images that stay robust: docs/log.md), carried in
     # products/paper/ as progress meanwhile, so `make report` does not plan them unless asked.
     authors_autoattack: bool = param(False, BOOLEAN, doc="also run AutoAttack from its authors' code (step authors)")
     # where claim 5 hinges (G − E within a point or two at ε 0.2 and 0.3), more images, so that each seed's image noise
