@@ -24,9 +24,11 @@ def test_it_is_planned_only_on_request_with_more_images_where_claim_5_hinges():
     assert images["authors-A-200d"] == {"0.1": 750, "0.2": 750, "0.3": 750}
     fewer = authors_tasks(study("paper", "authors_autoattack=1 hinge_autoattack_samples=100"))
     assert fewer["authors-E-200d"].key_params["images"] == images["authors-F-200d-s1"]  # never below E–G's own
-    # the composition's keys do not move with the hinge: its committed products stay what they are
-    assert {t.key for n, t in dag.plan(study("paper", "authors_autoattack=1")).items() if n not in tasks} == \
-        {t.key for t in dag.plan(study("paper")).values()}
+    # the composition's keys do not move with the hinge: its committed products stay what they are; the extension,
+    # which then reads the authors' AutoAttack, and the figures after it are the only other steps that change
+    with_step, without = dag.plan(study("paper", "authors_autoattack=1")), dag.plan(study("paper"))
+    assert {n for n, t in with_step.items() if n not in tasks and t.key != without[n].key} == {"extension", "figures"}
+    assert set(with_step) - set(tasks) == set(without)
 
 
 def test_its_settings_are_checked_by_name():
@@ -120,4 +122,43 @@ def test_the_checks_read_as_where_they_fired_and_what_the_follow_up_took():
     assert "None of AutoAttack's own checks fired" in checks.interpret_checks(fired.iloc[:0], table)
     stages = checks.interpret_stages(table)  # one reading per image count, the follow-up's row left to the checks
     assert "On the first 250 test images (mean over 1 seed(s))" in stages
-    assert "On the first 1000 test images (mean over 2 seed(s)), AutoAttack takes up to 3.0 points beyond PGD-40" in stages
+    assert "On the first 1,000 test images (mean over 2 seed(s)), AutoAttack takes up to 3.0 points beyond PGD-40" in stages
+
+
+def test_the_extension_reads_autoattack_after_the_follow_up_where_the_authors_code_ran():
+    """The authors' rows end with the follow-up (Square's where its check did not fire): the accuracy AutoAttack
+    reports, what it takes beyond PGD and the images it ran on are read after it; the composition's rows end at
+    Square and have no checks, which the report says."""
+    from types import SimpleNamespace
+
+    from lib.analysis import checks, claims, report
+    from lib.core.autoattack import FOLLOWUP, SQUARE_CHECK
+    from lib.pipeline.steps.extension import autoattack_source, with_autoattack
+
+    table = pd.DataFrame(stage_rows("E", 0, 0.1, 250, [0.96, 0.95, 0.95, 0.95, 0.95, 0.95])
+                         + stage_rows("E", 0, 0.3, 1000, [0.92, 0.91, 0.90, 0.90, 0.89, 0.884])
+                         + stage_rows("E", 1, 0.1, 250, [0.97, 0.96, 0.96, 0.96, 0.96, 0.96])
+                         + stage_rows("E", 1, 0.3, 1000, [0.93, 0.92, 0.91, 0.91, 0.90, 0.88]))
+    composition = table[table.attack != FOLLOWUP]
+    assert (claims.final_attack(table), claims.final_attack(composition)) == (FOLLOWUP, "Square")
+    assert claims.pgd_attack(table) == claims.pgd_attack(composition) == "PGD-40"
+    drop = claims.masking_findings(table).set_index(["model", "eps"])["drop"]
+    assert drop["E", 0.3] == pytest.approx((0.92 + 0.93) / 2 - (0.884 + 0.88) / 2)
+    assert claims.masking_findings(composition).set_index(["model", "eps"])["drop"]["E", 0.3] == pytest.approx(0.03)
+
+    merged = with_autoattack(pd.DataFrame({"model": ["E", "E"], "seed": [0, 1]}), table)
+    assert merged["autoattack_acc@0.3"].tolist() == pytest.approx([0.884, 0.88])
+    assert merged.autoattack_samples.tolist() == [250, 250]  # the images it ran on at every ε
+    text = report.interpret_autoattack(table)
+    assert "On the first 250 or 1,000 test images" in text and "FAB-T, Square and the follow-up add at most" in text
+    assert "FAB-T and Square add at most" in report.interpret_autoattack(composition)
+
+    tasks = lambda *steps: [(SimpleNamespace(step=SimpleNamespace(name=name)), None) for name in steps]
+    assert autoattack_source(tasks("evaluate", "autoattack", "authors")) == ("authors", FOLLOWUP)
+    assert autoattack_source(tasks("evaluate", "autoattack")) == ("autoattack", "Square")
+
+    fired = pd.DataFrame([{"model": "E", "seed": seed, "eps": 0.3, "check": SQUARE_CHECK, "message": "…"}
+                          for seed in (0, 1)])
+    assert checks.fired_table(fired).loc[("E", "ε=0.3"), SQUARE_CHECK] == "seed 0, seed 1"
+    assert checks.interpret_source(fired, table) == checks.interpret_checks(fired, table)
+    assert "runs none of its authors' reliability checks" in checks.interpret_source(fired.iloc[:0], composition)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lib.analysis.claims import final_attack
 from lib.analysis.report import bullets, interpret_autoattack
 from lib.core.autoattack import FOLLOWUP, SQUARE_CHECK
 from lib.core.protocol import FOLLOWUP_QUERIES, FOLLOWUP_RESTARTS
@@ -37,3 +38,19 @@ def interpret_checks(checks: pd.DataFrame, autoattack: pd.DataFrame) -> str:
                      f"{100 * max(taken):.1f} points more at most ({100 * np.mean(taken):.1f} on average); the "
                      f"accuracy AutoAttack reports is the one after it ('{FOLLOWUP}').")
     return bullets(lines)
+
+
+def fired_table(checks: pd.DataFrame) -> pd.DataFrame:
+    """The checks that fired, for reading: per model and ε (rows), per check (columns), the seeds where it fired."""
+    fired = checks.assign(eps=checks.eps.map(lambda e: f"ε={e:g}"), seed=checks.seed.map(lambda s: f"seed {s}"))
+    return fired.pivot_table(index=["model", "eps"], columns="check", values="seed", aggfunc=", ".join,
+                             fill_value="—").rename_axis(columns=None)
+
+
+def interpret_source(checks: pd.DataFrame, autoattack: pd.DataFrame) -> str:
+    """Which AutoAttack the rows come from and, for its authors' code, what its own checks said."""
+    if final_attack(autoattack) != FOLLOWUP:
+        return bullets(["This AutoAttack is the composition of torchattacks' attacks at the standard settings, which "
+                        "runs none of its authors' reliability checks; SET=\"authors_autoattack=1\" reads its authors' "
+                        "code (pyautoattack) instead, with its checks and the follow-up they advise."])
+    return interpret_checks(checks, autoattack)

@@ -9,7 +9,7 @@ from scipy.stats import norm, spearmanr, t as student_t
 
 from lib.analysis import paired
 
-from lib.core.autoattack import STAGES
+from lib.core.autoattack import FOLLOWUP, REPORTED, STAGES
 from lib.core.protocol import model_name
 from lib.core.recipes import contrasts as declared_contrasts
 from lib.core.robustness import ALL
@@ -396,8 +396,14 @@ def stage_table(autoattack: pd.DataFrame) -> pd.DataFrame:
 
 def pgd_attack(autoattack: pd.DataFrame) -> str:
     """The evaluation's PGD among the attacks of AutoAttack's rows (e.g. 'PGD-40'): the one that is not a stage."""
-    [pgd] = [a for a in dict.fromkeys(autoattack.attack) if a not in STAGES]
+    [pgd] = [a for a in dict.fromkeys(autoattack.attack) if a not in REPORTED]
     return pgd
+
+
+def final_attack(autoattack: pd.DataFrame) -> str:
+    """The attack after which AutoAttack's accuracy is read: the follow-up where the rows have one (its authors' code,
+    step `authors`: equal to Square where Square's check did not fire), else the last stage (the composition)."""
+    return FOLLOWUP if FOLLOWUP in set(autoattack.attack) else STAGES[-1]
 
 
 def masking_findings(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> pd.DataFrame:
@@ -407,7 +413,7 @@ def masking_findings(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> 
     theirs, so that PGD's steps, not the absence of adversaries, held the accuracy up."""
     table = stage_table(autoattack)
     pgd = pgd_attack(autoattack)
-    table["drop"] = table[pgd] - table[STAGES[-1]]
+    table["drop"] = table[pgd] - table[final_attack(autoattack)]
     table["gradient"] = table[pgd] - table["APGD-T"]
     table["masked"] = (table["drop"] >= t.masking_drop) & (table["gradient"] >= table["drop"] / 2)
     return table

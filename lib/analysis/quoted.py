@@ -16,7 +16,6 @@ import pandas as pd
 from lib import ROOT
 from lib.analysis import claims
 from lib.analysis.tables import class_average, without
-from lib.core.autoattack import STAGES
 
 RESULTS = ROOT / "reports" / "results" / "paper"
 DOCUMENTS = (ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md")))
@@ -70,8 +69,8 @@ def autoattack_stages(autoattack: pd.DataFrame, history: pd.DataFrame | None = N
     found = claims.masking_findings(kept)
     points = lambda v: f"{100 * v:.1f} points"
     quoted = {f"drop_{r.model}@{r.eps:g}": points(r.drop) for r in found.itertuples()}
-    quoted["late_max"] = points((found["APGD-T"] - found[STAGES[-1]]).max())
-    final = autoattack[autoattack.attack == STAGES[-1]].sort_values("seed")
+    quoted["late_max"] = points((found["APGD-T"] - found[claims.final_attack(autoattack)]).max())
+    final = autoattack[autoattack.attack == claims.final_attack(autoattack)].sort_values("seed")
     for (model, eps), rows in final.groupby(["model", "eps"]):
         quoted[f"aa_{model}@{eps:g}_seeds"] = " / ".join(f"{100 * a:.1f}" for a in rows.accuracy) + " %"
     seeds = autoattack.groupby("model").seed.nunique()

@@ -9,11 +9,11 @@ from IPython.display import HTML
 from scipy.stats import t as student_t
 
 from lib import ROOT
-from lib.analysis.claims import (AUTOATTACK, Thresholds, best_and_last, collapsed_seeds, masking_findings,
-                                 pgd_attack, stage_table)
+from lib.analysis.claims import (AUTOATTACK, Thresholds, best_and_last, collapsed_seeds, final_attack,
+                                 masking_findings, pgd_attack, stage_table)
 from lib.analysis.markup import slug
 from lib.analysis.tables import class_average, class_average_per_seed
-from lib.core.autoattack import STAGES
+from lib.core.autoattack import FOLLOWUP
 from lib.core.centers import compactness, cosine
 from lib.core.masking import RESCALED_MARGIN
 from lib.core.robustness import ALL, EVALUATIONS
@@ -512,21 +512,29 @@ def autoattack_table(autoattack: pd.DataFrame) -> pd.DataFrame:
     return shown
 
 
+def images_text(autoattack: pd.DataFrame) -> str:
+    """The numbers of first test images AutoAttack's rows ran on, e.g. '250, 750 or 1,000' (they differ by model,
+    and by ε where a claim hinges)."""
+    counts = [f"{n:,}" for n in sorted(set(autoattack.samples.astype(int)))]
+    return counts[0] if len(counts) == 1 else f"{', '.join(counts[:-1])} or {counts[-1]}"
+
+
 def interpret_autoattack(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
     """What each AutoAttack stage found beyond the evaluation's PGD, and where the drop is masking: large and taken
     mostly by the gradient stages (claims.masking_findings)."""
     found = masking_findings(autoattack, t)
-    pgd = pgd_attack(autoattack)
-    images, seeds = int(autoattack.samples.iloc[0]), int(found.seeds.max())
+    pgd, final = pgd_attack(autoattack), final_attack(autoattack)
+    images, seeds = images_text(autoattack), int(found.seeds.max())
+    later = "FAB-T, Square and the follow-up" if final == FOLLOWUP else "FAB-T and Square"
     point = lambda v: f"{100 * v:.1f}"
     text = (f"On the first {images} test images (mean over {seeds} seed(s)), AutoAttack takes up to "
-            f"{point(found['drop'].max())} points beyond {pgd}; FAB-T and Square add at most "
-            f"{point((found['APGD-T'] - found[STAGES[-1]]).max())} points after the gradient stages.")
+            f"{point(found['drop'].max())} points beyond {pgd}; {later} add at most "
+            f"{point((found['APGD-T'] - found[final]).max())} points after the gradient stages.")
     masked = found[found.masked]
     if masked.empty:
         return bullets([text, f"Nowhere does AutoAttack take {point(t.masking_drop)} points or more beyond {pgd} mostly "
                               "with its gradient stages: no sign of masked gradients."])
-    lines = [f"{r.model} at ε={r.eps:g}: {point(r[pgd])} % → {point(r[STAGES[-1]])} % (−{point(r['drop'])} points, "
+    lines = [f"{r.model} at ε={r.eps:g}: {point(r[pgd])} % → {point(r[final])} % (−{point(r['drop'])} points, "
              f"{point(r.gradient)} of them at APGD-CE/APGD-T)" for _, r in masked.iterrows()]
     return bullets([text, f"Masked gradients — {pgd} overstates robustness by {point(t.masking_drop)} points or more, "
                           "and the same kind of attack with an adaptive step and a scale-free loss takes most of it:"]) \
@@ -540,7 +548,7 @@ def autoattack_answer(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) ->
     worst = found.loc[found["drop"].idxmax()]
     masked = found[found.masked]
     text = (f"<b>{pgd} against AutoAttack.</b> AutoAttack takes up to {100 * worst['drop']:.1f} points beyond {pgd} "
-            f"({worst.model} at ε={worst.eps:g}: {100 * worst[pgd]:.1f} % → {100 * worst[STAGES[-1]]:.1f} %)")
+            f"({worst.model} at ε={worst.eps:g}: {100 * worst[pgd]:.1f} % → {100 * worst[final_attack(autoattack)]:.1f} %)")
     if masked.empty:
         return text + "; nowhere mostly at its gradient stages: no sign of masked gradients."
     return text + (f"; masked gradients for {', '.join(dict.fromkeys(masked.model))} (most of the drop at "

@@ -1,7 +1,12 @@
 """Step `extension` (07_extension): the extension's tables (A–G over seeds with their AutoAttack accuracy, probe,
 dimension sweep, seed-wise centers, AutoAttack's stages, the logits' scale, E–G's training history per epoch, the
-contrasts each model's declaration asks for, pooled and per seed, from each image's outcomes) and the verdicts on claim 4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the
-adversarially trained E, F, G), as files in the step's folder."""
+contrasts each model's declaration asks for, pooled and per seed, from each image's outcomes) and the verdicts on claim
+4, with the attack check behind it (steps `check`, `autoattack`), and on claim 5 (the adversarially trained E, F, G),
+as files in the step's folder.
+
+AutoAttack is read from its authors' code (step `authors`: its stages, its checks, the follow-up) where the study plans
+that step (authors_autoattack=1), else from the composition (step `autoattack`, which has no checks); the logits'
+scale comes from the composition's step either way."""
 from __future__ import annotations
 
 import json
@@ -11,7 +16,7 @@ import torch
 
 from lib.analysis import claims, tables
 from lib.core import products
-from lib.core.autoattack import STAGES
+from lib.core.autoattack import FOLLOWUP, STAGES
 from lib.core.centers import split_features
 from lib.core.data import first
 from lib.core.probe import probe
@@ -25,15 +30,18 @@ from lib.pipeline.steps.eps import merged
 from lib.pipeline.steps.train import by_name
 
 TABLES = tuple(f.removesuffix(".csv") for f in STEPS["extension"].files if f.endswith(".csv"))
+# AutoAttack's own checks that fired (step `authors`); none where the composition ran, which has no checks
+CHECKS = pd.DataFrame(columns=["model", "seed", "eps", "check", "message"])
 
 
 def with_autoattack(comparison: pd.DataFrame, autoattack: pd.DataFrame) -> pd.DataFrame:
     """The evaluation's rows with each model's accuracy after the last AutoAttack stage at each ε
-    (`autoattack_acc@ε`) and the number of images AutoAttack ran on (`autoattack_samples`)."""
-    final = autoattack[autoattack.attack == STAGES[-1]]
+    (`autoattack_acc@ε`: after the follow-up where the authors' code ran) and the number of images AutoAttack ran on
+    at every ε (`autoattack_samples`; more at the radii where a claim hinges)."""
+    final = autoattack[autoattack.attack == claims.final_attack(autoattack)]
     wide = final.pivot_table(index=["model", "seed"], columns="eps", values="accuracy")
     wide = wide.rename(columns=lambda e: f"{claims.AUTOATTACK}{e:g}").rename_axis(columns=None).reset_index()
-    wide["autoattack_samples"] = final.groupby(["model", "seed"]).samples.first().to_numpy()
+    wide["autoattack_samples"] = final.groupby(["model", "seed"]).samples.min().to_numpy()
     merged = comparison.merge(wide, on=["model", "seed"], how="left", validate="one_to_one")
     if merged.autoattack_samples.isna().any():
         missing = merged.loc[merged.autoattack_samples.isna(), ["model", "seed"]].to_records(index=False).tolist()
@@ -41,21 +49,28 @@ def with_autoattack(comparison: pd.DataFrame, autoattack: pd.DataFrame) -> pd.Da
     return merged.astype({"autoattack_samples": int})
 
 
+def autoattack_source(found: list[tuple[dag.Task, object]]) -> tuple[str, str]:
+    """(the step AutoAttack is read from, the attack after which its accuracy is read): the authors' code and its
+    follow-up where the study planned it, else the composition and its last stage."""
+    return ("authors", FOLLOWUP) if any(t.step.name == "authors" for t, _ in found) else ("autoattack", STAGES[-1])
+
+
 def outcomes(found: list[tuple[dag.Task, object]], test_split, device: torch.device) -> dict[tuple[str, int], dict]:
     """{(model, seed): {metric: a boolean per test image}} of every compared model: its clean prediction (read off
     its checkpoint now, as the evaluation reads it), its outcome under the evaluation's PGD (`outcomes.pt`) and after
-    AutoAttack's last stage (`autoattack.pt`) at each ε, the images in the test split's order."""
+    AutoAttack (`autoattack.pt` of autoattack_source) at each ε, the images in the test split's order."""
     per_image: dict[tuple[str, int], dict] = {}
+    source, final = autoattack_source(found)
     for t, made in found:
         seed = t.params.get("seed")
         if t.step.name == "evaluate":
             saved = products.load(t.file("outcomes.pt"))
             per_image.setdefault((saved["model"], seed), {}).update(
                 {f"{claims.PGD}{eps:g}": correct.numpy() for eps, correct in saved["outcomes"].items()})
-        elif t.step.name == "autoattack":
+        elif t.step.name == source:
             saved = products.load(t.file("autoattack.pt"))
             per_image.setdefault((saved["model"], seed), {}).update(
-                {f"{claims.AUTOATTACK}{eps:g}": stages[STAGES[-1]].numpy() for eps, stages in saved["outcomes"].items()})
+                {f"{claims.AUTOATTACK}{eps:g}": stages[final].numpy() for eps, stages in saved["outcomes"].items()})
     for t, ck in found:
         if t.step.name == "train" and (key := (by_name([ck]).popitem()[0], t.params["seed"])) in per_image:
             model = restore(ck, device)[0]
@@ -71,8 +86,11 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
         return [made for t, made in found if t.step.name == step and seed in (None, t.params.get("seed"))]
 
     primary = values["seeds"][0]
-    attacked = {k: pd.concat([made[k] for made in of("autoattack")], ignore_index=True)
-                for k in ("autoattack", "masking")}
+    source, _ = autoattack_source(found)
+    fired = [made["checks"] for made in of("authors")]
+    attacked = {"autoattack": pd.concat([made["autoattack"] for made in of(source)], ignore_index=True),
+                "masking": pd.concat([made["masking"] for made in of("autoattack")], ignore_index=True),
+                "checks": pd.concat(fired, ignore_index=True) if fired else CHECKS}
     comparison = with_autoattack(pd.concat(of("evaluate"), ignore_index=True), attacked["autoattack"])
     checkpoints = by_name(of("train", primary))
     runs = merged(of("eps", primary))
@@ -109,7 +127,7 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
 
 
 def extension_tables(s: Study, device: torch.device | None = None) -> dict:
-    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking', 'heldout', 'contrasts',
+    """{'comparison', 'probe', 'sweep', 'seed_centers', 'autoattack', 'masking', 'checks', 'heldout', 'contrasts',
     'contrast_seeds': tables, 'claim4': (verdict, evidence, key), 'claim5': (verdict, evidence, key) where the study
     has the adversarially trained models, else None}, made now unless they exist."""
     task = dag.task(s, "extension")
