@@ -191,16 +191,22 @@ def test_the_authors_autoattack_takes_only_what_is_left_and_flags_nothing_on_a_p
     assert "Square Attack" not in capfd.readouterr().err
 
 
-def test_its_checks_fire_where_gradients_are_zero_and_the_follow_up_then_attacks_what_square_left(capfd):
+def test_its_checks_fire_where_gradients_are_zero_and_the_follow_up_then_attacks_what_square_left(capfd, monkeypatch):
     """Rounded inputs: every gradient is zero, so the gradient stages fool nothing that PGD's start did not, Square
-    fools images (its check fires) and the follow-up runs on what Square left. The warnings become flags, not
-    stderr."""
+    fools images (its check fires) and the follow-up runs on what Square left, in its own smaller batches. The
+    warnings become flags, not stderr."""
+    from lib.core import autoattack as aa
     from lib.core.autoattack import FOLLOWUP, SQUARE_CHECK, run
 
     linear, split = linear_world(seed=1)
     rounded = Rounded(linear)
     start = torch.ones(len(split), dtype=torch.bool)
+    real, sizes = aa.attack_batch, []
+    monkeypatch.setattr(aa, "FOLLOWUP_BATCH", 3)
+    monkeypatch.setattr(aa, "attack_batch", lambda attack, stage, x, y: sizes.append((stage, len(x))) or real(
+        attack, stage, x, y))
     found = run(rounded, split, 0.1, start, iterations=10, queries=300)  # zero gradients need no more
+    assert max(n for stage, n in sizes if stage == FOLLOWUP) == 3 < max(n for stage, n in sizes if stage == "Square")
     assert {"zero gradients", SQUARE_CHECK} <= set(found.flags)
     assert "Square Attack has decreased the robust accuracy" in found.flags[SQUARE_CHECK]
     assert found.stages["Square"].sum() < found.stages["FAB-T"].sum()
