@@ -120,9 +120,6 @@ def test_the_checks_read_as_where_they_fired_and_what_the_follow_up_took():
     assert f"* {SQUARE_CHECK}: E at ε=0.3 (seed 0, 1)." in text
     assert "took 2.0 points more at most (1.3 on average)" in text  # 0.89 → 0.884 and 0.90 → 0.88
     assert "None of AutoAttack's own checks fired" in checks.interpret_checks(fired.iloc[:0], table)
-    stages = checks.interpret_stages(table)  # one reading per image count, the follow-up's row left to the checks
-    assert "On the first 250 test images (mean over 1 seed(s))" in stages
-    assert "On the first 1,000 test images (mean over 2 seed(s)), AutoAttack takes up to 3.0 points beyond PGD-40" in stages
 
 
 def test_the_extension_reads_autoattack_after_the_follow_up_where_the_authors_code_ran():

@@ -1,21 +1,15 @@
-"""AutoAttack from its authors' code, for reading (step `authors`, lib.core.autoattack.run): what its stages found, per
-image count, and its own reliability checks: which fired for which model, ε and seed, and what the follow-up took."""
+"""AutoAttack from its authors' code, for reading (step `authors`, lib.core.autoattack.run): its own reliability checks,
+which fired for which model, ε and seed, and what the follow-up took. What its stages found is read by
+report.interpret_autoattack, as the composition's is."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
 from lib.analysis.claims import final_attack
-from lib.analysis.report import bullets, interpret_autoattack
+from lib.analysis.report import bullets
 from lib.core.autoattack import FOLLOWUP, SQUARE_CHECK
 from lib.core.protocol import FOLLOWUP_QUERIES, FOLLOWUP_RESTARTS
-
-
-def interpret_stages(autoattack: pd.DataFrame) -> str:
-    """report.interpret_autoattack on the rows up to Square (the composition's stages), once per image count: the
-    radii where claim 5 hinges have more images than the others."""
-    stages = autoattack[autoattack.attack != FOLLOWUP]
-    return "\n".join(interpret_autoattack(rows) for _, rows in stages.groupby("samples"))
 
 
 def interpret_checks(checks: pd.DataFrame, autoattack: pd.DataFrame) -> str:

@@ -113,7 +113,8 @@ class StudyFields:
     # composition's until its 21 runs of the paper study are made: about 110 core-hours on the 2-core CPU (Square and
     # its follow-up on the ~90 % of E's and G's 1,000 images that stay robust: docs/log.md), carried in
     # products/paper/ as progress meanwhile, so `make report` does not plan them unless asked.
-    authors_autoattack: bool = param(False, BOOLEAN, doc="also run AutoAttack from its authors' code (step authors); the report reads it")
+    authors_autoattack: bool = param(
+        False, BOOLEAN, doc="also run AutoAttack from its authors' code (step authors); the report reads it")
     # where claim 5 hinges (G − E within a point or two at ε 0.2 and 0.3), more images, so that each seed's image noise
     # is ≤ 0.9 points near 92 %; the first robust_autoattack_samples of them are the images the evaluation shares
     hinge_models: tuple[str, ...] = param(("E", "G"), distinct(one_of(MODELS)),

@@ -25,6 +25,9 @@ from lib.pipeline.config import Study
 from lib.pipeline.steps.train import by_name
 
 
+CHECK_COLUMNS = ["model", "seed", "eps", "check", "message"]  # checks.csv: one row per check that fired
+
+
 def pgd_label(steps: int) -> str:
     """The evaluation's attack among AutoAttack's stages, e.g. 'PGD-40'."""
     return f"PGD-{steps}"
@@ -59,8 +62,7 @@ def make(values: dict, checkpoint: dict, outcomes: dict, device: torch.device, f
         flags += [{"eps": eps, "check": check, "message": message} for check, message in found.flags.items()]
     table = pd.DataFrame(rows).assign(model=name, seed=values["seed"])
     checks = pd.DataFrame(flags, columns=["eps", "check", "message"]).assign(model=name, seed=values["seed"])
-    return (table[["model", "seed", "eps", "attack", "accuracy", "samples", "seconds"]],
-            checks[["model", "seed", "eps", "check", "message"]], per_image)
+    return table[["model", "seed", "eps", "attack", "accuracy", "samples", "seconds"]], checks[CHECK_COLUMNS], per_image
 
 
 def autoattack_tables(s: Study, model: str, feature_dim: int, seed: int | None = None,

@@ -25,13 +25,14 @@ from lib.core.train import restore
 from lib.pipeline import dag
 from lib.pipeline.config import Study
 from lib.pipeline.registry import STEPS
+from lib.pipeline.steps.autoattack_authors import CHECK_COLUMNS
 from lib.pipeline.steps.centers import make_center_tables
 from lib.pipeline.steps.eps import merged
 from lib.pipeline.steps.train import by_name
 
 TABLES = tuple(f.removesuffix(".csv") for f in STEPS["extension"].files if f.endswith(".csv"))
 # AutoAttack's own checks that fired (step `authors`); none where the composition ran, which has no checks
-CHECKS = pd.DataFrame(columns=["model", "seed", "eps", "check", "message"])
+CHECKS = pd.DataFrame(columns=CHECK_COLUMNS)
 
 
 def with_autoattack(comparison: pd.DataFrame, autoattack: pd.DataFrame) -> pd.DataFrame:
@@ -55,12 +56,14 @@ def autoattack_source(found: list[tuple[dag.Task, object]]) -> tuple[str, str]:
     return ("authors", FOLLOWUP) if any(t.step.name == "authors" for t, _ in found) else ("autoattack", STAGES[-1])
 
 
-def outcomes(found: list[tuple[dag.Task, object]], test_split, device: torch.device) -> dict[tuple[str, int], dict]:
+def outcomes(found: list[tuple[dag.Task, object]], test_split, device: torch.device,
+             source: tuple[str, str]) -> dict[tuple[str, int], dict]:
     """{(model, seed): {metric: a boolean per test image}} of every compared model: its clean prediction (read off
     its checkpoint now, as the evaluation reads it), its outcome under the evaluation's PGD (`outcomes.pt`) and after
-    AutoAttack (`autoattack.pt` of autoattack_source) at each ε, the images in the test split's order."""
+    AutoAttack (`autoattack.pt` of the `source` step, after its attack: autoattack_source) at each ε, the images in
+    the test split's order."""
     per_image: dict[tuple[str, int], dict] = {}
-    source, final = autoattack_source(found)
+    source, final = source
     for t, made in found:
         seed = t.params.get("seed")
         if t.step.name == "evaluate":
@@ -86,9 +89,9 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
         return [made for t, made in found if t.step.name == step and seed in (None, t.params.get("seed"))]
 
     primary = values["seeds"][0]
-    source, _ = autoattack_source(found)
+    source = autoattack_source(found)
     fired = [made["checks"] for made in of("authors")]
-    attacked = {"autoattack": pd.concat([made["autoattack"] for made in of(source)], ignore_index=True),
+    attacked = {"autoattack": pd.concat([made["autoattack"] for made in of(source[0])], ignore_index=True),
                 "masking": pd.concat([made["masking"] for made in of("autoattack")], ignore_index=True),
                 "checks": pd.concat(fired, ignore_index=True) if fired else CHECKS}
     comparison = with_autoattack(pd.concat(of("evaluate"), ignore_index=True), attacked["autoattack"])
@@ -116,7 +119,7 @@ def make(values: dict, found: list[tuple[dag.Task, object]], device: torch.devic
                                                if name in robust_models]).assign(seed=seed)
                          for seed in values["seeds"]], ignore_index=True)
     # each contrast paired within a seed on each image, over the seeds where neither training collapsed
-    contrast, contrast_seeds = claims.contrasts(comparison, outcomes(found, test_split, device),
+    contrast, contrast_seeds = claims.contrasts(comparison, outcomes(found, test_split, device, source),
                                                 skipped=claims.collapsed(heldout))
     return {"comparison": comparison, "probe": pd.concat(probes, ignore_index=True),
             "contrasts": contrast, "contrast_seeds": contrast_seeds,
