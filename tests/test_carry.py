@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lib.core.autoattack import STAGES
+from lib.core.autoattack import REPORTED, STAGES
 from lib.pipeline import carry, dag, make, manifest, reuse
 from lib.pipeline.config import study
 
@@ -161,8 +161,7 @@ def autoattack_progress(t: dag.Task, eps: float, stages: int, images: int) -> No
     """An AutoAttack under way at ε, in its step's folder: its state after `stages` whole stages and `images` of the
     next."""
     t.folder.mkdir(parents=True, exist_ok=True)
-    autoattack_state(t.folder / f".autoattack-{eps:g}.resume.pt", eps, stages, STAGES[min(stages, len(STAGES) - 1)],
-                     images)
+    autoattack_state(t.folder / f".autoattack-{eps:g}.resume.pt", eps, stages, REPORTED[stages], images)
 
 
 def test_a_state_saved_as_its_stage_ends_is_behind_the_next_stages_first_batch(tmp_path):
@@ -197,3 +196,22 @@ def test_any_steps_progress_states_are_carried_and_restored_by_how_far_they_got(
     finish(fresh["autoattack-E-200d"])
     assert carry.carry(fresh, "smoke") == ["autoattack-E-200d: 2 file(s)"]
     assert not any(p.name.endswith(".resume.pt") for p in store.iterdir())  # the product supersedes its progress
+
+
+def test_progress_under_an_old_key_goes_once_the_plans_progress_is_as_far_along(clone):
+    """Code that changes a step's key while its AutoAttack is under way: the run resumes the old key's state under the
+    new key (lib.core.autoattack.resumed accepts it) and goes on. The old folder stays while it holds anything the new
+    one lacks, and goes once the new one is as far along at every ε: nothing superseded stays in the store."""
+    running = clone["autoattack-E-200d"]
+    store = carry.store_dir("smoke")
+    old = store / f"{running.name}-000000000000"
+    old.mkdir(parents=True)
+    autoattack_state(old / ".autoattack-0.3.resume.pt", 0.3, 4, "Square", 914)
+    autoattack_state(old / ".autoattack-0.2.resume.pt", 0.2, 2, "FAB-T", 256)
+    autoattack_progress(running, 0.3, 4, 64)  # the follow-up's first batch, under the plan's key
+    lines = carry.carry(clone, "smoke")
+    assert lines == ["autoattack-E-200d: autoattack-0.3: 4 stage(s) and 64 image(s) of the next"] and old.is_dir()
+    autoattack_progress(running, 0.2, 2, 256)  # resumed at ε 0.2 too: all the old folder had is in the new one
+    lines = carry.carry(clone, "smoke")
+    assert lines[-1] == f"{old.name}: removed, superseded by the plan's product or progress of the same step"
+    assert not old.exists() and list(manifest.read(store)["partial"]) == [running.folder.name]

@@ -77,12 +77,23 @@ def copy_finished(source: Path, names: list[str], executed: str, into: Path) -> 
 
 
 def superseded(tasks: dict[str, Task], store: Path) -> list[Path]:
-    """The store's folders of the plan's tasks under other keys (made by other code or values), once the plan's own
-    product of that task is in the store."""
-    planned = {t.folder.name for t in tasks.values()}
-    carried = {t.name for t in tasks.values() if (store / t.folder.name / t.executed.name).exists()}
-    return sorted(folder for folder in (store.iterdir() if store.is_dir() else ()) if folder.is_dir()
-                  and folder.name not in planned and folder.name.rsplit("-", 1)[0] in carried)
+    """The store's folders of the plan's tasks under other keys (made by other code or values): any, once the plan's
+    own product of that task is in the store; progress alone, once the plan's own progress there is as far along at
+    every state (a run resumed it under the new key, or went further)."""
+    planned = {t.name: t for t in tasks.values()}
+
+    def replaced(folder: Path) -> bool:
+        t = planned.get(folder.name.rsplit("-", 1)[0])
+        if t is None or folder.name == t.folder.name:
+            return False
+        kept = store / t.folder.name
+        if (kept / t.executed.name).exists():
+            return True
+        states = resume_states(folder)
+        return bool(states) and not (folder / t.executed.name).exists() \
+            and all(progress(state) <= progress(kept / state.name) for state in states)
+
+    return sorted(f for f in (store.iterdir() if store.is_dir() else ()) if f.is_dir() and replaced(f))
 
 
 def carry(tasks: dict[str, Task], profile: str) -> list[str]:
@@ -106,7 +117,7 @@ def carry(tasks: dict[str, Task], profile: str) -> list[str]:
                     done.append(f"{t.name}: {progress_text(t, state.name, reached)}")
     for folder in superseded(tasks, store):
         shutil.rmtree(folder)
-        done.append(f"{folder.name}: removed, superseded by the plan's product of the same step")
+        done.append(f"{folder.name}: removed, superseded by the plan's product or progress of the same step")
     if store.is_dir():
         manifest.write(tasks, store)
     return done
