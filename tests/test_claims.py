@@ -245,7 +245,7 @@ def test_claim4_is_decided_under_autoattack_with_pgd_beside_it():
     masked = with_autoattack(pgd_gain, c_final=[0.38, 0.40, 0.39], b_final=[0.45, 0.46, 0.44])  # −6 under AutoAttack
     verdict, evidence, _ = claim4(masked)
     assert verdict == claims.FAILS
-    assert "under AutoAttack (the first 1000 test images of each seed): ε=0.1: -5.94 pp" in evidence  # weighted -7, -6, -5
+    assert "under AutoAttack (the first 1,000 test images of each seed): ε=0.1: -5.94 pp" in evidence  # weighted -7, -6, -5
     assert "Under the evaluation's PGD alone" in evidence and "ε=0.1: +20.00 pp" in evidence
     real = with_autoattack(pgd_gain, c_final=[0.60, 0.62, 0.61], b_final=[0.45, 0.46, 0.44])
     assert claim4(real)[0] == claims.HOLDS
@@ -336,6 +336,9 @@ def test_claim5_is_decided_under_autoattack_with_pgd_beside_it():
     assert "under AutoAttack: ε=0.3: -5.07 pp" in evidence and "; under PGD: ε=0.1: +0.00 pp" in evidence
     assert "ε=0.3: +4.00 pp" in evidence
     assert "AutoAttack on the first 500 test images of each seed" in evidence and "under AutoAttack" in key
+    hinge = robust_table(f=gain, g=gain, e=e, attack=attack)  # E and G on more images (claim 5 hinges), F not
+    hinge.loc[hinge.model != "F-200d", "autoattack_samples"] = 1000
+    assert "AutoAttack on the first 500 or 1,000 test images of each seed" in claim5(hinge)[1]
 
 
 def test_claim5_names_a_collapsed_seed_and_leaves_it_out_of_the_contrast():
@@ -374,6 +377,12 @@ def test_the_baseline_is_held_to_the_published_level_as_a_mean_over_seeds():
     attack = {m: [0.86, 0.87, 0.88] for m in ("E-200d", "F-200d", "G-200d")}
     evidence = claims.published_level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.9] * 3, attack=attack))[1]
     assert evidence.endswith("; AutoAttack 87.00 ± 1.00 % on its first 500 test images.")
+    hinge = pd.DataFrame({"model": "E-200d", "eps": [0.1, 0.3, 0.3], "samples": [250, 1000, 1000]})  # AutoAttack's rows
+    evidence = claims.published_level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.9] * 3, attack=attack),
+                                      autoattack=hinge)[1]
+    assert evidence.endswith("; AutoAttack 87.00 ± 1.00 % on its first 1,000 test images.")  # ε 0.3's, not the fewest
+    assert claims.count_text(pd.Series([250.0, 1000.0, 250.0])) == "250 or 1,000"
+    assert claims.count_text(pd.Series([750, 250, 1000])) == "250, 750 or 1,000"
     assert claims.published_level(robust_table(f=[0.9], g=[0.9], e=[0.9]).query("model != 'E-200d'"))[0] == \
         claims.INCONCLUSIVE  # E not evaluated
 

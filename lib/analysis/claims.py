@@ -155,6 +155,13 @@ def attacked_images(evaluation: pd.DataFrame, *models: str) -> int:
     return int(evaluation.loc[evaluation.model.isin(models), "autoattack_samples"].min())
 
 
+def count_text(images: pd.Series) -> str:
+    """Numbers of first test images, for reading: '250', or '250 or 1,000' where they differ (by model, and by ε where
+    a claim hinges)."""
+    counts = [f"{n:,}" for n in sorted(set(images.astype(int)))]
+    return counts[0] if len(counts) == 1 else f"{', '.join(counts[:-1])} or {counts[-1]}"
+
+
 def robust_columns(evaluation: pd.DataFrame, prefix: str) -> list[str]:
     """The evaluation table's accuracies under one attack (PGD or AUTOATTACK), one column per ε."""
     return sorted(c for c in evaluation.columns if c.startswith(prefix))
@@ -251,7 +258,7 @@ def claim4(evaluation: pd.DataFrame, contrast: pd.DataFrame, t: Thresholds = Thr
     verdict = decide(family, clean, t, also=compact)
     evidence = f"{new} − {classic}, robust accuracy under {name}"
     if prefix == AUTOATTACK:
-        evidence += f" (the first {attacked_images(evaluation, new, classic)} test images of each seed)"
+        evidence += f" (the first {count_text(family.images)} test images of each seed)"
     evidence += ": " + "; ".join(row_text(r) for r in family.itertuples())
     if prefix == AUTOATTACK:
         evidence += (". Under the evaluation's PGD alone (for comparison with the literature): "
@@ -319,7 +326,7 @@ def claim5(evaluation: pd.DataFrame, contrast: pd.DataFrame, t: Thresholds = Thr
                      + "; ".join(row_text(r) for r in rows_of(contrast, new[0], new[1], prefix).itertuples()))
     evidence = ". ".join(parts) + "." + rule_text(t, f"{' and '.join(f'{m} − {base}' for m in new)} at every radius")
     if prefix == AUTOATTACK:
-        evidence += f" AutoAttack on the first {attacked_images(evaluation, base)} test images of each seed."
+        evidence += f" AutoAttack on the first {count_text(family.images)} test images of each seed."
     if history is not None:
         evidence += overfitting_note(history, [base, *new], t)
     key = "; ".join(f"{m} − {base} under {name}: " + ", ".join(
@@ -360,10 +367,12 @@ def overfitting_note(history: pd.DataFrame, models: list[str], t: Thresholds = T
             + "; the contrasts compare each training's last epoch, as the protocol has no early stopping.")
 
 
-def published_level(evaluation: pd.DataFrame, t: Thresholds = Thresholds(), model: str = ROBUST_BASE) -> tuple[str, str]:
+def published_level(evaluation: pd.DataFrame, t: Thresholds = Thresholds(), model: str = ROBUST_BASE,
+                    autoattack: pd.DataFrame | None = None) -> tuple[str, str]:
     """Verdict and evidence: does `model` reach the published level of adversarial training on MNIST, clean accuracy
     ≥ `t.published_clean` and PGD accuracy ≥ `t.published_pgd` at ε = `t.published_eps`, each as a mean over seeds?
-    Each seed's PGD accuracy and AutoAttack's, where measured, are evidence beside it."""
+    Each seed's PGD accuracy and AutoAttack's, where measured, are evidence beside it, AutoAttack's on the images its
+    rows (`autoattack`, where given) ran on at that ε: more than at the other radii where a claim hinges."""
     rows = evaluation[evaluation.model == model]
     column = f"{PGD}{t.published_eps:g}"
     level = (f"clean ≥ {100 * t.published_clean:g} %, under the evaluation's PGD ≥ {100 * t.published_pgd:g} % at "
@@ -379,8 +388,10 @@ def published_level(evaluation: pd.DataFrame, t: Thresholds = Thresholds(), mode
         evidence += " (each seed: " + ", ".join(f"{100 * v:.1f} %" for v in robust) + ")"
     aa = f"{AUTOATTACK}{t.published_eps:g}"
     if aa in rows and rows[aa].notna().all():
-        evidence += (f"; AutoAttack {spread(rows[aa])} on its first "
-                     f"{attacked_images(evaluation, model)} test images")
+        at = None if autoattack is None else autoattack[(autoattack.model == model)
+                                                          & np.isclose(autoattack.eps, t.published_eps)]
+        images = count_text(at.samples) if at is not None and len(at) else attacked_images(evaluation, model)
+        evidence += f"; AutoAttack {spread(rows[aa])} on its first {images} test images"
     return verdict, evidence + "."
 
 

@@ -9,7 +9,7 @@ from IPython.display import HTML
 from scipy.stats import t as student_t
 
 from lib import ROOT
-from lib.analysis.claims import (AUTOATTACK, Thresholds, best_and_last, collapsed_seeds, final_attack,
+from lib.analysis.claims import (AUTOATTACK, Thresholds, best_and_last, collapsed_seeds, count_text, final_attack,
                                  masking_findings, pgd_attack, stage_table)
 from lib.analysis.markup import slug
 from lib.analysis.tables import class_average, class_average_per_seed
@@ -515,8 +515,7 @@ def autoattack_table(autoattack: pd.DataFrame) -> pd.DataFrame:
 def images_text(autoattack: pd.DataFrame) -> str:
     """The numbers of first test images AutoAttack's rows ran on, e.g. '250, 750 or 1,000' (they differ by model,
     and by ε where a claim hinges)."""
-    counts = [f"{n:,}" for n in sorted(set(autoattack.samples.astype(int)))]
-    return counts[0] if len(counts) == 1 else f"{', '.join(counts[:-1])} or {counts[-1]}"
+    return count_text(autoattack.samples)
 
 
 def interpret_autoattack(autoattack: pd.DataFrame, t: Thresholds = Thresholds()) -> str:
