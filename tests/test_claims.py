@@ -366,24 +366,35 @@ def test_claim5_names_a_collapsed_seed_and_leaves_it_out_of_the_contrast():
     assert "Catastrophic" not in claim5(table, history=steady)[1]
 
 
+def attack_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """AutoAttack's rows (model, seed, eps, samples) behind a robust_table's `autoattack_acc@ε` columns."""
+    columns = [c for c in table if c.startswith("autoattack_acc@")]
+    rows = [{"model": r.model, "seed": r.seed, "eps": float(c.split("@")[1]), "samples": r.autoattack_samples}
+            for r in table.itertuples() for c in columns]
+    return pd.DataFrame(rows, columns=["model", "seed", "eps", "samples"])
+
+
 def test_the_baseline_is_held_to_the_published_level_as_a_mean_over_seeds():
     """Clean ≥ 98 % and PGD ≥ 88 % at ε 0.3, each a mean over seeds; one seed below 88 % does not fail a mean above."""
-    verdict, evidence = claims.published_level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.90, 0.87, 0.91]))
+    level = lambda table: claims.published_level(table, attack_rows(table))
+    verdict, evidence = level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.90, 0.87, 0.91]))
     assert verdict == claims.HOLDS and "PGD 89.33 ± 2.08 % over 3 seed(s) (each seed: 90.0 %, 87.0 %, 91.0 %)" in evidence
-    assert claims.published_level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.90, 0.846, 0.87]))[0] == claims.FAILS
+    assert "AutoAttack" not in evidence  # none measured
+    assert level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.90, 0.846, 0.87]))[0] == claims.FAILS
     low_clean = robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.92] * 3)
     low_clean.loc[low_clean.model == "E-200d", "clean_acc"] = 0.975
-    assert claims.published_level(low_clean)[0] == claims.FAILS
+    assert level(low_clean)[0] == claims.FAILS
     attack = {m: [0.86, 0.87, 0.88] for m in ("E-200d", "F-200d", "G-200d")}
-    evidence = claims.published_level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.9] * 3, attack=attack))[1]
-    assert evidence.endswith("; AutoAttack 87.00 ± 1.00 % on its first 500 test images.")
+    attacked = robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.9] * 3, attack=attack)
+    assert level(attacked)[1].endswith("; AutoAttack 87.00 ± 1.00 % on its first 500 test images.")
     hinge = pd.DataFrame({"model": "E-200d", "eps": [0.1, 0.3, 0.3], "samples": [250, 1000, 1000]})  # AutoAttack's rows
-    evidence = claims.published_level(robust_table(f=[0.9] * 3, g=[0.9] * 3, e=[0.9] * 3, attack=attack),
-                                      autoattack=hinge)[1]
+    evidence = claims.published_level(attacked, hinge)[1]
     assert evidence.endswith("; AutoAttack 87.00 ± 1.00 % on its first 1,000 test images.")  # ε 0.3's, not the fewest
+    with pytest.raises(ValueError, match="`autoattack` has no row of it at ε 0.3"):
+        claims.published_level(attacked, hinge[hinge.eps < 0.2])  # merged with other rows than those passed
     assert claims.count_text(pd.Series([250.0, 1000.0, 250.0])) == "250 or 1,000"
     assert claims.count_text(pd.Series([750, 250, 1000])) == "250, 750 or 1,000"
-    assert claims.published_level(robust_table(f=[0.9], g=[0.9], e=[0.9]).query("model != 'E-200d'"))[0] == \
+    assert level(robust_table(f=[0.9], g=[0.9], e=[0.9]).query("model != 'E-200d'"))[0] == \
         claims.INCONCLUSIVE  # E not evaluated
 
 

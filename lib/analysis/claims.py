@@ -150,11 +150,6 @@ def pp(d: tuple[float, float, float]) -> str:
     return f"{100 * d[0]:+.2f} pp [{100 * d[1]:+.2f}, {100 * d[2]:+.2f}]"
 
 
-def attacked_images(evaluation: pd.DataFrame, *models: str) -> int:
-    """The test images AutoAttack ran on for `models` (the fewest of theirs): A–D's and E–G's counts differ."""
-    return int(evaluation.loc[evaluation.model.isin(models), "autoattack_samples"].min())
-
-
 def count_text(images: pd.Series) -> str:
     """Numbers of first test images, for reading: '250', or '250 or 1,000' where they differ (by model, and by ε where
     a claim hinges)."""
@@ -367,12 +362,12 @@ def overfitting_note(history: pd.DataFrame, models: list[str], t: Thresholds = T
             + "; the contrasts compare each training's last epoch, as the protocol has no early stopping.")
 
 
-def published_level(evaluation: pd.DataFrame, t: Thresholds = Thresholds(), model: str = ROBUST_BASE,
-                    autoattack: pd.DataFrame | None = None) -> tuple[str, str]:
+def published_level(evaluation: pd.DataFrame, autoattack: pd.DataFrame, t: Thresholds = Thresholds(),
+                    model: str = ROBUST_BASE) -> tuple[str, str]:
     """Verdict and evidence: does `model` reach the published level of adversarial training on MNIST, clean accuracy
     ≥ `t.published_clean` and PGD accuracy ≥ `t.published_pgd` at ε = `t.published_eps`, each as a mean over seeds?
     Each seed's PGD accuracy and AutoAttack's, where measured, are evidence beside it, AutoAttack's on the images its
-    rows (`autoattack`, where given) ran on at that ε: more than at the other radii where a claim hinges."""
+    rows (`autoattack`: model, eps, samples) ran on at that ε, which may be more than at the other radii."""
     rows = evaluation[evaluation.model == model]
     column = f"{PGD}{t.published_eps:g}"
     level = (f"clean ≥ {100 * t.published_clean:g} %, under the evaluation's PGD ≥ {100 * t.published_pgd:g} % at "
@@ -388,10 +383,11 @@ def published_level(evaluation: pd.DataFrame, t: Thresholds = Thresholds(), mode
         evidence += " (each seed: " + ", ".join(f"{100 * v:.1f} %" for v in robust) + ")"
     aa = f"{AUTOATTACK}{t.published_eps:g}"
     if aa in rows and rows[aa].notna().all():
-        at = None if autoattack is None else autoattack[(autoattack.model == model)
-                                                          & np.isclose(autoattack.eps, t.published_eps)]
-        images = count_text(at.samples) if at is not None and len(at) else attacked_images(evaluation, model)
-        evidence += f"; AutoAttack {spread(rows[aa])} on its first {images} test images"
+        at = autoattack[(autoattack.model == model) & np.isclose(autoattack.eps, t.published_eps)]
+        if at.empty:
+            raise ValueError(f"published_level: the evaluation has {aa} for {model} but `autoattack` has no row of it "
+                             f"at ε {t.published_eps:g}; pass the AutoAttack rows the evaluation was merged with")
+        evidence += f"; AutoAttack {spread(rows[aa])} on its first {count_text(at.samples)} test images"
     return verdict, evidence + "."
 
 

@@ -57,13 +57,13 @@ def autoattack_source(found: list[tuple[dag.Task, object]]) -> tuple[str, str]:
 
 
 def outcomes(found: list[tuple[dag.Task, object]], test_split, device: torch.device,
-             source: tuple[str, str]) -> dict[tuple[str, int], dict]:
+             attacked_by: tuple[str, str]) -> dict[tuple[str, int], dict]:
     """{(model, seed): {metric: a boolean per test image}} of every compared model: its clean prediction (read off
     its checkpoint now, as the evaluation reads it), its outcome under the evaluation's PGD (`outcomes.pt`) and after
-    AutoAttack (`autoattack.pt` of the `source` step, after its attack: autoattack_source) at each ε, the images in
-    the test split's order."""
+    AutoAttack (`autoattack.pt` of the step `attacked_by` names, after its attack: autoattack_source) at each ε, the
+    images in the test split's order."""
     per_image: dict[tuple[str, int], dict] = {}
-    source, final = source
+    source, final = attacked_by
     for t, made in found:
         seed = t.params.get("seed")
         if t.step.name == "evaluate":
